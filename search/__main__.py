@@ -1,0 +1,5 @@
+import sys
+
+from search.run import main
+
+sys.exit(main())

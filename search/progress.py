@@ -1,0 +1,105 @@
+"""Sweep progress on the terminal: one line per finished trial, a heartbeat while waiting."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+__all__ = ["ProgressPrinter", "format_metric"]
+
+
+def format_metric(value: Any) -> str:
+    if value is None:
+        return "-"
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+class ProgressPrinter(Callback):
+    """Print one line per finished trial and a status line every ``heartbeat_s`` seconds.
+
+    Args:
+        total: Number of trials the sweep will run.
+        metrics: Objective metrics shown per trial.
+        modes: Their directions (``max``/``min``), for the running best.
+        epochs: Full budget, to show how far an early-stopped trial got.
+        out: Stream to print to.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        metrics: Sequence[str],
+        modes: Sequence[str],
+        epochs: int,
+        out: TextIO | None = None,
+        heartbeat_s: float = 30.0,
+    ) -> None:
+        self.total = total
+        self.metrics = list(metrics)
+        self.modes = list(modes)
+        self.epochs = epochs
+        self.out = out or sys.stdout
+        self.heartbeat_s = heartbeat_s
+        self.done = 0
+        self.best: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._last_print = self._started
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+        self._last_print = time.monotonic()
+
+    def _elapsed(self) -> str:
+        s = int(time.monotonic() - self._started)
+        return f"{s // 60:d}:{s % 60:02d}"
+
+    def _finish(self, trial: Any, status: str) -> None:
+        self.done += 1
+        last = trial.last_result or {}
+        epoch = int(last.get("epoch", 0) or 0)
+        full = epoch >= self.epochs
+        values = "  ".join(f"{m}={format_metric(last.get(m))}" for m in self.metrics)
+        note = "" if full or status != "done" else f"  (stopped early at epoch {epoch}/{self.epochs})"
+        if status == "done" and full:
+            for metric, mode in zip(self.metrics, self.modes):
+                v = last.get(metric)
+                if v is None or not math.isfinite(float(v)):
+                    continue
+                cur = self.best.get(metric)
+                if cur is None or (v > cur if mode == "max" else v < cur):
+                    self.best[metric] = float(v)
+        width = len(str(self.total))
+        head = f"[{self._elapsed()}] [{self.done:>{width}}/{self.total}] {trial.trial_id} {status:<5}"
+        self._print(f"{head} {values if status == 'done' else ''}{note}".rstrip())
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, "done")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from search.recorder import one_line_error
+
+        self._finish(trial, "error")
+        self._print(f"    {trial.trial_id}: {one_line_error(trial)}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(f"[{self._elapsed()}] {trial.trial_id} failed; retrying from its last checkpoint")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._last_print < self.heartbeat_s:
+            return
+        running = sum(t.status == "RUNNING" for t in trials)
+        best = "  ".join(f"best {m}={format_metric(v)}" for m, v in self.best.items())
+        self._print(f"[{self._elapsed()}] {self.done}/{self.total} finished, {running} running  {best}".rstrip())

@@ -1,0 +1,192 @@
+"""Results on disk while a sweep runs: ``trials.parquet`` and ``epochs.parquet``.
+
+A Ray Tune callback in the driver collects every report and every trial's fate, and writes
+both tables atomically (temp file, then rename) every few seconds and at the end, so a
+running sweep can be analysed at any time and a killed driver loses at most a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from ray.tune import Callback
+
+from trainables.config import flatten, unflatten
+from trainables.report import BASE_KEYS
+
+__all__ = ["ResultsRecorder", "write_table_atomic", "TRIALS_FILE", "EPOCHS_FILE", "one_line_error"]
+
+TRIALS_FILE = "trials.parquet"
+EPOCHS_FILE = "epochs.parquet"
+
+
+def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:
+    """Write Parquet so readers never see a half-written file."""
+    parent = path.rsplit("/", 1)[0]
+    tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
+    fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(tmp) as out:
+        pq.write_table(table, out)
+    fs.move(tmp, path)  # rename on POSIX; a single PUT on object stores
+
+
+def one_line_error(trial: Any) -> str:
+    """The root cause of a failed Ray trial as one line (``Type: message``)."""
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # noqa: BLE001 - reading an error must never fail the sweep
+        exc = None
+    cause = getattr(exc, "cause", None) or exc
+    if cause is not None:
+        text = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {text[-1] if text else ''}".strip()
+    try:
+        text = trial.get_error() or ""
+    except Exception:  # noqa: BLE001
+        text = ""
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An Arrow column from Python values; mixed non-numeric types fall back to strings."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _table(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> pa.Table:
+    names: list[str] = list(first)
+    for row in rows:
+        names += [k for k in row if k not in names]
+    return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
+
+
+class ResultsRecorder(Callback):
+    """Collect trial reports and outcomes; write ``trials.parquet`` / ``epochs.parquet``.
+
+    Args:
+        run_dir: Run directory (local path or pyarrow-filesystem URI).
+        param_names: Dotted names of the searched and fixed parameters (one column each).
+        metric_keys: Report keys to keep (the contract plus the family's own).
+        searcher: Optional; used to record each trial's Optuna trial number.
+        flush_interval_s: Minimum seconds between periodic writes.
+    """
+
+    def __init__(
+        self,
+        run_dir: str,
+        param_names: Sequence[str],
+        metric_keys: Sequence[str] = BASE_KEYS,
+        searcher: Any = None,
+        flush_interval_s: float = 3.0,
+    ) -> None:
+        self.fs, self.root = pafs.FileSystem.from_uri(run_dir) if "://" in run_dir else (pafs.LocalFileSystem(), os.path.abspath(run_dir))
+        self.param_names = list(param_names)
+        self.metric_keys = list(dict.fromkeys(metric_keys))
+        self.searcher = searcher
+        self.flush_interval_s = flush_interval_s
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._dirty = False
+        self._last_flush = 0.0
+        self._load_existing()
+
+    # ---- state -----------------------------------------------------------------------------
+    def _load_existing(self) -> None:
+        """On resume, keep what an earlier driver already recorded."""
+        for name, store in ((TRIALS_FILE, "trials"), (EPOCHS_FILE, "epochs")):
+            path = f"{self.root}/{name}"
+            if self.fs.get_file_info(path).type != pafs.FileType.File:
+                continue
+            for row in pq.read_table(path, filesystem=self.fs).to_pylist():
+                if store == "trials":
+                    self.trials[row["trial_id"]] = row
+                else:
+                    self.epochs[(row["trial_id"], int(row["epoch"]))] = row
+
+    def _params(self, trial: Any) -> dict[str, Any]:
+        config = flatten(unflatten(trial.config))
+        return {name: config.get(name) for name in self.param_names}
+
+    def _optuna_number(self, trial_id: str) -> int | None:
+        ot_trials = getattr(getattr(self.searcher, "searcher", self.searcher), "_ot_trials", None)
+        if ot_trials and trial_id in ot_trials:
+            return ot_trials[trial_id].number
+        return None
+
+    def _update_trial(self, trial: Any, state: str, error: str | None = None) -> None:
+        row = self.trials.get(trial.trial_id, {})
+        last = trial.last_result or {}
+        row.update(
+            {
+                "trial_id": trial.trial_id,
+                "state": state,
+                "error": error,
+                "optuna_trial": self._optuna_number(trial.trial_id) if row.get("optuna_trial") is None else row["optuna_trial"],
+                **self._params(trial),
+            }
+        )
+        for key in self.metric_keys:
+            if key in last:
+                row[key] = last[key]
+            else:
+                row.setdefault(key, math.nan if key != "epoch" else 0)
+        row["retries"] = int(getattr(trial, "num_failures", 0) or 0)
+        checkpoint = getattr(trial, "checkpoint", None)
+        row["checkpoint"] = checkpoint.path if checkpoint is not None else row.get("checkpoint")
+        row["trial_dir"] = getattr(trial, "path", None)
+        self.trials[trial.trial_id] = row
+        self._dirty = True
+
+    # ---- Tune callback hooks ---------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "RUNNING")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        row = {"trial_id": trial.trial_id, **{k: result[k] for k in self.metric_keys if k in result}}
+        row["epoch"] = epoch
+        row["timestamp"] = float(result.get("timestamp", time.time()))
+        self.epochs[(trial.trial_id, epoch)] = row
+        self._update_trial(trial, "RUNNING")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "TERMINATED")
+        self.flush()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "ERROR", one_line_error(trial))
+        self.flush()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._dirty and time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:  # trials that never started still get a row
+            if trial.trial_id not in self.trials:
+                self._update_trial(trial, trial.status)
+        self.flush()
+
+    # ---- output ----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write both tables now (atomically)."""
+        trial_rows = sorted(self.trials.values(), key=lambda r: r["trial_id"])
+        epoch_rows = [self.epochs[k] for k in sorted(self.epochs)]
+        first = ["trial_id", "state", "optuna_trial", *self.param_names, *self.metric_keys]
+        if trial_rows:
+            write_table_atomic(_table(trial_rows, first), self.fs, f"{self.root}/{TRIALS_FILE}")
+        if epoch_rows:
+            write_table_atomic(_table(epoch_rows, ["trial_id", *self.metric_keys]), self.fs, f"{self.root}/{EPOCHS_FILE}")
+        self._dirty = False
+        self._last_flush = time.monotonic()

@@ -1,0 +1,185 @@
+"""Command line: ``python -m search.run SPEC [options]`` runs a sweep.
+
+User errors (a malformed spec, missing data, an unreachable cluster, an occupied run dir)
+print one line starting with ``error:`` and exit with status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m search.run",
+        description="Run a multi-objective Ray Tune + Optuna sweep described by a YAML spec.",
+    )
+    parser.add_argument("spec", help="path to the sweep spec (YAML), e.g. spaces/quickstart.yaml")
+    parser.add_argument("--storage", metavar="DIR", help="parent of the run dir (default: run.storage); the run dir is DIR/NAME")
+    parser.add_argument("--name", help="sweep name (default: the spec's name)")
+    parser.add_argument("--num-samples", type=int, metavar="N", help="number of trials (overrides run.num_samples)")
+    parser.add_argument("--address", metavar="ADDR", help="join a Ray cluster ('auto', 'HOST:PORT' or 'ray://HOST:PORT'); default: start Ray locally")
+    parser.add_argument("--num-cpus", type=int, metavar="N", help="CPUs for a local Ray (default: all)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value by dotted path (run.seed=3), or pin a searched parameter (model.width=128); repeatable",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate, print the resolved space and a few sampled configs; run nothing")
+    parser.add_argument("--resume", action="store_true", help="continue the sweep in the existing run dir")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imports after argument parsing keep --help fast.
+    from search.spec import SpecError, load_spec
+    from trainables.data import DataError, check_available
+
+    overrides = list(args.overrides)
+    if args.num_samples is not None:
+        if args.num_samples < 1:
+            return _fail("--num-samples must be >= 1")
+        overrides.append(f"run.num_samples={args.num_samples}")
+    try:
+        spec = load_spec(args.spec, overrides)
+    except SpecError as exc:
+        return _fail(str(exc))
+    if args.name:
+        spec = spec.model_copy(update={"name": args.name})
+
+    if args.dry_run:
+        _dry_run(spec)
+        return 0
+    try:
+        info = check_available(spec.data.model_dump())
+    except DataError as exc:
+        return _fail(f"data: {exc}")
+
+    from search.tuner import RunDirError, prepare_sweep
+
+    try:
+        sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
+    except RunDirError as exc:
+        return _fail(str(exc))
+
+    import ray
+
+    try:
+        _init_ray(args.address, args.num_cpus)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        return _fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).splitlines()[0]}")
+    try:
+        return _run(sweep, info, args)
+    finally:
+        ray.shutdown()
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # parquet is our results store
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our ProgressPrinter replaces Tune's tables
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True, "include_dashboard": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+
+
+def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
+    from search.tuner import build_tuner
+
+    spec = sweep.spec
+    tuner = build_tuner(sweep, progress=not args.quiet)
+    print(
+        f"sweep {sweep.name}: {spec.num_samples} trials of {spec.trainable} on {spec.data.name} "
+        f"({info.n_train} train / {info.n_val} val), sampler {spec.sampler.name}, scheduler {spec.scheduler.name}\n"
+        f"run dir: {sweep.run_dir}   (watch the study: optuna-dashboard {sweep.study_url})",
+        flush=True,
+    )
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished trials are saved in {sweep.run_dir}. "
+            f"Resume with: python -m search.run {args.spec} --storage {sweep.storage} --name {sweep.name} --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    _summary(sweep)
+    return 0
+
+
+def _summary(sweep: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from search.progress import format_metric
+    from search.recorder import TRIALS_FILE
+
+    spec = sweep.spec
+    path = sweep.run_dir / TRIALS_FILE
+    if not path.exists():
+        print(f"no trial finished; run dir: {sweep.run_dir}")
+        return
+    rows = pq.read_table(path).to_pylist()
+    full = [r for r in rows if r["state"] == "TERMINATED" and (r.get("budget_fraction") or 0) >= 1 - 1e-9]
+    states: dict[str, int] = {}
+    for r in rows:
+        key = "STOPPED EARLY" if r["state"] == "TERMINATED" and r not in full else r["state"]
+        states[key] = states.get(key, 0) + 1
+    print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+    if full:
+        print("best full-budget trials per objective:")
+        cols = [*spec.metrics, "test_accuracy"]
+        print(f"  {'objective':<16} {'trial':<14} " + " ".join(f"{c:>14}" for c in cols))
+        for metric, mode in zip(spec.metrics, spec.modes):
+            finite = [r for r in full if r.get(metric) is not None and math.isfinite(r[metric])]
+            if not finite:
+                continue
+            best = (max if mode == "max" else min)(finite, key=lambda r: r[metric])
+            print(f"  {metric + ' ' + mode:<16} {best['trial_id']:<14} " + " ".join(f"{format_metric(best.get(c)):>14}" for c in cols))
+    print(f"run dir: {sweep.run_dir}")
+
+
+def _dry_run(spec: Any) -> None:
+    import yaml
+
+    from search.space import describe_space, sample_configs
+
+    print(f"spec {spec.name}: trainable {spec.trainable}, data {spec.data.name}, {spec.budget.epochs} epochs, {spec.num_samples} trials")
+    print("objectives: " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
+    if spec.constraints:
+        print("constraints: " + ", ".join(c.text for c in spec.constraints))
+    print(f"sampler: {spec.sampler.name} (seed {spec.run.seed}); scheduler: {spec.scheduler.name}")
+    print("space:")
+    print("\n".join(describe_space(spec)))
+    if spec.fixed:
+        print("fixed:")
+        for key, value in spec.fixed.items():
+            print(f"  {key:<22} {value}")
+    n = min(5, spec.num_samples)
+    print(f"first {n} sampled configs:")
+    for i, params in enumerate(sample_configs(spec, n)):
+        print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

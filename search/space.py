@@ -1,0 +1,110 @@
+"""A spec's ``space`` as an Optuna define-by-run function (conditionals and dependent ranges)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from search.spec import Param, Spec
+from trainables.config import get_path, resolve_config, unflatten
+from trainables.registry import get_trainable
+
+__all__ = ["DefineByRun", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
+
+
+def is_active(param: Param, values: Mapping[str, Any]) -> bool:
+    """Whether a conditional parameter applies, given the values known so far."""
+    for ref, wanted in (param.when or {}).items():
+        if ref not in values:
+            return False  # the parameter it depends on is itself inactive
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if values[ref] not in allowed:
+            return False
+    return True
+
+
+def _suggest(trial: optuna.Trial, name: str, param: Param, values: Mapping[str, Any]) -> Any:
+    if param.kind == "choice":
+        return trial.suggest_categorical(name, param.choice)
+    low, high = (values[b[1:]] if isinstance(b, str) else b for b in param.bounds)
+    if param.kind == "int":
+        step = int(param.step or 1)
+        return trial.suggest_int(name, int(low), int(high), step=step, log=param.is_log)
+    if param.kind == "float":
+        return trial.suggest_float(name, float(low), float(high), step=param.step)
+    return trial.suggest_float(name, float(low), float(high), log=True)
+
+
+class DefineByRun:
+    """The define-by-run function of a spec: suggests every active parameter, in spec order.
+
+    A conditional parameter is suggested only when its ``when`` holds, so inactive parameters
+    never appear in an Optuna trial; they keep the family default in the trial config.
+    ``when`` may refer to fixed parameters and defaults as well as earlier searched ones.
+    A class, not a closure, so Ray can pickle the searcher's state for ``--resume``.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        defaults = get_trainable(spec.trainable).defaults
+        self.params = dict(spec.space)
+        self.known: dict[str, Any] = {}
+        for param in spec.space.values():
+            for ref in param.when or {}:
+                if ref not in spec.space:
+                    self.known[ref] = spec.fixed[ref] if ref in spec.fixed else get_path(defaults, ref)
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        values = dict(self.known)
+        for name, param in self.params.items():
+            if is_active(param, values):
+                values[name] = _suggest(trial, name, param, values)
+
+
+def define_by_run(spec: Spec) -> DefineByRun:
+    """The spec's space as an Optuna define-by-run callable (see :class:`DefineByRun`)."""
+    return DefineByRun(spec)
+
+
+def trial_config(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The full resolved config of a trial: family defaults ← spec base config ← params."""
+    entry = get_trainable(spec.trainable)
+    return resolve_config(entry.defaults, {**spec.base_config(), **unflatten(dict(params))})
+
+
+def sample_configs(spec: Spec, n: int) -> list[dict[str, Any]]:
+    """Sample ``n`` parameter sets with the spec's seeded sampler, without running anything.
+
+    Used by ``--dry-run``. No trial is evaluated, so model-based samplers draw from their
+    start-up (independent) phase; the same spec and seed always give the same list.
+    """
+    from search.samplers import make_sampler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in spec.modes], sampler=make_sampler(spec))
+        fn = define_by_run(spec)
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            fn(trial)
+            out.append(dict(trial.params))
+    return out
+
+
+def describe_space(spec: Spec) -> list[str]:
+    """Human-readable lines, one per searched parameter."""
+    lines = []
+    for name, p in spec.space.items():
+        if p.kind == "choice":
+            desc = f"choice {p.choice}"
+        else:
+            low, high = p.bounds
+            desc = f"{p.kind} [{low}, {high}]" + (f" step {p.step:g}" if p.step else "") + (" (log)" if p.is_log and p.kind == "int" else "")
+        if p.when:
+            desc += "  when " + ", ".join(f"{k} = {v}" for k, v in p.when.items())
+        lines.append(f"  {name:<22} {desc}")
+    return lines

@@ -1,0 +1,160 @@
+"""From a validated spec to a running Ray Tune sweep: run dir, study, searcher, scheduler.
+
+Layout of a run dir (``STORAGE/NAME``)::
+
+    spec.yaml        the resolved spec (what actually ran)
+    sweep.json       study name and storage, created time, trainable
+    study.db         the persisted Optuna study (open it with optuna-dashboard)
+    trials.parquet   one row per trial, refreshed while the sweep runs
+    epochs.parquet   one row per report
+    <trial dirs>     Ray Tune's experiment state and trial checkpoints
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+
+from search.progress import ProgressPrinter
+from search.recorder import ResultsRecorder
+from search.searcher import ParetoOptunaSearch
+from search.spec import Spec, spec_to_yaml
+from trainables.registry import get_trainable
+from trainables.report import BASE_KEYS
+
+__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "default_concurrency"]
+
+SWEEP_FILE = "sweep.json"
+SPEC_FILE = "spec.yaml"
+STUDY_FILE = "study.db"
+
+
+class RunDirError(RuntimeError):
+    """A user-facing problem with the run directory (exists, missing for --resume, ...)."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Where a sweep lives and what identifies its study."""
+
+    spec: Spec
+    storage: str  # absolute storage path (parent of the run dir)
+    name: str
+    study_name: str
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.storage) / self.name
+
+    @property
+    def study_url(self) -> str:
+        return f"sqlite:///{self.run_dir / STUDY_FILE}"
+
+
+def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = None, resume: bool = False) -> Sweep:
+    """Create (or, with ``resume``, reopen) a run dir and record the spec and study name.
+
+    Raises:
+        RunDirError: the run dir already holds a sweep (without ``resume``), or holds none
+            (with ``resume``).
+    """
+    storage = os.path.abspath(os.path.expanduser(storage or spec.run.storage))
+    name = name or spec.name
+    run_dir = Path(storage) / name
+    meta_path = run_dir / SWEEP_FILE
+    if resume:
+        if not meta_path.exists():
+            raise RunDirError(f"{run_dir} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
+        meta = json.loads(meta_path.read_text())
+        return Sweep(spec=spec, storage=storage, name=name, study_name=meta["study_name"])
+    if meta_path.exists():
+        raise RunDirError(
+            f"{run_dir} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    study_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    (run_dir / SPEC_FILE).write_text(spec_to_yaml(spec))
+    meta = {"study_name": study_name, "trainable": spec.trainable, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "study_storage": STUDY_FILE}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return Sweep(spec=spec, storage=storage, name=name, study_name=study_name)
+
+
+def default_concurrency(spec: Spec) -> int:
+    """``run.max_concurrent``, or as many trials as the cluster's CPUs (and GPUs) can hold."""
+    if spec.run.max_concurrent is not None:
+        return spec.run.max_concurrent
+    resources = ray.cluster_resources()
+    slots = math.floor(resources.get("CPU", 1) / spec.run.resources.cpu)
+    if spec.run.resources.gpu > 0:
+        slots = min(slots, math.floor(resources.get("GPU", 0) / spec.run.resources.gpu))
+    return max(1, slots)
+
+
+def _scheduler(spec: Spec):
+    if spec.scheduler.name == "asha":
+        metric, mode = spec.scheduler_metric
+        return ASHAScheduler(
+            time_attr="epoch",
+            metric=metric,
+            mode=mode,
+            max_t=spec.budget.epochs,
+            grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
+            reduction_factor=spec.scheduler.reduction_factor,
+        )
+    return FIFOScheduler()
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None = None) -> tune.Tuner:
+    """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised)."""
+    spec = sweep.spec
+    entry = get_trainable(spec.trainable)
+    concurrency = max_concurrent or default_concurrency(spec)
+    searcher = ParetoOptunaSearch(spec, study_name=sweep.study_name, storage=sweep.study_url)
+    search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
+    callbacks: list[tune.Callback] = [
+        ResultsRecorder(
+            str(sweep.run_dir),
+            param_names=[*spec.space, *spec.fixed],
+            metric_keys=[*BASE_KEYS, *entry.extra_report_keys],
+            searcher=searcher,
+        )
+    ]
+    if progress:
+        callbacks.append(ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs))
+    resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
+    trainable = tune.with_resources(entry.trainable, resources)
+    return tune.Tuner(
+        trainable,
+        param_space=spec.base_config(),
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            scheduler=_scheduler(spec),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=concurrency,
+            reuse_actors=spec.run.reuse_actors,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=sweep.name,
+            storage_path=sweep.storage,
+            failure_config=tune.FailureConfig(max_failures=spec.run.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )

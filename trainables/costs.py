@@ -1,0 +1,208 @@
+"""The one place that counts compute and energy.
+
+MACs come from active (non-zero) connections, never from dense shapes. Energy follows the
+model in METHODS.md: ANN energy = MACs x E_MAC; SNN energy = (MACs of layers that see
+real-valued input) x E_MAC + synaptic operations x E_AC, with synaptic operations = measured
+input spike rate x timesteps x layer MACs. Memory traffic is not modelled: these figures are a
+relative comparison between networks, not a power meter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "EnergyModel",
+    "ENERGY_MODELS",
+    "energy_model",
+    "LayerCost",
+    "CostReport",
+    "active_weight",
+    "layer_costs",
+    "model_costs",
+    "ann_energy_uj",
+    "snn_energy_uj",
+    "synaptic_ops",
+]
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """Energy per operation, in picojoules."""
+
+    name: str
+    e_mac_pj: float
+    e_ac_pj: float
+
+
+#: Horowitz, ISSCC 2014, 45 nm. fp32 is the default.
+ENERGY_MODELS: dict[str, EnergyModel] = {
+    "fp32_45nm": EnergyModel("fp32_45nm", 4.6, 0.9),
+    "fp16_45nm": EnergyModel("fp16_45nm", 1.5, 0.4),
+    "int8_45nm": EnergyModel("int8_45nm", 0.23, 0.03),
+}
+
+
+def energy_model(name: str) -> EnergyModel:
+    """Look up an energy preset by name (``fp32_45nm``, ``fp16_45nm``, ``int8_45nm``)."""
+    try:
+        return ENERGY_MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown energy model {name!r} (choose from {', '.join(ENERGY_MODELS)})"
+        ) from None
+
+
+def ann_energy_uj(macs: float, model: EnergyModel) -> float:
+    """Energy of ``macs`` multiply-accumulates, in microjoules."""
+    return float(macs) * model.e_mac_pj * 1e-6
+
+
+def synaptic_ops(input_spike_rate: float, timesteps: int, layer_macs: float) -> float:
+    """Synaptic (accumulate) operations of a layer fed by spikes.
+
+    ``input_spike_rate`` is the measured fraction of input neurons spiking per timestep.
+    """
+    return float(input_spike_rate) * int(timesteps) * float(layer_macs)
+
+
+def snn_energy_uj(real_input_macs: float, synops: float, model: EnergyModel) -> float:
+    """Energy of a spiking network: real-valued-input MACs at E_MAC plus synops at E_AC (uJ)."""
+    return (float(real_input_macs) * model.e_mac_pj + float(synops) * model.e_ac_pj) * 1e-6
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Per-sample cost of one weight layer."""
+
+    name: str
+    kind: str  # "linear" | "conv"
+    macs: int  # active weights x output positions
+    params: int  # active weights + biases
+    active_weights: int
+    dense_weights: int
+    maskable: bool  # True for layers whose connectivity is sparse/searchable
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Costs of a whole network for one inference sample."""
+
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def density(self) -> float:
+        """Active / dense weights over the maskable layers (1.0 when there are none)."""
+        sparse = [layer for layer in self.layers if layer.maskable]
+        dense = sum(layer.dense_weights for layer in sparse)
+        if dense == 0:
+            return 1.0
+        return sum(layer.active_weights for layer in sparse) / dense
+
+    def energy_uj(self, model: EnergyModel) -> float:
+        """ANN energy of the whole network."""
+        return ann_energy_uj(self.macs, model)
+
+
+def active_weight(module: nn.Module) -> torch.Tensor:
+    """The weight a layer actually multiplies with (masked layers expose ``effective_weight``)."""
+    effective = getattr(module, "effective_weight", None)
+    if callable(effective):
+        return effective()
+    return module.weight
+
+
+@torch.no_grad()
+def layer_costs(
+    model: nn.Module, example_input: torch.Tensor, modules: Iterable[tuple[str, nn.Module]] | None = None
+) -> CostReport:
+    """Count per-sample MACs and active parameters of every weight layer of ``model``.
+
+    Runs one forward pass on ``example_input`` (batch of one or more) with hooks to learn each
+    layer's output positions (conv feature-map size). A layer's MACs are its non-zero weights
+    times its output positions, so masked-out connections cost nothing.
+
+    Args:
+        model: Any network built from ``nn.Linear``/``nn.Conv*`` or modules exposing
+            ``weight`` (and optionally ``effective_weight()`` and ``maskable = True``).
+        example_input: An input batch of the shape the model expects.
+        modules: Restrict counting to these (name, module) pairs; default all weight layers.
+    """
+    if modules is None:
+        modules = [
+            (name, m)
+            for name, m in model.named_modules()
+            if isinstance(getattr(m, "weight", None), torch.Tensor) and _is_weight_layer(m)
+        ]
+    modules = list(modules)
+    positions: dict[str, int] = {}
+    handles = []
+    for name, module in modules:
+        handles.append(module.register_forward_hook(_positions_hook(name, positions)))
+    was_training = model.training
+    model.eval()
+    try:
+        model(example_input)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    costs = []
+    for name, module in modules:
+        weight = active_weight(module)
+        active = int(torch.count_nonzero(weight))
+        bias = getattr(module, "bias", None)
+        n_bias = int(bias.numel()) if isinstance(bias, torch.Tensor) else 0
+        pos = positions.get(name, 0)  # a layer the forward pass never reached costs nothing
+        kind = "conv" if isinstance(module, nn.modules.conv._ConvNd) else "linear"
+        costs.append(
+            LayerCost(
+                name=name,
+                kind=kind,
+                macs=active * pos,
+                params=active + n_bias,
+                active_weights=active,
+                dense_weights=int(weight.numel()),
+                maskable=bool(getattr(module, "maskable", False)),
+            )
+        )
+    return CostReport(tuple(costs))
+
+
+def model_costs(model: nn.Module, input_shape: Sequence[int]) -> CostReport:
+    """:func:`layer_costs` for a single sample of ``input_shape`` (without the batch dim)."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return layer_costs(model, torch.zeros((1, *input_shape), device=device))
+
+
+def _is_weight_layer(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) or bool(
+        getattr(module, "maskable", False) or getattr(module, "is_weight_layer", False)
+    )
+
+
+def _positions_hook(name: str, positions: dict[str, int]):
+    def hook(module: nn.Module, inputs, output) -> None:
+        out = output[0] if isinstance(output, tuple) else output
+        batch = out.shape[0]
+        if isinstance(module, nn.modules.conv._ConvNd):
+            per_sample = out[0].numel() // out.shape[1]  # spatial positions
+        else:
+            # Linear-like: one position per sample (extra leading dims, e.g. time, multiply).
+            per_sample = out.numel() // (batch * out.shape[-1])
+        # A layer called several times per forward (recurrence, timesteps) accumulates.
+        positions[name] = positions.get(name, 0) + per_sample
+
+    return hook

@@ -1,0 +1,167 @@
+"""G2G (group-to-group) sparse linear layers: dense inside an ensemble, sparse between ensembles.
+
+A layer's inputs and outputs are split into ``G`` groups. Each weight gets a fixed mask entry,
+drawn once: kept with probability ``p_intra`` when input and output share a group, ``p_inter``
+otherwise, so the expected density is ``p_intra / G + (1 - 1/G) * p_inter`` (METHODS.md §1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "GROUPINGS",
+    "group_labels",
+    "layer_groupings",
+    "g2g_mask",
+    "er_mask",
+    "expected_density",
+    "MaskedLinear",
+]
+
+#: How neurons are assigned to groups, layer by layer.
+GROUPINGS: tuple[str, ...] = ("index", "random", "mixer")
+
+
+def group_labels(n: int, groups: int, layout: str = "contiguous") -> torch.Tensor:
+    """Group label of each of ``n`` units.
+
+    ``contiguous``: blocks ``[0..n/G)``, ``[n/G..2n/G)``, ...; ``interleaved``: ``i mod G``.
+    Sizes that ``groups`` does not divide get blocks differing in size by at most one.
+    """
+    if groups < 1 or groups > n:
+        raise ValueError(f"groups must be in [1, {n}] for a layer of {n} units, got {groups}")
+    idx = torch.arange(n)
+    if layout == "contiguous":
+        return idx * groups // n
+    if layout == "interleaved":
+        return idx % groups
+    raise ValueError(f"unknown group layout {layout!r}")
+
+
+def layer_groupings(
+    grouping: str, sizes: Sequence[int], groups: int, generator: torch.Generator | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(input labels, output labels) for each layer of a stack with feature sizes ``sizes``.
+
+    Layer ``l`` maps feature space ``l`` (``sizes[l]`` units) to space ``l + 1``.
+
+    - ``index``: every space contiguous; a layer's output groups are the next layer's input
+      groups, so the network is ``G`` parallel chains with sparse cross-talk.
+    - ``mixer``: space ``k`` is contiguous for even ``k`` and interleaved for odd ``k``, so
+      consecutive layers shuffle channels between ensembles (like a channel shuffle).
+    - ``random``: each layer's input and output labels are independent random permutations
+      of a balanced labelling.
+    """
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r} (choose from {', '.join(GROUPINGS)})")
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for layer in range(len(sizes) - 1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        if grouping == "index":
+            labels = (group_labels(n_in, groups), group_labels(n_out, groups))
+        elif grouping == "mixer":
+            layout = ("contiguous", "interleaved")
+            labels = (
+                group_labels(n_in, groups, layout[layer % 2]),
+                group_labels(n_out, groups, layout[(layer + 1) % 2]),
+            )
+        else:
+            in_labels = group_labels(n_in, groups)[torch.randperm(n_in, generator=generator)]
+            out_labels = group_labels(n_out, groups)[torch.randperm(n_out, generator=generator)]
+            labels = (in_labels, out_labels)
+        out.append(labels)
+    return out
+
+
+def expected_density(groups: int, p_intra: float, p_inter: float) -> float:
+    """Expected fraction of kept weights of a G2G mask with equal-sized groups."""
+    return p_intra / groups + (1.0 - 1.0 / groups) * p_inter
+
+
+def g2g_mask(
+    in_labels: torch.Tensor,
+    out_labels: torch.Tensor,
+    p_intra: float,
+    p_inter: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Boolean mask of shape (n_out, n_in): per-weight Bernoulli draws by group relation."""
+    same = out_labels[:, None] == in_labels[None, :]
+    prob = torch.where(same, torch.tensor(float(p_intra)), torch.tensor(float(p_inter)))
+    return torch.rand(prob.shape, generator=generator) < prob
+
+
+def er_mask(
+    n_out: int, n_in: int, density: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Erdős–Rényi mask with exactly ``round(density * n_out * n_in)`` kept weights."""
+    total = n_out * n_in
+    k = min(total, max(1, round(density * total)))
+    mask = torch.zeros(total, dtype=torch.bool)
+    mask[torch.randperm(total, generator=generator)[:k]] = True
+    return mask.view(n_out, n_in)
+
+
+class MaskedLinear(nn.Module):
+    """``y = x @ (W ⊙ M)ᵀ + b`` with a fixed (or rewired) boolean connectivity mask.
+
+    Masked-out weights are kept at exactly zero, so the stored weight is also the effective
+    one and optimisers never move a pruned connection (its gradient is zero). With
+    ``mask=None`` the layer is dense.
+
+    Initialised like ``nn.Linear`` (Kaiming uniform), then each output row is scaled by
+    ``sqrt(fan_in / active_fan_in)`` so sparse rows start with the variance of dense ones.
+    """
+
+    maskable = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        mask: torch.Tensor | None = None,
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        if mask is not None:
+            if mask.shape != (out_features, in_features):
+                raise ValueError(f"mask shape {tuple(mask.shape)} != {(out_features, in_features)}")
+            self.register_buffer("mask", mask.to(torch.bool).clone())
+        else:
+            self.mask = None
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)  # = nn.Linear's kaiming_uniform_(a=sqrt(5))
+        self.weight.copy_(torch.rand(self.weight.shape, generator=generator) * 2 * bound - bound)
+        if self.bias is not None:
+            self.bias.copy_(torch.rand(self.bias.shape, generator=generator) * 2 * bound - bound)
+        if self.mask is not None:
+            active = self.mask.sum(dim=1).clamp(min=1).to(self.weight.dtype)
+            self.weight.mul_(torch.sqrt(self.in_features / active)[:, None])
+            self.weight.mul_(self.mask)
+
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight if self.mask is None else self.weight * self.mask
+
+    @property
+    def density(self) -> float:
+        return 1.0 if self.mask is None else float(self.mask.float().mean())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, density={self.density:.3f}"
