@@ -119,6 +119,13 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def _param_space(sweep: Sweep) -> dict[str, Any]:
+    config = sweep.spec.base_config()
+    # Artefacts shared by the trials of one sweep (e.g. a trained SNE teacher) live here.
+    config["runtime"]["cache_dir"] = str(sweep.run_dir / "cache")
+    return config
+
+
 def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None = None) -> tune.Tuner:
     """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised)."""
     spec = sweep.spec
@@ -140,7 +147,7 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
     trainable = tune.with_resources(entry.trainable, resources)
     return tune.Tuner(
         trainable,
-        param_space=spec.base_config(),
+        param_space=_param_space(sweep),
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
             scheduler=_scheduler(spec),

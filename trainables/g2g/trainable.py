@@ -42,7 +42,7 @@ G2G_DEFAULTS: dict[str, Any] = {
     "data": dict(DATA_DEFAULTS),
     "budget": {"epochs": 10, "checkpoint_every": 1, "eval_test": True},
     "cost": {"energy_model": "fp32_45nm"},
-    "runtime": {"device": "auto", "threads": 1},
+    "runtime": {"device": "auto", "threads": 1, "cache_dir": None},
     "seed": 0,
 }
 
