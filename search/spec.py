@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainables.config import flatten, get_path, has_path, set_path
+from trainables.data import resolve_data_config
 from trainables.registry import get_trainable, trainable_names
 from trainables.report import BASE_KEYS
 
@@ -316,6 +317,8 @@ class Spec(_Model):
         }
         for key, value in self.fixed.items():
             set_path(config, key, copy.deepcopy(value))
+        # Resolve data paths on the driver: trials run in other working dirs (and machines).
+        config["data"] = resolve_data_config(config["data"])
         return config
 
 

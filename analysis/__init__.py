@@ -1,0 +1,1 @@
+"""Analysis of finished or running sweeps: results tables, Pareto fronts, plots, selection."""

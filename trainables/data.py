@@ -1,0 +1,686 @@
+"""Datasets for trainables: embedded digits, torchvision image sets and bring-your-own ``.npz``.
+
+Every dataset is small enough to live in memory, so a trial loads it once into tensors
+(:func:`load_splits`) and iterates over index batches (:func:`iterate_batches`) instead of
+going through a ``DataLoader`` and PIL images, which would dominate the cost of small models.
+
+The validation split is carved from the training set with a fixed seed; the test set is only
+the official one and is meant for the end of a run (DESIGN.md, "Data"). Problems a user can
+cause (missing files, no network, a malformed ``.npz``) raise :class:`DataError` with one line
+that says where the data was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import urllib.error
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DataError",
+    "DATASETS",
+    "DATA_ENV_VAR",
+    "DATA_DEFAULTS",
+    "DataInfo",
+    "Splits",
+    "resolve_data_config",
+    "check_available",
+    "load_splits",
+    "iterate_batches",
+    "augment_batch",
+]
+
+
+class DataError(Exception):
+    """A user-facing data problem.
+
+    ``str(exc)`` is one clear line (the path, what is missing, how to fix it); the CLI prints it
+    without a traceback and exits non-zero.
+    """
+
+    def __init__(self, message: str) -> None:
+        # One line, always: the message may embed the text of a lower-level error.
+        super().__init__(" ".join(str(message).split("\n")))
+
+
+#: Dataset names a spec may use as ``data.name``.
+DATASETS: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "npz")
+
+#: Environment variable giving the default data root when ``data.root`` is not set.
+DATA_ENV_VAR = "BRAINSWEEP_DATA"
+
+_FALLBACK_ROOT = Path("~/.cache/brainsweep/data")
+
+#: The ``data`` section of a trial config. Missing keys fall back to these values.
+DATA_DEFAULTS: dict[str, Any] = {
+    # One of DATASETS.
+    "name": "digits",
+    # Folder holding the torchvision datasets; None -> $BRAINSWEEP_DATA, else ~/.cache/brainsweep/data.
+    "root": None,
+    # The .npz file for name "npz" (arrays x_train, y_train, x_test, y_test); unused otherwise.
+    "path": None,
+    # Try torchvision's download when a dataset is missing (bounded by a socket timeout).
+    "download": True,
+    # Fraction of the training set held out as the validation split.
+    "val_fraction": 0.1,
+    # Seed of the permutation that carves the validation split (and orders train_subset).
+    "split_seed": 0,
+    # Random crop + horizontal flip while training; applied to cifar10/cifar100 only.
+    "augment": True,
+    # Per-channel standardisation with statistics of the training split.
+    "normalize": True,
+    # Optional int: use only the first N training samples (after the fixed shuffle), for quick runs.
+    # The validation split does not depend on it, so quick and full runs are scored alike.
+    "train_subset": None,
+}
+
+# The digits set has no official test split; this seed fixes ours for every run and every
+# split_seed, so test accuracies of different sweeps are comparable.
+_DIGITS_TEST_SEED = 0
+_DIGITS_TEST_FRACTION = 0.2
+
+# Per-socket-operation timeout while downloading. Offline machines fail fast on DNS; this bounds
+# the case of a network that silently drops packets.
+_DOWNLOAD_SOCKET_TIMEOUT_S = 10.0
+
+# Datasets whose images are natural photos, where a shifted or mirrored image is still the
+# same class. Digits and clothing items are centred and orientation matters (or is fixed).
+_AUGMENTABLE = frozenset({"cifar10", "cifar100"})
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about a dataset to be built.
+
+    Attributes:
+        name: The dataset name (one of :data:`DATASETS`).
+        input_shape: ``(C, H, W)`` of one sample; vectors are ``(1, 1, D)``.
+        num_classes: Number of classes (labels are ``0 .. num_classes - 1``).
+        n_train: Samples in the training split (after the validation carve-out and
+            ``train_subset``).
+        n_val: Samples in the validation split.
+        n_test: Samples in the official test split.
+    """
+
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+@dataclass
+class Splits:
+    """The three splits of a dataset as in-memory tensors.
+
+    Attributes:
+        info: Shapes and sizes.
+        x_train: ``float32`` ``N x C x H x W``, normalised when the config asks for it.
+        y_train: ``int64`` labels.
+        x_val: Validation inputs, same layout and normalisation as ``x_train``.
+        y_val: Validation labels.
+        x_test: Official test inputs, same layout and normalisation as ``x_train``.
+        y_test: Official test labels.
+        augment: True only when the config asks for augmentation and the dataset is a set of
+            natural images where crop and flip make sense (cifar10, cifar100).
+        mean: Per-channel mean subtracted from every split (zeros when not normalising).
+        std: Per-channel standard deviation divided out (ones when not normalising).
+            ``x * std[:, None, None] + mean[:, None, None]`` recovers pixels in ``[0, 1]``
+            (uint8 sources) or the raw values (float sources).
+    """
+
+    info: DataInfo
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    augment: bool
+    mean: Tensor | None = None
+    std: Tensor | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+
+
+def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults, validate the values and turn ``root`` and ``path`` into absolute paths.
+
+    Run this on the driver before trials start: Ray workers change their working directory
+    and may not share the driver's environment, so a relative path or ``$BRAINSWEEP_DATA``
+    resolved inside a trial could point somewhere else.
+
+    Args:
+        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
+
+    Returns:
+        A new dict with every key of :data:`DATA_DEFAULTS`; ``root`` is an absolute path string
+        (from the config, the environment variable or the fallback), ``path`` is absolute
+        or None.
+
+    Raises:
+        ValueError: for unknown keys or values of the wrong kind (a spec error).
+    """
+    unknown = sorted(set(cfg) - set(DATA_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown data config key(s) {unknown}; allowed keys: {sorted(DATA_DEFAULTS)}")
+    resolved = {**DATA_DEFAULTS, **cfg}
+
+    if resolved["name"] not in DATASETS:
+        raise ValueError(f"data.name must be one of {list(DATASETS)}, got {resolved['name']!r}")
+    fraction = resolved["val_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0.0 < fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be a number in (0, 1), got {fraction!r}")
+    seed = resolved["split_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"data.split_seed must be a non-negative int, got {seed!r}")
+    subset = resolved["train_subset"]
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1):
+        raise ValueError(f"data.train_subset must be None or a positive int, got {subset!r}")
+    for key in ("download", "augment", "normalize"):
+        if not isinstance(resolved[key], bool):
+            raise ValueError(f"data.{key} must be true or false, got {resolved[key]!r}")
+
+    resolved["root"] = str(_data_root(resolved["root"]))
+    if resolved["path"] is not None:
+        resolved["path"] = str(Path(os.fspath(resolved["path"])).expanduser().absolute())
+    return resolved
+
+
+def _data_root(root: str | os.PathLike[str] | None) -> Path:
+    if root is None:
+        root = os.environ.get(DATA_ENV_VAR) or _FALLBACK_ROOT
+    return Path(os.fspath(root)).expanduser().absolute()
+
+
+# --------------------------------------------------------------------------------------------
+# Raw data: each source returns its arrays in N x C x H x W layout, before splitting and scaling
+
+
+@dataclass
+class _RawData:
+    x_train: Tensor  # N x C x H x W; uint8 (scaled by 1/255 later) or float32
+    y_train: Tensor  # int64
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+
+
+def _load_raw(cfg: Mapping[str, Any]) -> _RawData:
+    name = cfg["name"]
+    if name == "digits":
+        return _load_digits()
+    if name == "npz":
+        return _load_npz(cfg["path"])
+    return _load_torchvision(name, Path(cfg["root"]), cfg["download"])
+
+
+def _load_digits() -> _RawData:
+    # Imported here: scikit-learn costs about a second to import and only this set needs it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # counts 0..16 -> [0, 1]
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)),
+        test_size=_DIGITS_TEST_FRACTION,
+        stratify=bunch.target,
+        random_state=_DIGITS_TEST_SEED,
+    )
+    # Sorted so the split_seed permutation acts on a canonical order of the training pool.
+    train_t = torch.from_numpy(np.sort(train_idx))
+    test_t = torch.from_numpy(np.sort(test_idx))
+    return _RawData(images[train_t], labels[train_t], images[test_t], labels[test_t], num_classes=10)
+
+
+@dataclass(frozen=True)
+class _TorchvisionSet:
+    title: str  # how users know the dataset, for messages
+    class_name: str  # the torchvision.datasets class
+    layout: str  # "cifar" (pickled batches) or "mnist" (raw idx files)
+
+
+_TORCHVISION_SETS: dict[str, _TorchvisionSet] = {
+    "fashion_mnist": _TorchvisionSet("Fashion-MNIST", "FashionMNIST", "mnist"),
+    "cifar10": _TorchvisionSet("CIFAR-10", "CIFAR10", "cifar"),
+    "cifar100": _TorchvisionSet("CIFAR-100", "CIFAR100", "cifar"),
+}
+
+
+def _torchvision_class(spec: _TorchvisionSet) -> Any:
+    # Imported here: torchvision.datasets adds over a second to start-up and most trials that
+    # use digits or an npz file never need it.
+    from torchvision import datasets
+
+    return getattr(datasets, spec.class_name)
+
+
+def _expected_folder(spec: _TorchvisionSet, root: Path) -> Path:
+    cls = _torchvision_class(spec)
+    if spec.layout == "cifar":
+        return root / cls.base_folder
+    return root / cls.__name__ / "raw"  # torchvision's MNIST.raw_folder
+
+
+def _expected_files(spec: _TorchvisionSet) -> list[str]:
+    # The same file lists torchvision's own _check_integrity / _check_exists walk through.
+    cls = _torchvision_class(spec)
+    if spec.layout == "cifar":
+        return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return [os.path.splitext(os.path.basename(url))[0] for url, _ in cls.resources]
+
+
+def _folder_hint(spec: _TorchvisionSet) -> str:
+    cls = _torchvision_class(spec)
+    if spec.layout == "cifar":
+        return f"copy the extracted '{cls.base_folder}/' folder into"
+    return f"copy the '{cls.__name__}/raw/' folder with the four unzipped idx files into"
+
+
+def _read_torchvision(spec: _TorchvisionSet, root: Path) -> tuple[Any, Any]:
+    # torchvision's constructors run its own checks (md5 for CIFAR, presence for MNIST) and
+    # raise RuntimeError when they fail; download stays off here, it is attempted separately.
+    cls = _torchvision_class(spec)
+    return cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+
+
+def _short_reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        text = str(exc.reason)
+    else:
+        text = str(exc)
+    text = " ".join(text.split()) or "no details"
+    if len(text) > 240:  # long enough for torchvision's mirror-by-mirror download errors
+        text = text[:237] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    # urllib (used by torchvision's downloader) has no timeout of its own: without this an
+    # unreachable host behind a packet-dropping firewall would hang the CLI for minutes.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _unavailable(
+    spec: _TorchvisionSet,
+    root: Path,
+    read_error: BaseException,
+    download_error: BaseException | None,
+) -> DataError:
+    folder = _expected_folder(spec, root)
+    expected = _expected_files(spec)
+    missing = [name for name in expected if not (folder / name).is_file()]
+    if len(missing) == len(expected):
+        problem = f"{spec.title} not found under {folder}"
+    elif missing:
+        problem = f"{spec.title} incomplete under {folder} (missing {', '.join(missing)})"
+    else:
+        problem = f"{spec.title} under {folder} could not be read ({_short_reason(read_error)})"
+    if download_error is not None:
+        problem += f" and could not be downloaded ({_short_reason(download_error)})"
+        fix = f"{_folder_hint(spec)} {root}, or point data.root / ${DATA_ENV_VAR} at a folder that has it"
+    else:
+        problem += " and data.download is false"
+        fix = (
+            f"{_folder_hint(spec)} {root}, point data.root / ${DATA_ENV_VAR} at a folder that has it, "
+            "or set data.download: true"
+        )
+    return DataError(f"{problem}: {fix}")
+
+
+def _open_torchvision(spec: _TorchvisionSet, root: Path, download: bool) -> tuple[Any, Any]:
+    try:
+        return _read_torchvision(spec, root)
+    except Exception as exc:  # any failure to read files on disk is a data problem, not a bug
+        read_error: BaseException = exc
+    if not download:
+        raise _unavailable(spec, root, read_error, None) from read_error
+    try:
+        with _socket_timeout(_DOWNLOAD_SOCKET_TIMEOUT_S):
+            _torchvision_class(spec)(str(root), train=True, download=True)
+    except Exception as exc:  # offline, DNS, HTTP, disk full, bad archive: all become one line
+        raise _unavailable(spec, root, read_error, exc) from exc
+    try:
+        return _read_torchvision(spec, root)
+    except Exception as exc:
+        folder = _expected_folder(spec, root)
+        raise DataError(
+            f"{spec.title} under {folder} is unreadable even after downloading ({_short_reason(exc)}): "
+            f"delete {folder} and run again, or {_folder_hint(spec)} {root}"
+        ) from exc
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> _RawData:
+    spec = _TORCHVISION_SETS[name]
+    train, test = _open_torchvision(spec, root, download)
+    # Read the arrays directly: converting 60k PIL images one by one would take longer than
+    # training a small model for an epoch.
+    x_train, x_test = (_images_nchw(ds.data) for ds in (train, test))
+    y_train, y_test = (torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64) for ds in (train, test))
+    # The class list is the dataset's definition; the label check guards a hand-made copy.
+    num_classes = max(len(train.classes), int(max(y_train.max(), y_test.max())) + 1)
+    return _RawData(x_train, y_train, x_test, y_test, num_classes)
+
+
+def _images_nchw(data: Any) -> Tensor:
+    x = torch.as_tensor(np.asarray(data))
+    if x.dim() == 3:  # MNIST family: N x H x W grey
+        return x.unsqueeze(1)
+    return x.permute(0, 3, 1, 2)  # CIFAR: torchvision stores N x H x W x C
+
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_NPZ_FIX = "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+
+
+def _load_npz(path_value: str | os.PathLike[str] | None) -> _RawData:
+    if path_value is None:
+        raise DataError(
+            "data.path is not set: data.name 'npz' needs data.path pointing at an .npz file "
+            "with arrays x_train, y_train, x_test, y_test"
+        )
+    path = Path(os.fspath(path_value)).expanduser().absolute()
+    if not path.is_file():
+        raise DataError(f"{path}: file not found: set data.path to an .npz file with arrays {', '.join(_NPZ_KEYS)}")
+    try:
+        archive = np.load(path, allow_pickle=False)  # never unpickle a user file
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({_short_reason(exc)}): {_NPZ_FIX}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: holds a single array, not an .npz archive of named arrays: {_NPZ_FIX}")
+    with archive:
+        missing = [key for key in _NPZ_KEYS if key not in archive.files]
+        if missing:
+            found = ", ".join(archive.files) or "nothing"
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)} (found: {found}): {_NPZ_FIX}")
+        arrays: dict[str, np.ndarray] = {}
+        for key in _NPZ_KEYS:
+            try:
+                arrays[key] = archive[key]
+            except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                raise DataError(f"{path}: array {key} cannot be read ({_short_reason(exc)}): {_NPZ_FIX}") from exc
+
+    x_train = _npz_images(path, "x_train", arrays["x_train"])
+    x_test = _npz_images(path, "x_test", arrays["x_test"])
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{path}: x_train samples have shape {tuple(x_train.shape[1:])} but x_test samples "
+            f"have shape {tuple(x_test.shape[1:])}: both must have the same layout"
+        )
+    y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
+    y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return _RawData(x_train, y_train, x_test, y_test, num_classes)
+
+
+def _npz_images(path: Path, key: str, x: np.ndarray) -> Tensor:
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{path}: {key} has dtype {x.dtype}; expected real numbers (uint8 pixels or floats)")
+    if x.ndim not in (2, 3, 4):
+        raise DataError(
+            f"{path}: {key} has shape {x.shape}; expected N x D vectors, N x H x W, "
+            "N x H x W x C (C = 1 or 3) or N x C x H x W images"
+        )
+    if len(x) == 0 or x.size == 0:
+        raise DataError(f"{path}: {key} is empty (shape {x.shape})")
+    if x.ndim == 2:
+        x = x[:, None, None, :]  # vectors: (1, 1, D) so every model sees C x H x W
+    elif x.ndim == 3:
+        x = x[:, None, :, :]
+    elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        # Channels last (the numpy/PIL habit). An ambiguous shape such as N x 3 x 5 x 3 is
+        # read as channels first, torch's layout.
+        x = np.moveaxis(x, -1, 1)
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x))  # scaled by 1/255 when split
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: {key} contains NaN or infinite values")
+    return torch.from_numpy(x)
+
+
+def _npz_labels(path: Path, key: str, y: np.ndarray, n_expected: int, x_key: str) -> Tensor:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # a column vector of labels is a common way to save them
+    if y.ndim != 1:
+        raise DataError(f"{path}: {key} has shape {y.shape}; expected one integer class label per sample")
+    if len(y) != n_expected:
+        raise DataError(f"{path}: {x_key} has {n_expected} samples but {key} has {len(y)} labels; they must match")
+    if np.issubdtype(y.dtype, np.floating):
+        # Labels saved as floats (3.0) are accepted; a fractional value means they are not classes.
+        if not np.isfinite(y).all() or not np.equal(np.mod(y, 1), 0).all():
+            bad = y[~(np.isfinite(y) & np.equal(np.mod(y, 1), 0))][0]
+            raise DataError(f"{path}: {key} must hold integer class labels 0..K-1, found {bad!r}")
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: {key} has dtype {y.dtype}; expected integer class labels 0..K-1")
+    labels = y.astype(np.int64)
+    if labels.min() < 0:
+        raise DataError(f"{path}: {key} must hold class labels 0..K-1, found negative label {int(labels.min())}")
+    return torch.from_numpy(labels)
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting and normalisation
+
+
+def _split_indices(n: int, cfg: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    fraction = cfg["val_fraction"]
+    n_val = round(fraction * n)
+    if n_val < 1 or n - n_val < 1:
+        raise DataError(
+            f"data.val_fraction={fraction} on {n} training samples leaves {n - n_val} for training and "
+            f"{n_val} for validation; both need at least 1: change data.val_fraction"
+        )
+    perm = np.random.default_rng(cfg["split_seed"]).permutation(n)
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if cfg["train_subset"] is not None:
+        train_idx = train_idx[: cfg["train_subset"]]
+    # Sorted: gathers read memory in order; batch order comes from iterate_batches anyway.
+    return torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
+
+
+def _as_float(x: Tensor) -> Tensor:
+    x = x.contiguous()
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255.0)
+    return x.to(torch.float32)
+
+
+def _info(name: str, raw: _RawData, train_idx: Tensor, val_idx: Tensor) -> DataInfo:
+    c, h, w = (int(s) for s in raw.x_train.shape[1:])
+    return DataInfo(
+        name=name,
+        input_shape=(c, h, w),
+        num_classes=raw.num_classes,
+        n_train=len(train_idx),
+        n_val=len(val_idx),
+        n_test=len(raw.x_test),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def check_available(cfg: Mapping[str, Any]) -> DataInfo:
+    """Check that the dataset can be loaded, before any trial starts.
+
+    Torchvision sets are checked with torchvision's own integrity checks and downloaded when
+    missing and ``download`` is true (bounded by a socket timeout). The arrays are read (that
+    is torchvision's check) but no float tensors are built.
+
+    Args:
+        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
+
+    Returns:
+        The :class:`DataInfo` that :func:`load_splits` will report for the same config.
+
+    Raises:
+        DataError: when the data is missing, cannot be downloaded or is malformed.
+        ValueError: for unknown config keys or invalid values.
+    """
+    resolved = resolve_data_config(cfg)
+    raw = _load_raw(resolved)
+    train_idx, val_idx = _split_indices(len(raw.x_train), resolved)
+    return _info(resolved["name"], raw, train_idx, val_idx)
+
+
+def load_splits(cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> Splits:
+    """Load a dataset into train / validation / test tensors.
+
+    The validation split is ``round(val_fraction * n_train)`` samples of the training set,
+    chosen by a permutation seeded with ``split_seed``; the test split is the official one
+    (a fixed stratified 20 % for digits, which has none). With ``normalize`` every split is
+    standardised per channel with the mean and standard deviation of the training split.
+
+    Args:
+        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
+        device: Where the tensors are placed.
+
+    Returns:
+        The splits, with ``x`` as ``float32`` ``N x C x H x W`` and ``y`` as ``int64``.
+
+    Raises:
+        DataError: when the data is missing, cannot be downloaded or is malformed.
+        ValueError: for unknown config keys or invalid values.
+    """
+    resolved = resolve_data_config(cfg)
+    name = resolved["name"]
+    raw = _load_raw(resolved)
+    train_idx, val_idx = _split_indices(len(raw.x_train), resolved)
+    info = _info(name, raw, train_idx, val_idx)
+
+    x_train = _as_float(raw.x_train[train_idx])
+    x_val = _as_float(raw.x_train[val_idx])
+    x_test = _as_float(raw.x_test)
+    channels = x_train.shape[1]
+    if resolved["normalize"]:
+        # Training-split statistics only: the validation and test sets must not leak into them.
+        mean = x_train.mean(dim=(0, 2, 3))
+        std = x_train.std(dim=(0, 2, 3), correction=0)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant channel: centre only
+        for x in (x_train, x_val, x_test):
+            x.sub_(mean[:, None, None]).div_(std[:, None, None])
+    else:
+        mean, std = torch.zeros(channels), torch.ones(channels)
+
+    dev = torch.device(device)
+    return Splits(
+        info=info,
+        x_train=x_train.to(dev),
+        y_train=raw.y_train[train_idx].to(dev),
+        x_val=x_val.to(dev),
+        y_val=raw.y_train[val_idx].to(dev),
+        x_test=x_test.to(dev),
+        y_test=raw.y_test.to(dev),
+        augment=bool(resolved["augment"]) and name in _AUGMENTABLE,
+        mean=mean.to(dev),
+        std=std.to(dev),
+    )
+
+
+def iterate_batches(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    augment: bool = False,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(x, y)`` mini-batches covering every sample once; the last partial batch is kept.
+
+    Args:
+        x: Inputs, first dimension is the sample.
+        y: Labels, same length as ``x``.
+        batch_size: Samples per batch (the last batch may be smaller).
+        shuffle: Visit samples in a random order drawn from ``generator``.
+        generator: Source of randomness for the order and the augmentation; the global torch
+            generator when None. Pass a seeded one for reproducible epochs.
+        augment: Apply :func:`augment_batch` to each input batch.
+
+    Yields:
+        Pairs of input and label batches on the device of ``x``.
+
+    Raises:
+        ValueError: if ``batch_size < 1`` or ``x`` and ``y`` differ in length.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"x has {n} samples but y has {len(y)}")
+    gen = generator if generator is not None else torch.default_generator
+    order: Tensor | None = None
+    if shuffle:
+        order = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
+    for start in range(0, n, batch_size):
+        if order is None:
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            xb, yb = x[idx], y[idx.to(y.device)]
+        if augment:
+            xb = augment_batch(xb, gen)
+        yield xb, yb
+
+
+def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:
+    """Standard CIFAR augmentation: random crop of the zero-padded image, random horizontal flip.
+
+    Each sample gets its own crop offset in ``[0, 2 * padding]`` on both axes and a flip with
+    probability 1/2. The work is one gather over the padded batch, with no per-sample Python
+    loop. Padding is zero in the tensor's own units: on normalised inputs that is the
+    channel mean, a neutral value for the network.
+
+    Args:
+        x: Batch ``N x C x H x W``.
+        generator: Source of the random offsets and flips; the same generator state gives the
+            same output.
+        padding: Pixels of zero padding on each side before cropping back to ``H x W``.
+
+    Returns:
+        A new tensor of the same shape, dtype and device as ``x``.
+
+    Raises:
+        ValueError: if ``x`` is not 4-dimensional.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"augment_batch expects N x C x H x W, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    span = 2 * padding + 1
+    # Drawn on the generator's device (a CPU generator cannot fill a CUDA tensor), then moved.
+    dy = torch.randint(0, span, (n,), generator=generator, device=generator.device).to(x.device)
+    dx = torch.randint(0, span, (n,), generator=generator, device=generator.device).to(x.device)
+    flip = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device)
+
+    cols_fwd = torch.arange(w, device=x.device)
+    # Flipping is folded into the column index: read columns right to left inside the crop.
+    cols = dx[:, None] + torch.where(flip[:, None], cols_fwd.flip(0)[None, :], cols_fwd[None, :])
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]
+
+    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
+    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
