@@ -51,7 +51,7 @@ class ProgressPrinter(Callback):
         self.metrics = list(metrics)
         self.modes = list(modes)
         self.epochs = epochs
-        self.out = out or sys.stdout
+        self.out = out  # None: sys.stdout at print time (the callback is pickled with the sweep)
         self.heartbeat_s = heartbeat_s
         self.done = 0
         self.best: dict[str, float] = {}
@@ -59,7 +59,7 @@ class ProgressPrinter(Callback):
         self._last_print = self._started
 
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=self.out or sys.stdout, flush=True)
         self._last_print = time.monotonic()
 
     def _elapsed(self) -> str:

@@ -30,6 +30,9 @@ def _suggest(trial: optuna.Trial, name: str, param: Param, values: Mapping[str, 
     if param.kind == "choice":
         return trial.suggest_categorical(name, param.choice)
     low, high = (values[b[1:]] if isinstance(b, str) else b for b in param.bounds)
+    # A range bounded by another parameter can come out empty (e.g. [4, $depth] with
+    # depth 3): it then collapses to its low bound rather than failing the sweep.
+    high = max(low, high)
     if param.kind == "int":
         step = int(param.step or 1)
         return trial.suggest_int(name, int(low), int(high), step=step, log=param.is_log)

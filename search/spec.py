@@ -67,7 +67,8 @@ class Param(_Model):
     ``int``/``float``/``log`` take ``[low, high]`` (inclusive); ``log: [a, b]`` is a float on a
     log scale (``int`` takes ``log: true`` instead). ``step`` discretises int/float ranges. A
     bound may be ``"$name"``: the value sampled for the earlier parameter ``name`` (a range that
-    depends on another parameter, e.g. ``sne.active: {int: [1, $sne.students]}``). ``when`` makes
+    depends on another parameter, e.g. ``sne.active: {int: [1, $sne.students]}``; a range that
+    comes out empty collapses to its low bound). ``when`` makes
     the parameter conditional: it is sampled only when every named parameter has the given value
     (or one of a list of values), and left at the family default otherwise.
     """
@@ -164,8 +165,19 @@ class Constraint(_Model):
     op: Literal["<=", ">="]
     bound: float
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return cls._fields_from_text(value)
+        return value
+
     @classmethod
     def parse(cls, text: str) -> Constraint:
+        return cls(**cls._fields_from_text(text))
+
+    @staticmethod
+    def _fields_from_text(text: str) -> dict[str, Any]:
         match = _CONSTRAINT_RE.match(text)
         if not match:
             raise ValueError(f"expected 'metric <= number' or 'metric >= number', got {text!r}")
@@ -174,7 +186,7 @@ class Constraint(_Model):
             value = float(bound)
         except ValueError:
             raise ValueError(f"expected a number after {op!r}, got {bound!r}") from None
-        return cls(text=text.strip(), metric=metric, op=op, bound=value)
+        return {"text": text.strip(), "metric": metric, "op": op, "bound": value}
 
     def violation(self, value: float) -> float:
         """Optuna's convention: ≤ 0 is feasible."""
@@ -241,11 +253,6 @@ class RunSection(_Model):
         return value
 
 
-def _named(value: Any, cls: type[BaseModel]) -> Any:
-    """Allow ``sampler: tpe`` as shorthand for ``sampler: {name: tpe}``."""
-    return {"name": value} if isinstance(value, str) else value
-
-
 class Spec(_Model):
     """A validated sweep spec. Build with :func:`load_spec` or :func:`parse_spec`."""
 
@@ -265,14 +272,8 @@ class Spec(_Model):
     @field_validator("sampler", "scheduler", mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        return _named(value, SamplerSection)
-
-    @field_validator("constraints", mode="before")
-    @classmethod
-    def _parse_constraints(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        return [Constraint.parse(v) if isinstance(v, str) else v for v in value]
+        """Allow ``sampler: tpe`` as shorthand for ``sampler: {name: tpe}``."""
+        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,76 @@
+"""ParetoOptunaSearch: the fixes over Ray's stock OptunaSearch, checked on a real Optuna study."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.searcher import ParetoOptunaSearch
+from search.spec import parse_spec
+from search.tuner import RunDirError, prepare_sweep
+from tests.conftest import tiny_spec
+
+
+@pytest.fixture
+def spec():
+    return parse_spec(tiny_spec(constraints=["macs <= 1000", "val_accuracy >= 0.5"]))
+
+
+def _result(acc, macs, budget=1.0):
+    return {"val_accuracy": acc, "macs": macs, "budget_fraction": budget, "epoch": int(budget * 3)}
+
+
+def test_states_values_and_constraints_reach_optuna(tmp_path, spec):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    searcher = ParetoOptunaSearch(spec, study_name="unit-1", storage=url)
+    for tid in ("full", "stopped", "crashed", "nan", "infeasible"):
+        config = searcher.suggest(tid)
+        assert set(config) == set(spec.space)
+    searcher.on_trial_complete("full", _result(0.9, 800))
+    searcher.on_trial_complete("stopped", _result(0.4, 900, budget=1 / 3))
+    searcher.on_trial_complete("crashed", None, error=True)
+    searcher.on_trial_complete("nan", _result(math.nan, 800))
+    searcher.on_trial_complete("infeasible", _result(0.3, 5000))
+
+    study = optuna.load_study(study_name="unit-1", storage=url)  # persisted, reloadable
+    by_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert by_id["full"].state == TrialState.COMPLETE
+    assert by_id["full"].values == [0.9, 800.0]
+    assert by_id["full"].constraints == {"macs <= 1000": -200.0, "val_accuracy >= 0.5": pytest.approx(-0.4)}
+    assert by_id["stopped"].state == TrialState.PRUNED, "an ASHA-stopped trial must not be COMPLETE"
+    assert by_id["stopped"].user_attrs["budget_fraction"] == pytest.approx(1 / 3)
+    assert by_id["crashed"].state == TrialState.FAIL
+    assert by_id["nan"].state == TrialState.FAIL
+    assert by_id["infeasible"].state == TrialState.COMPLETE
+    assert by_id["infeasible"].constraints["macs <= 1000"] == 4000.0
+    # Optuna's own Pareto set honours the constraints: the infeasible trial is excluded.
+    assert [t.user_attrs["ray_trial_id"] for t in study.best_trials] == ["full"]
+
+
+def test_completion_is_told_once(tmp_path, spec):
+    searcher = ParetoOptunaSearch(spec, study_name="unit-2", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", _result(0.8, 10))
+    searcher.on_trial_complete("a", _result(0.1, 10))
+    (trial,) = searcher.study.trials
+    assert trial.values == [0.8, 10.0]
+
+
+def test_study_names_are_unique_per_sweep_and_kept_on_resume(tmp_path, spec):
+    first = prepare_sweep(spec, storage=str(tmp_path), name="a")
+    second = prepare_sweep(spec, storage=str(tmp_path), name="b")
+    assert first.study_name != second.study_name
+    assert first.study_name.startswith("a-")
+    meta = json.loads((first.run_dir / "sweep.json").read_text())
+    assert meta["study_name"] == first.study_name
+    assert (first.run_dir / "spec.yaml").exists()
+    with pytest.raises(RunDirError, match="--resume"):
+        prepare_sweep(spec, storage=str(tmp_path), name="a")
+    again = prepare_sweep(spec, storage=str(tmp_path), name="a", resume=True)
+    assert again.study_name == first.study_name
+    with pytest.raises(RunDirError, match="no sweep to resume"):
+        prepare_sweep(spec, storage=str(tmp_path), name="never", resume=True)

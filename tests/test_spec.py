@@ -1,0 +1,146 @@
+"""Spec loading: valid specs resolve; malformed specs fail in one line naming the field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from search.run import main
+from search.spec import SpecError, apply_overrides, load_spec, parse_spec
+from tests.conftest import tiny_spec
+
+
+def _write(tmp_path, raw, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _mutated(**changes):
+    raw = tiny_spec()
+    for dotted, value in changes.items():
+        node = raw
+        parts = dotted.split("/")
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if value is _DELETE:
+            del node[parts[-1]]
+        else:
+            node[parts[-1]] = value
+    return raw
+
+
+_DELETE = object()
+
+# (raw spec or YAML text, dotted path expected in the message, a word of the explanation)
+MALFORMED = [
+    (_mutated(epochs=3), "epochs", "unknown key"),
+    (_mutated(objectives=_DELETE), "objectives", "required"),
+    (_mutated(**{"objectives/0/mode": "maximize"}), "objectives.0.mode", "max"),
+    (_mutated(trainable="resnet"), "trainable", "unknown trainable"),
+    (_mutated(space={"model.widht": {"int": [8, 16]}}), "space.model.widht", "not a parameter"),
+    (_mutated(space={"model.depth": {"int": [1, 2], "float": [0, 1]}}), "space.model.depth", "exactly one"),
+    (_mutated(space={"model.width": {"int": [64, 8]}}), "space.model.width", "must not exceed"),
+    (_mutated(run={"num_samples": 0}), "run.num_samples", "greater than or equal to 1"),
+    (_mutated(constraints=["macs < 5"]), "constraints.0", "metric <= number"),
+    (_mutated(**{"objectives/0/metric": "accuracy"}), "objectives.0.metric", "unknown metric"),
+    (_mutated(**{"objectives/0/metric": "test_accuracy"}), "objectives.0.metric", "never an objective"),
+    (_mutated(sampler={"name": "cmaes"}), "sampler.name", "tpe"),
+    (_mutated(sampler={"name": "tpe", "options": {"n_startup": 3}}), "sampler.options", "n_startup"),
+    (_mutated(data={"name": "imagenet"}), "data.name", "digits"),
+    (_mutated(data={"name": "npz"}), "data", "data.path"),
+    (_mutated(run={"resources": {"gpu": -1}}), "run.resources.gpu", "greater than or equal to 0"),
+    (_mutated(space={"optim.lr": {"log": [0, 1]}}), "space.optim.lr", "low > 0"),
+    (_mutated(fixed={"model.groups": 2}), "space.model.groups", "also in fixed"),
+    (_mutated(run={"device": "tpu"}), "run.device", "cuda"),
+    (_mutated(space={"model.p_inter": {"float": [0, 1], "when": {"model.groups": 4}}, "model.groups": {"choice": [2, 4]}}),
+     "space.model.p_inter", "listed before"),
+    (_mutated(space={"model.groups": {"int": [1, "$model.width"]}}), "space.model.groups", "earlier searched parameter"),
+    (_mutated(sampler={"name": "grid"}, space={"optim.lr": {"log": [1e-3, 1e-2]}}), "space.optim.lr", "grid sampler"),
+    (_mutated(scheduler={"name": "asha", "metric": "acc"}), "scheduler.metric", "unknown metric"),
+    (_mutated(space={}), "space", "nothing to search"),
+    ("name: x\ntrainable: g2g\nobjectives: [\n", "", "invalid YAML: line"),
+    ("- just\n- a list\n", "", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("raw, path, words", MALFORMED, ids=[f"{i}-{m[1] or 'yaml'}" for i, m in enumerate(MALFORMED)])
+def test_malformed_spec_exits_2_with_one_line_naming_the_field(tmp_path, capsys, raw, path, words):
+    spec_path = _write(tmp_path, raw)
+    storage = tmp_path / "runs"
+    code = main([str(spec_path), "--storage", str(storage)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and str(spec_path) in err
+    if path:
+        assert f": {path}: " in err, err
+    assert words in err, err
+    assert not storage.exists(), "nothing may be written for a bad spec"
+
+
+def test_missing_spec_file(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.yaml")]) == 2
+    assert "spec file not found" in capsys.readouterr().err
+
+
+def test_valid_spec_resolves_defaults_and_base_config(tmp_path):
+    spec = load_spec(_write(tmp_path, tiny_spec()))
+    assert spec.metrics == ["val_accuracy", "macs"] and spec.modes == ["max", "min"]
+    assert spec.num_samples == 4
+    base = spec.base_config()
+    assert base["model"] == {"width": 32, "depth": 2}
+    assert base["optim"] == {"batch_size": 128}
+    assert base["budget"]["epochs"] == 3 and base["seed"] == 0
+    assert base["data"]["root"]  # resolved on the driver to an absolute path
+
+
+def test_shorthands_and_constraints_parse(tmp_path):
+    spec = load_spec(_write(tmp_path, tiny_spec(sampler="tpe", scheduler="asha", constraints=["macs <= 2e5", "val_accuracy >= 0.5"])))
+    assert spec.sampler.name == "tpe" and spec.scheduler.name == "asha"
+    assert spec.scheduler_metric == ("val_accuracy", "max")
+    macs, acc = spec.constraints
+    assert (macs.metric, macs.op, macs.bound) == ("macs", "<=", 2e5)
+    assert macs.violation(1e5) < 0 < macs.violation(3e5)
+    assert acc.violation(0.9) < 0 < acc.violation(0.1)
+
+
+def test_set_overrides_spec_fields_and_pins_searched_parameters(tmp_path):
+    raw = tiny_spec()
+    out = apply_overrides(raw, ["run.num_samples=7", "model.groups=4", "model.depth=3", "sampler.name=tpe"])
+    assert raw == tiny_spec(), "overrides must not mutate the input"
+    spec = parse_spec(out)
+    assert spec.num_samples == 7
+    assert "model.groups" not in spec.space and spec.fixed["model.groups"] == 4
+    assert spec.fixed["model.depth"] == 3
+    assert spec.sampler.name == "tpe"
+
+
+def test_set_with_bad_value_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError, match="run.num_samples"):
+        load_spec(_write(tmp_path, tiny_spec()), ["run.num_samples=-3"])
+    with pytest.raises(SpecError, match="key=value"):
+        load_spec(_write(tmp_path, tiny_spec()), ["run.num_samples"])
+
+
+def test_grid_sampler_counts_every_combination(tmp_path):
+    raw = tiny_spec(sampler="grid", space={"model.groups": {"choice": [2, 4]}, "seed": {"int": [0, 2]}, "model.p_inter": {"float": [0.0, 0.2], "step": 0.1}})
+    raw["run"] = {"seed": 0}
+    spec = parse_spec(raw)
+    assert spec.grid_size() == 2 * 3 * 3
+    assert spec.num_samples == 18
+
+
+def test_every_shipped_space_is_valid(repo_root):
+    paths = sorted((repo_root / "spaces").glob("*.yaml"))
+    assert paths, "spaces/ must ship example specs"
+    for path in paths:
+        spec = load_spec(path)
+        assert spec.name and spec.space, path
+        # The resolved spec round-trips through YAML to an equal spec.
+        from search.spec import spec_to_yaml
+
+        again = parse_spec(yaml.safe_load(spec_to_yaml(spec)), str(path))
+        assert again.model_dump() == spec.model_dump()
