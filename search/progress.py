@@ -58,6 +58,16 @@ class ProgressPrinter(Callback):
         self._started = time.monotonic()
         self._last_print = self._started
 
+    def setup(self, **info: Any) -> None:
+        # Also runs when a pickled sweep is restored (--resume): restart the clock there.
+        self._started = self._last_print = time.monotonic()
+        self._counted_restored = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if not getattr(self, "_counted_restored", True):
+            self.done = max(self.done, sum(t.status in ("TERMINATED", "ERROR") for t in trials))
+            self._counted_restored = True
+
     def _print(self, text: str) -> None:
         print(text, file=self.out or sys.stdout, flush=True)
         self._last_print = time.monotonic()

@@ -99,6 +99,18 @@ class ResultsRecorder(Callback):
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._dirty = False
         self._last_flush = 0.0
+        self._reconciled = False
+        self._load_existing()
+
+    # The callback is pickled with the sweep (tuner.pkl) and unpickled by ``--resume``: what
+    # it knows then is what is on disk, not what it held when the sweep was created.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(trials={}, epochs={}, _dirty=False, _reconciled=False)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._load_existing()
 
     # ---- state -----------------------------------------------------------------------------
@@ -148,7 +160,25 @@ class ResultsRecorder(Callback):
         self.trials[trial.trial_id] = row
         self._dirty = True
 
+    def _reconcile(self, trials: list) -> None:
+        """Drop rows of trials a killed driver started that the restored sweep does not know.
+
+        Finished trials are kept (their work is done and told to Optuna); unfinished ones
+        would never finish, and their Optuna trials are told FAIL by the searcher.
+        """
+        known = {t.trial_id for t in trials}
+        lost = {tid for tid, row in self.trials.items() if tid not in known and row["state"] not in ("TERMINATED", "ERROR")}
+        for tid in lost:
+            del self.trials[tid]
+        self.epochs = {k: v for k, v in self.epochs.items() if k[0] not in lost}
+        self._reconciled = True
+        self._dirty = self._dirty or bool(lost)
+
     # ---- Tune callback hooks ---------------------------------------------------------------
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self._reconciled:
+            self._reconcile(trials)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, "RUNNING")
 

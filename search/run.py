@@ -105,27 +105,57 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
 
 
 def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
-    from search.tuner import build_tuner
+    from search.tuner import build_tuner, finished_trials, restore_tuner
 
     spec = sweep.spec
-    tuner = build_tuner(sweep, progress=not args.quiet)
     print(
         f"sweep {sweep.name}: {spec.num_samples} trials of {spec.trainable} on {spec.data.name} "
         f"({info.n_train} train / {info.n_val} val), sampler {spec.sampler.name}, scheduler {spec.scheduler.name}\n"
         f"run dir: {sweep.run_dir}   (watch the study: optuna-dashboard {sweep.study_url})",
         flush=True,
     )
-    try:
-        tuner.fit()
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; finished trials are saved in {sweep.run_dir}. "
-            f"Resume with: python -m search.run {args.spec} --storage {sweep.storage} --name {sweep.name} --resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    tuners = []
+    if args.resume:
+        restored = restore_tuner(sweep)
+        if restored is not None:
+            print(f"resuming: {finished_trials(sweep)} trials finished before", flush=True)
+            tuners.append(lambda: restored)
+    # A fresh sweep, or the extension of a resumed one to a larger --num-samples: the searcher
+    # counts the persisted study's trials, so only the missing ones are added.
+    tuners.append(lambda: build_tuner(sweep, progress=not args.quiet))
+    for make in tuners:
+        if args.resume and finished_trials(sweep) >= spec.num_samples:
+            break
+        try:
+            make().fit()
+        except KeyboardInterrupt:  # a second Ctrl-C while Tune was saving its state
+            return _interrupted(sweep, args)
+        if finished_trials(sweep) < spec.num_samples and _was_interrupted(sweep):
+            return _interrupted(sweep, args)
     _summary(sweep)
     return 0
+
+
+def _was_interrupted(sweep: Any) -> bool:
+    """Tune handles Ctrl-C by stopping and saving; its fit() then returns normally."""
+    import pyarrow.parquet as pq
+
+    from search.recorder import TRIALS_FILE
+
+    path = sweep.run_dir / TRIALS_FILE
+    if not path.exists():
+        return True
+    states = pq.read_table(path, columns=["state"]).column("state").to_pylist()
+    return any(state not in ("TERMINATED", "ERROR") for state in states)
+
+
+def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
+    print(
+        f"\ninterrupted: finished trials are saved in {sweep.run_dir}\n"
+        f"resume with: python -m search.run {args.spec} --storage {sweep.storage} --name {sweep.name} --resume",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 def _summary(sweep: Any) -> None:

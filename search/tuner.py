@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -33,7 +34,7 @@ from search.spec import Spec, spec_to_yaml
 from trainables.registry import get_trainable
 from trainables.report import BASE_KEYS
 
-__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "default_concurrency"]
+__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "restore_tuner", "finished_trials", "default_concurrency"]
 
 SWEEP_FILE = "sweep.json"
 SPEC_FILE = "spec.yaml"
@@ -77,6 +78,7 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
         if not meta_path.exists():
             raise RunDirError(f"{run_dir} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
         meta = json.loads(meta_path.read_text())
+        _check_same_spec(spec, run_dir / SPEC_FILE)
         return Sweep(spec=spec, storage=storage, name=name, study_name=meta["study_name"])
     if meta_path.exists():
         raise RunDirError(
@@ -88,6 +90,27 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
     meta = {"study_name": study_name, "trainable": spec.trainable, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "study_storage": STUDY_FILE}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return Sweep(spec=spec, storage=storage, name=name, study_name=study_name)
+
+
+#: Spec fields a resumed sweep may change: how many trials, how many at once, where.
+_RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
+
+
+def _check_same_spec(spec: Spec, saved_path: Path) -> None:
+    """A resumed sweep must search the same space with the same objectives as before."""
+    from search.spec import parse_spec
+    from trainables.config import flatten
+
+    saved = parse_spec(yaml.safe_load(saved_path.read_text()), str(saved_path))
+    now, before = flatten(spec.model_dump()), flatten(saved.model_dump())
+    for key in sorted(set(now) | set(before)):
+        if key.startswith(_RESUMABLE_CHANGES):
+            continue
+        if now.get(key) != before.get(key):
+            raise RunDirError(
+                f"--resume: {key} is {now.get(key)!r} but the sweep in {saved_path.parent} ran with {before.get(key)!r}; "
+                "only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
+            )
 
 
 def default_concurrency(spec: Spec) -> int:
@@ -131,7 +154,7 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
     spec = sweep.spec
     entry = get_trainable(spec.trainable)
     concurrency = max_concurrent or default_concurrency(spec)
-    searcher = ParetoOptunaSearch(spec, study_name=sweep.study_name, storage=sweep.study_url)
+    searcher = ParetoOptunaSearch(spec, study_name=sweep.study_name, storage=sweep.study_url, num_samples=spec.num_samples)
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     callbacks: list[tune.Callback] = [
         ResultsRecorder(
@@ -142,7 +165,9 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
         )
     ]
     if progress:
-        callbacks.append(ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs))
+        printer = ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs)
+        printer.done = finished_trials(sweep)  # an extended sweep counts on from what ran before
+        callbacks.append(printer)
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     trainable = tune.with_resources(entry.trainable, resources)
     return tune.Tuner(
@@ -165,3 +190,36 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
             verbose=0,
         ),
     )
+
+
+def restore_tuner(sweep: Sweep) -> tune.Tuner | None:
+    """Reopen the interrupted Tune experiment of a run dir (``None`` if it has none).
+
+    Finished trials are kept, unfinished ones resume from their last checkpoint, and the
+    searcher reconciles its snapshot with the persisted Optuna study.
+    """
+    path = str(sweep.run_dir)
+    if not tune.Tuner.can_restore(path):
+        return None
+    entry = get_trainable(sweep.spec.trainable)
+    resources = {"cpu": sweep.spec.run.resources.cpu, "gpu": sweep.spec.run.resources.gpu}
+    return tune.Tuner.restore(
+        path,
+        trainable=tune.with_resources(entry.trainable, resources),
+        resume_unfinished=True,
+        resume_errored=False,
+        param_space=_param_space(sweep),
+    )
+
+
+def finished_trials(sweep: Sweep) -> int:
+    """Trials of the run dir that reached a final state (TERMINATED or ERROR)."""
+    import pyarrow.parquet as pq
+
+    from search.recorder import TRIALS_FILE
+
+    path = sweep.run_dir / TRIALS_FILE
+    if not path.exists():
+        return 0
+    states = pq.read_table(path, columns=["state"]).column("state").to_pylist()
+    return sum(state in ("TERMINATED", "ERROR") for state in states)

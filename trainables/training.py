@@ -57,7 +57,8 @@ def configure_threads(threads: int) -> None:
     own progress output.
     """
     torch.set_num_threads(max(1, int(threads)))
-    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    for name in ("ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def make_optimizer(params, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
