@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from trainables.config import flatten, unflatten
-from trainables.report import BASE_KEYS
+from trainables.report import BASE_KEYS, INFO_KEYS
 
 __all__ = ["ResultsRecorder", "write_table_atomic", "TRIALS_FILE", "EPOCHS_FILE", "one_line_error"]
 
@@ -152,7 +152,7 @@ class ResultsRecorder(Callback):
             if key in last:
                 row[key] = last[key]
             else:
-                row.setdefault(key, math.nan if key != "epoch" else 0)
+                row.setdefault(key, None if key in INFO_KEYS else 0 if key == "epoch" else math.nan)
         row["retries"] = int(getattr(trial, "num_failures", 0) or 0)
         checkpoint = getattr(trial, "checkpoint", None)
         row["checkpoint"] = checkpoint.path if checkpoint is not None else row.get("checkpoint")

@@ -98,6 +98,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our ProgressPrinter replaces Tune's tables
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True, "include_dashboard": False}
+    # Trial failures and retries are reported by our progress lines, one line each; Tune's
+    # own multi-line tracebacks for them would drown the sweep's output.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -122,31 +125,29 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
             tuners.append(lambda: restored)
     # A fresh sweep, or the extension of a resumed one to a larger --num-samples: the searcher
     # counts the persisted study's trials, so only the missing ones are added.
-    tuners.append(lambda: build_tuner(sweep, progress=not args.quiet))
-    for make in tuners:
-        if args.resume and finished_trials(sweep) >= spec.num_samples:
-            break
-        try:
-            make().fit()
-        except KeyboardInterrupt:  # a second Ctrl-C while Tune was saving its state
-            return _interrupted(sweep, args)
-        if finished_trials(sweep) < spec.num_samples and _was_interrupted(sweep):
-            return _interrupted(sweep, args)
+    tuners.append(lambda: build_tuner(sweep, progress=not args.quiet, on_cluster=bool(args.address)))
+    try:
+        for make in tuners:
+            if args.resume and finished_trials(sweep) >= spec.num_samples:
+                break
+            try:
+                make().fit()
+            except KeyboardInterrupt:  # a second Ctrl-C while Tune was saving its state
+                return _interrupted(sweep, args)
+            if finished_trials(sweep) < spec.num_samples and _was_interrupted(sweep):
+                return _interrupted(sweep, args)
+    finally:
+        sweep.upload_study()
     _summary(sweep)
     return 0
 
 
 def _was_interrupted(sweep: Any) -> bool:
     """Tune handles Ctrl-C by stopping and saving; its fit() then returns normally."""
-    import pyarrow.parquet as pq
+    from search.tuner import trial_states
 
-    from search.recorder import TRIALS_FILE
-
-    path = sweep.run_dir / TRIALS_FILE
-    if not path.exists():
-        return True
-    states = pq.read_table(path, columns=["state"]).column("state").to_pylist()
-    return any(state not in ("TERMINATED", "ERROR") for state in states)
+    states = trial_states(sweep)
+    return not states or any(state not in ("TERMINATED", "ERROR") for state in states)
 
 
 def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
@@ -165,11 +166,11 @@ def _summary(sweep: Any) -> None:
     from search.recorder import TRIALS_FILE
 
     spec = sweep.spec
-    path = sweep.run_dir / TRIALS_FILE
-    if not path.exists():
+    if not sweep.location.exists(TRIALS_FILE):
         print(f"no trial finished; run dir: {sweep.run_dir}")
         return
-    rows = pq.read_table(path).to_pylist()
+    fs, _ = sweep.location.filesystem
+    rows = pq.read_table(sweep.location.file(TRIALS_FILE), filesystem=fs).to_pylist()
     full = [r for r in rows if r["state"] == "TERMINATED" and (r.get("budget_fraction") or 0) >= 1 - 1e-9]
     states: dict[str, int] = {}
     for r in rows:

@@ -243,7 +243,7 @@ class RunSection(_Model):
     max_failures: int = Field(default=1, ge=0)
     seed: int = 0
     device: str = "auto"
-    reuse_actors: bool = True
+    reuse_actors: bool | None = None  # None: on for a local Ray, off when joining a cluster
 
     @field_validator("device")
     @classmethod

@@ -31,10 +31,11 @@ from search.progress import ProgressPrinter
 from search.recorder import ResultsRecorder
 from search.searcher import ParetoOptunaSearch
 from search.spec import Spec, spec_to_yaml
+from search.storage import RunLocation, run_location
 from trainables.registry import get_trainable
-from trainables.report import BASE_KEYS
+from trainables.report import BASE_KEYS, INFO_KEYS
 
-__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "restore_tuner", "finished_trials", "default_concurrency"]
+__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "restore_tuner", "trial_states", "finished_trials", "default_concurrency"]
 
 SWEEP_FILE = "sweep.json"
 SPEC_FILE = "spec.yaml"
@@ -50,17 +51,36 @@ class Sweep:
     """Where a sweep lives and what identifies its study."""
 
     spec: Spec
-    storage: str  # absolute storage path (parent of the run dir)
-    name: str
+    location: RunLocation
     study_name: str
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.storage) / self.name
+    def name(self) -> str:
+        return self.location.name
+
+    @property
+    def storage(self) -> str:
+        return self.location.storage
+
+    @property
+    def run_dir(self) -> str:
+        """The run dir (absolute path or URI)."""
+        return self.location.uri
+
+    @property
+    def local_dir(self) -> Path:
+        """Driver-local dir: the run dir itself, or a local cache for object-store run dirs."""
+        return self.location.local_dir(self.study_name)
 
     @property
     def study_url(self) -> str:
-        return f"sqlite:///{self.run_dir / STUDY_FILE}"
+        return f"sqlite:///{self.local_dir / STUDY_FILE}"
+
+    def upload_study(self) -> None:
+        """Copy the local study to an object-store run dir (a no-op for local run dirs)."""
+        path = self.local_dir / STUDY_FILE
+        if not self.location.is_local and path.exists():
+            self.location.write_bytes(STUDY_FILE, path.read_bytes())
 
 
 def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = None, resume: bool = False) -> Sweep:
@@ -70,45 +90,55 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
         RunDirError: the run dir already holds a sweep (without ``resume``), or holds none
             (with ``resume``).
     """
-    storage = os.path.abspath(os.path.expanduser(storage or spec.run.storage))
-    name = name or spec.name
-    run_dir = Path(storage) / name
-    meta_path = run_dir / SWEEP_FILE
+    location = run_location(storage or spec.run.storage, name or spec.name)
+    try:
+        has_sweep = location.exists(SWEEP_FILE)
+    except OSError as exc:
+        raise RunDirError(f"cannot reach the run dir {location.uri}: {str(exc).splitlines()[0]}") from None
     if resume:
-        if not meta_path.exists():
-            raise RunDirError(f"{run_dir} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
-        meta = json.loads(meta_path.read_text())
-        _check_same_spec(spec, run_dir / SPEC_FILE)
-        return Sweep(spec=spec, storage=storage, name=name, study_name=meta["study_name"])
-    if meta_path.exists():
+        if not has_sweep:
+            raise RunDirError(f"{location.uri} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
+        meta = json.loads(location.read_text(SWEEP_FILE))
+        _check_same_spec(spec, location.read_text(SPEC_FILE), location.uri)
+        sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"])
+        local_study = sweep.local_dir / STUDY_FILE
+        if not location.is_local and not local_study.exists() and location.exists(STUDY_FILE):
+            # Resuming on another machine: start from the study copy in the run dir.
+            local_study.parent.mkdir(parents=True, exist_ok=True)
+            fs, _ = location.filesystem
+            with fs.open_input_stream(location.file(STUDY_FILE)) as stream:
+                local_study.write_bytes(stream.readall())
+        return sweep
+    if has_sweep:
         raise RunDirError(
-            f"{run_dir} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
+            f"{location.uri} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    study_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    (run_dir / SPEC_FILE).write_text(spec_to_yaml(spec))
+    study_name = f"{location.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    sweep = Sweep(spec=spec, location=location, study_name=study_name)
+    sweep.local_dir.mkdir(parents=True, exist_ok=True)
+    location.write_text(SPEC_FILE, spec_to_yaml(spec))
     meta = {"study_name": study_name, "trainable": spec.trainable, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "study_storage": STUDY_FILE}
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    return Sweep(spec=spec, storage=storage, name=name, study_name=study_name)
+    location.write_text(SWEEP_FILE, json.dumps(meta, indent=2) + "\n")
+    return sweep
 
 
 #: Spec fields a resumed sweep may change: how many trials, how many at once, where.
 _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
 
 
-def _check_same_spec(spec: Spec, saved_path: Path) -> None:
+def _check_same_spec(spec: Spec, saved_text: str, run_dir: str) -> None:
     """A resumed sweep must search the same space with the same objectives as before."""
     from search.spec import parse_spec
     from trainables.config import flatten
 
-    saved = parse_spec(yaml.safe_load(saved_path.read_text()), str(saved_path))
+    saved = parse_spec(yaml.safe_load(saved_text), f"{run_dir}/{SPEC_FILE}")
     now, before = flatten(spec.model_dump()), flatten(saved.model_dump())
     for key in sorted(set(now) | set(before)):
         if key.startswith(_RESUMABLE_CHANGES):
             continue
         if now.get(key) != before.get(key):
             raise RunDirError(
-                f"--resume: {key} is {now.get(key)!r} but the sweep in {saved_path.parent} ran with {before.get(key)!r}; "
+                f"--resume: {key} is {now.get(key)!r} but the sweep in {run_dir} ran with {before.get(key)!r}; "
                 "only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
             )
 
@@ -145,11 +175,24 @@ def _trial_dirname(trial: Any) -> str:
 def _param_space(sweep: Sweep) -> dict[str, Any]:
     config = sweep.spec.base_config()
     # Artefacts shared by the trials of one sweep (e.g. a trained SNE teacher) live here.
-    config["runtime"]["cache_dir"] = str(sweep.run_dir / "cache")
+    config["runtime"]["cache_dir"] = str(sweep.local_dir / "cache") if sweep.location.is_local else None
     return config
 
 
-def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None = None) -> tune.Tuner:
+def reuse_actors(spec: Spec, on_cluster: bool) -> bool:
+    """``run.reuse_actors``, or by default: reuse on a local Ray, not on a joined cluster.
+
+    Reusing actors saves a process start and the framework imports per trial (the largest
+    per-trial cost of short trials). On a cluster, though, Ray Tune's cache of idle actors
+    does not survive losing a node: a dead cached actor can be handed to the retry of a
+    trial and fail it for good, so a sweep that must outlive node failures does not reuse.
+    """
+    if spec.run.reuse_actors is not None:
+        return spec.run.reuse_actors
+    return not on_cluster
+
+
+def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None = None, on_cluster: bool = False) -> tune.Tuner:
     """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised)."""
     spec = sweep.spec
     entry = get_trainable(spec.trainable)
@@ -158,9 +201,9 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     callbacks: list[tune.Callback] = [
         ResultsRecorder(
-            str(sweep.run_dir),
+            sweep.run_dir,
             param_names=[*spec.space, *spec.fixed],
-            metric_keys=[*BASE_KEYS, *entry.extra_report_keys],
+            metric_keys=[*BASE_KEYS, *entry.extra_report_keys, *INFO_KEYS],
             searcher=searcher,
         )
     ]
@@ -178,7 +221,7 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
             scheduler=_scheduler(spec),
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrency,
-            reuse_actors=spec.run.reuse_actors,
+            reuse_actors=reuse_actors(spec, on_cluster),
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -198,7 +241,7 @@ def restore_tuner(sweep: Sweep) -> tune.Tuner | None:
     Finished trials are kept, unfinished ones resume from their last checkpoint, and the
     searcher reconciles its snapshot with the persisted Optuna study.
     """
-    path = str(sweep.run_dir)
+    path = sweep.run_dir
     if not tune.Tuner.can_restore(path):
         return None
     entry = get_trainable(sweep.spec.trainable)
@@ -212,14 +255,18 @@ def restore_tuner(sweep: Sweep) -> tune.Tuner | None:
     )
 
 
-def finished_trials(sweep: Sweep) -> int:
-    """Trials of the run dir that reached a final state (TERMINATED or ERROR)."""
+def trial_states(sweep: Sweep) -> list[str]:
+    """The ``state`` of every trial recorded in the run dir (empty before the first flush)."""
     import pyarrow.parquet as pq
 
     from search.recorder import TRIALS_FILE
 
-    path = sweep.run_dir / TRIALS_FILE
-    if not path.exists():
-        return 0
-    states = pq.read_table(path, columns=["state"]).column("state").to_pylist()
-    return sum(state in ("TERMINATED", "ERROR") for state in states)
+    if not sweep.location.exists(TRIALS_FILE):
+        return []
+    fs, _ = sweep.location.filesystem
+    return pq.read_table(sweep.location.file(TRIALS_FILE), columns=["state"], filesystem=fs).column("state").to_pylist()
+
+
+def finished_trials(sweep: Sweep) -> int:
+    """Trials of the run dir that reached a final state (TERMINATED or ERROR)."""
+    return sum(state in ("TERMINATED", "ERROR") for state in trial_states(sweep))

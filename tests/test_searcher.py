@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import optuna
@@ -65,9 +66,9 @@ def test_study_names_are_unique_per_sweep_and_kept_on_resume(tmp_path, spec):
     second = prepare_sweep(spec, storage=str(tmp_path), name="b")
     assert first.study_name != second.study_name
     assert first.study_name.startswith("a-")
-    meta = json.loads((first.run_dir / "sweep.json").read_text())
+    meta = json.loads((Path(first.run_dir) / "sweep.json").read_text())
     assert meta["study_name"] == first.study_name
-    assert (first.run_dir / "spec.yaml").exists()
+    assert (Path(first.run_dir) / "spec.yaml").exists()
     with pytest.raises(RunDirError, match="--resume"):
         prepare_sweep(spec, storage=str(tmp_path), name="a")
     again = prepare_sweep(spec, storage=str(tmp_path), name="a", resume=True)

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BASE_KEYS", "COST_KEYS", "make_report", "missing_keys"]
+__all__ = ["BASE_KEYS", "COST_KEYS", "INFO_KEYS", "make_report", "missing_keys"]
 
 #: Keys present in every report of every trainable (see DESIGN.md, "the report contract").
 BASE_KEYS: tuple[str, ...] = (
@@ -24,6 +24,9 @@ BASE_KEYS: tuple[str, ...] = (
     "budget_fraction",  # epoch / epochs
     "test_accuracy",  # measured at full budget only; NaN before (never an objective)
 )
+
+#: Where a report was made (not a metric): the Ray node that ran the trial.
+INFO_KEYS: tuple[str, ...] = ("node_id",)
 
 #: Keys that describe cost; analysis treats them as "lower is better" by default.
 COST_KEYS: tuple[str, ...] = ("macs", "energy_uj", "params", "density")
@@ -49,12 +52,21 @@ def make_report(values: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> 
             raise KeyError(f"report is missing contract key {key!r}")
         value = values[key]
         report[key] = value if isinstance(value, (str, bool)) else _to_number(value)
+    report["node_id"] = _node_id()
     return report
 
 
 def missing_keys(report: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> list[str]:
     """Return the contract keys absent from ``report`` (empty when the report conforms)."""
     return [k for k in (*BASE_KEYS, *extra_keys) if k not in report]
+
+
+def _node_id() -> str | None:
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
 
 
 def _to_number(value: Any) -> int | float:
