@@ -39,21 +39,32 @@ def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:
 
 
 def one_line_error(trial: Any) -> str:
-    """The root cause of a failed Ray trial as one line (``Type: message``)."""
-    try:
-        exc = trial.get_pickled_error()
-    except Exception:  # noqa: BLE001 - reading an error must never fail the sweep
-        exc = None
+    """The root cause of a failed Ray trial as one line (``Type: message``).
+
+    Read from the driver's copy of the trial's error files: when Tune calls back on an error,
+    they are not synced to the run dir's storage yet.
+    """
+    from ray import cloudpickle
+
+    exc = None
+    pickled = getattr(trial, "pickled_error_file", None)
+    if pickled and os.path.exists(pickled):
+        try:
+            with open(pickled, "rb") as f:
+                exc = cloudpickle.load(f)
+        except Exception:  # noqa: BLE001 - an unreadable error must never fail the sweep
+            exc = None
     cause = getattr(exc, "cause", None) or exc
     if cause is not None:
-        text = str(cause).strip().splitlines()
-        return f"{type(cause).__name__}: {text[-1] if text else ''}".strip()
-    try:
-        text = trial.get_error() or ""
-    except Exception:  # noqa: BLE001
-        text = ""
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "unknown error"
+        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+        return f"{type(cause).__name__}: {lines[-1].strip() if lines else ''}".strip()
+    text_file = getattr(trial, "error_file", None)
+    if text_file and os.path.exists(text_file):
+        with open(text_file) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()
+    return "unknown error (see the trial's error.txt)"
 
 
 def _column(values: list[Any]) -> pa.Array:

@@ -15,7 +15,19 @@ import optuna
 if TYPE_CHECKING:
     from search.spec import Spec
 
-__all__ = ["make_sampler"]
+__all__ = ["make_sampler", "SweepGridSampler"]
+
+
+class SweepGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is exhausted.
+
+    The stock sampler stops the study from ``after_trial``, which raises outside
+    ``study.optimize`` (our trials are told through ask/tell) and would leave the last trial
+    RUNNING. Here Ray Tune's ``num_samples`` (the grid size) ends the sweep instead.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: D102
+        return None
 
 
 def make_sampler(spec: Spec, seed: int | None = None) -> optuna.samplers.BaseSampler:
@@ -46,5 +58,5 @@ def make_sampler(spec: Spec, seed: int | None = None) -> optuna.samplers.BaseSam
             return optuna.samplers.QMCSampler(seed=seed, **options)
         if name == "grid":
             grid = {name: p.grid_values() for name, p in spec.space.items()}
-            return optuna.samplers.GridSampler(grid, seed=seed, **options)
+            return SweepGridSampler(grid, seed=seed, **options)
     raise ValueError(f"unknown sampler {name!r}")

@@ -1,0 +1,170 @@
+"""Per-trial overhead of a sweep: our tuned path vs. stock Ray Tune defaults.
+
+Runs sweeps of fixed-length trials (``--work-s`` seconds of real single-threaded matmul work,
+reported once per epoch like a training loop) on the local CPUs and measures how much of the
+workers' time goes to trials rather than to Ray and our bookkeeping:
+
+    utilisation          = trial compute / (workers × wall)
+    overhead_per_trial_s = (workers × wall − trial compute) / trials
+
+"ours" is the path ``python -m search.run`` takes (spec → Optuna searcher with a persisted
+study → Tune with actor reuse, our Parquet recorder, no per-trial auto loggers). "stock" is a
+``tune.Tuner`` with Ray Tune's defaults and the stock ``OptunaSearch``. The last line printed is
+the JSON summary of "ours", with the stock figures alongside.
+
+    python benchmarks/sweep_overhead.py [--trials 12] [--work-s 5] [--epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def fixed_work(config: dict) -> None:
+    """A trial of fixed compute: ``work.seconds`` of matmuls in ``budget.epochs`` reports."""
+    import torch
+    from ray import tune
+
+    from trainables.config import resolve_config
+    from trainables.report import make_report
+    from trainables.training import configure_threads
+
+    cfg = resolve_config(BENCH_DEFAULTS, config)
+    configure_threads(1)
+    epochs = int(cfg["budget"]["epochs"])
+    per_epoch = float(cfg["work"]["seconds"]) / epochs
+    a = torch.randn(256, 256)
+    compute = 0.0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        while time.perf_counter() - start < per_epoch:
+            a = torch.tanh(a @ a)
+        compute += time.perf_counter() - start
+        metrics = dict(epoch=epoch, val_accuracy=float(cfg["work"]["x"]), val_loss=0.0, macs=1, energy_uj=0.0, params=1,
+                       density=1.0, train_time_s=compute, budget_fraction=epoch / epochs)
+        tune.report(make_report(metrics))
+
+
+BENCH_DEFAULTS = {
+    "work": {"seconds": 5.0, "x": 0.5},
+    "data": {},
+    "budget": {"epochs": 5, "checkpoint_every": 1, "eval_test": False},
+    "runtime": {"device": "cpu", "threads": 1, "cache_dir": None},
+    "seed": 0,
+}
+
+
+def _spec(trials: int, work_s: float, epochs: int, storage: str):
+    from search.spec import parse_spec
+
+    return parse_spec(
+        {
+            "name": "overhead",
+            "trainable": "bench_fixed_work",
+            "budget": {"epochs": epochs, "eval_test": False},
+            "objectives": [{"metric": "val_accuracy", "mode": "max"}],
+            "space": {"work.x": {"float": [0.0, 1.0]}},
+            "fixed": {"work.seconds": work_s},
+            "sampler": "tpe",
+            "run": {"num_samples": trials, "seed": 0, "storage": storage},
+        },
+        "<benchmark>",
+    )
+
+
+def _measure(results_compute: float, wall: float, workers: int, trials: int) -> dict:
+    return {
+        "trials": trials,
+        "workers": workers,
+        "wall_s": round(wall, 2),
+        "trial_compute_s": round(results_compute, 2),
+        "utilisation": round(results_compute / (workers * wall), 3),
+        "overhead_per_trial_s": round((workers * wall - results_compute) / trials, 3),
+    }
+
+
+def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
+    import pyarrow.parquet as pq
+
+    from search.tuner import build_tuner, prepare_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = prepare_sweep(_spec(trials, work_s, epochs, tmp))
+        tuner = build_tuner(sweep, progress=False, max_concurrent=workers)
+        start = time.perf_counter()
+        tuner.fit()
+        wall = time.perf_counter() - start
+        rows = pq.read_table(Path(sweep.run_dir) / "trials.parquet").to_pylist()
+        compute = sum(r["train_time_s"] for r in rows)
+        assert len(rows) == trials and all(r["state"] == "TERMINATED" for r in rows)
+    return _measure(compute, wall, workers, trials)
+
+
+def run_stock(trials: int, work_s: float, epochs: int, workers: int) -> dict:
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.Tuner(
+            fixed_work,
+            param_space={"work": {"x": tune.uniform(0.0, 1.0), "seconds": work_s}, "budget": {"epochs": epochs}},
+            tune_config=tune.TuneConfig(num_samples=trials, metric="val_accuracy", mode="max", search_alg=OptunaSearch(seed=0),
+                                        max_concurrent_trials=workers),
+            run_config=tune.RunConfig(storage_path=tmp, name="stock", verbose=0),
+        )
+        start = time.perf_counter()
+        grid = tuner.fit()
+        wall = time.perf_counter() - start
+        compute = sum(r.metrics["train_time_s"] for r in grid)
+        assert len(grid) == trials and not grid.errors
+    return _measure(compute, wall, workers, trials)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--work-s", type=float, default=5.0)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--skip-stock", action="store_true")
+    args = parser.parse_args()
+
+    import logging
+
+    import ray
+
+    from trainables.registry import TrainableEntry, register_trainable
+
+    register_trainable(TrainableEntry("bench_fixed_work", fixed_work, BENCH_DEFAULTS, build_model=lambda *a: None))
+    ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.ERROR)
+    try:
+        # Warm the cluster once (worker processes, imports) so neither variant pays for it.
+        ray.get(ray.remote(lambda: __import__("torch").zeros(1).sum().item()).remote())
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        ours = run_ours(args.trials, args.work_s, args.epochs, args.workers)
+        print("ours :", json.dumps(ours), flush=True)
+        stock = None if args.skip_stock else run_stock(args.trials, args.work_s, args.epochs, args.workers)
+        if stock:
+            print("stock:", json.dumps(stock), flush=True)
+    finally:
+        ray.shutdown()
+    summary = dict(ours, work_s_per_trial=args.work_s)
+    if stock:
+        summary.update(stock_utilisation=stock["utilisation"], stock_overhead_per_trial_s=stock["overhead_per_trial_s"])
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
