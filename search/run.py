@@ -72,10 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         return _fail(f"data: {exc}")
 
-    from search.tuner import RunDirError, prepare_sweep
+    from search.tuner import RunDirError, check_run_dir, prepare_sweep
 
     try:
-        sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
+        check_run_dir(spec, storage=args.storage, name=args.name, resume=args.resume)
     except RunDirError as exc:
         return _fail(str(exc))
 
@@ -83,12 +83,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         _init_ray(args.address, args.num_cpus)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        return _fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).splitlines()[0]}")
+    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        return _fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
     try:
+        try:
+            sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
+        except RunDirError as exc:
+            return _fail(str(exc))
         return _run(sweep, info, args)
     finally:
         ray.shutdown()
+
+
+def _probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an unreachable HOST:PORT (Ray itself retries for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConnectionError(f"{exc.strerror or exc} (is the head node running? see 'Running on a cluster' in README.md)") from None
 
 
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
@@ -102,6 +121,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     # own multi-line tracebacks for them would drown the sweep's output.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     if address:
+        _probe_address(address)
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)

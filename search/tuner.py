@@ -35,7 +35,7 @@ from search.storage import RunLocation, run_location
 from trainables.registry import get_trainable
 from trainables.report import BASE_KEYS, INFO_KEYS
 
-__all__ = ["RunDirError", "Sweep", "prepare_sweep", "build_tuner", "restore_tuner", "trial_states", "finished_trials", "default_concurrency"]
+__all__ = ["RunDirError", "Sweep", "check_run_dir", "prepare_sweep", "build_tuner", "restore_tuner", "trial_states", "finished_trials", "default_concurrency"]
 
 SWEEP_FILE = "sweep.json"
 SPEC_FILE = "spec.yaml"
@@ -81,6 +81,27 @@ class Sweep:
         path = self.local_dir / STUDY_FILE
         if not self.location.is_local and path.exists():
             self.location.write_bytes(STUDY_FILE, path.read_bytes())
+
+
+def check_run_dir(spec: Spec, storage: str | None = None, name: str | None = None, resume: bool = False) -> None:
+    """The checks of :func:`prepare_sweep`, writing nothing (run before starting Ray).
+
+    Raises:
+        RunDirError: as :func:`prepare_sweep` would.
+    """
+    location = run_location(storage or spec.run.storage, name or spec.name)
+    try:
+        has_sweep = location.exists(SWEEP_FILE)
+    except OSError as exc:
+        raise RunDirError(f"cannot reach the run dir {location.uri}: {str(exc).splitlines()[0]}") from None
+    if resume and not has_sweep:
+        raise RunDirError(f"{location.uri} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
+    if resume:
+        _check_same_spec(spec, location.read_text(SPEC_FILE), location.uri)
+    if not resume and has_sweep:
+        raise RunDirError(
+            f"{location.uri} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
+        )
 
 
 def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = None, resume: bool = False) -> Sweep:

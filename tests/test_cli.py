@@ -1,0 +1,80 @@
+"""The command line's user-facing errors and its dry run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from search.run import main
+from tests.conftest import ROOT, tiny_spec
+
+
+def _spec(tmp_path, **sections):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(**sections), sort_keys=False))
+    return path
+
+
+def test_missing_cifar100_exits_2_with_one_line_and_no_traceback(tmp_path):
+    env = {**os.environ, "BRAINSWEEP_DATA": str(tmp_path / "data")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.run", "spaces/g2g_cifar100.yaml", "--storage", str(tmp_path / "runs"), "--set", "data.download=false"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("error: data: CIFAR-100 not found under ")
+    assert str(tmp_path / "data") in lines[0] and "cifar-100-python" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unreachable_cluster_exits_2_before_writing(tmp_path, capsys):
+    storage = tmp_path / "runs"
+    code = main([str(_spec(tmp_path)), "--storage", str(storage), "--address", "127.0.0.1:1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: cannot reach the Ray cluster at '127.0.0.1:1'") and len(err.splitlines()) == 1
+    assert not storage.exists()
+
+
+def test_existing_run_dir_needs_resume_or_a_new_name(tmp_path, capsys):
+    (tmp_path / "runs" / "tiny").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny" / "sweep.json").write_text("{}")
+    assert main([str(_spec(tmp_path)), "--storage", str(tmp_path / "runs")]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([str(_spec(tmp_path)), "--storage", str(tmp_path / "runs"), "--name", "other", "--resume"]) == 2
+    assert "no sweep to resume" in capsys.readouterr().err
+
+
+def test_resume_with_a_different_space_is_refused(tmp_path, capsys):
+    from search.spec import load_spec
+    from search.tuner import prepare_sweep
+
+    prepare_sweep(load_spec(_spec(tmp_path)), storage=str(tmp_path / "runs"))
+    changed = _spec(tmp_path, budget={"epochs": 9})
+    assert main([str(changed), "--storage", str(tmp_path / "runs"), "--resume"]) == 2
+    assert "budget.epochs" in capsys.readouterr().err
+
+
+def test_dry_run_prints_space_and_configs_and_writes_nothing(tmp_path, capsys):
+    spec = _spec(tmp_path)
+    storage = tmp_path / "runs"
+    assert main([str(spec), "--storage", str(storage), "--dry-run"]) == 0
+    first = capsys.readouterr().out
+    assert "model.groups" in first and "choice [2, 4]" in first and "first 4 sampled configs" in first
+    assert main([str(spec), "--storage", str(storage), "--dry-run"]) == 0
+    assert capsys.readouterr().out == first, "same spec and seed, same sampled configs"
+    assert main([str(spec), "--dry-run", "--set", "run.seed=1"]) == 0
+    assert capsys.readouterr().out != first
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize("flag", ["--num-samples=0", "--num-samples=-1"])
+def test_bad_num_samples(tmp_path, capsys, flag):
+    assert main([str(_spec(tmp_path)), flag]) == 2
+    assert "--num-samples" in capsys.readouterr().err
