@@ -34,9 +34,11 @@ __all__ = [
     "DIRECTIONS",
     "ParetoFront",
     "compute_front",
+    "front_summary",
     "hypervolume",
     "hypervolume_progress",
     "knee_point",
+    "main",
     "nondominated_ranks",
     "pareto_front",
     "pareto_mask",
@@ -521,3 +523,38 @@ def compute_front(
         hypervolume=volume,
         knee=_knee_min(z, front),
     )
+
+
+def front_summary(points: ArrayLike, directions: Sequence[str], reference: ArrayLike) -> tuple[int, float]:
+    """Front size and hypervolume in one call: what a live progress line shows.
+
+    Args:
+        points: ``(n, m)`` objective values in original units (e.g. the full-budget, feasible
+            trials finished so far).
+        directions: ``"max"``/``"min"`` per objective.
+        reference: ``m`` finite values in original units. Keep it fixed for the whole sweep,
+            or the numbers of successive lines are not comparable.
+
+    Returns:
+        ``(front_size, hypervolume)``: the number of non-dominated finite points (ties kept)
+        and their hypervolume with respect to ``reference``.
+    """
+    z = to_minimization(points, directions)
+    ref = _reference_to_minimization(reference, tuple(directions))
+    return int(_mask_min(z).sum()), _hypervolume_min(z, ref)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line (I/O lives in analysis.pareto_cli; this module stays pure)
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.pareto RUN_DIR [RUN_DIR ...]``: see :mod:`analysis.pareto_cli`."""
+    from analysis.pareto_cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
