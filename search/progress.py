@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from analysis.pareto import front_summary, pareto_mask, reference_point  # pure functions (DESIGN.md allows this)
+
 __all__ = ["ProgressPrinter", "format_metric"]
 
 
@@ -30,6 +32,9 @@ def format_metric(value: Any) -> str:
 class ProgressPrinter(Callback):
     """Print one line per finished trial and a status line every ``heartbeat_s`` seconds.
 
+    Each line also shows the current Pareto front's size (full-budget, feasible trials) and,
+    once ``REFERENCE_AFTER`` trials have finished, its hypervolume.
+
     Args:
         total: Number of trials the sweep will run.
         metrics: Objective metrics shown per trial.
@@ -37,6 +42,8 @@ class ProgressPrinter(Callback):
         epochs: Full budget, to show how far an early-stopped trial got.
         out: Stream to print to.
     """
+
+    REFERENCE_AFTER = 8
 
     def __init__(
         self,
@@ -46,6 +53,7 @@ class ProgressPrinter(Callback):
         epochs: int,
         out: TextIO | None = None,
         heartbeat_s: float = 30.0,
+        constraints: Sequence[Any] = (),
     ) -> None:
         self.total = total
         self.metrics = list(metrics)
@@ -55,6 +63,12 @@ class ProgressPrinter(Callback):
         self.heartbeat_s = heartbeat_s
         self.done = 0
         self.best: dict[str, float] = {}
+        self.constraints = list(constraints)
+        # Objective vectors of finished trials: all finite ones (for the reference point) and
+        # the full-budget feasible ones (the front).
+        self._finite: list[list[float]] = []
+        self._front_points: list[list[float]] = []
+        self._reference: list[float] | None = None
         self._started = time.monotonic()
         self._last_print = self._started
 
@@ -66,6 +80,9 @@ class ProgressPrinter(Callback):
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not getattr(self, "_counted_restored", True):
             self.done = max(self.done, sum(t.status in ("TERMINATED", "ERROR") for t in trials))
+            for t in trials:  # a restored sweep: its finished trials are part of the front
+                if t.status == "TERMINATED" and t.last_result:
+                    self._record(t.last_result, int(t.last_result.get("epoch", 0) or 0) >= self.epochs)
             self._counted_restored = True
 
     def _print(self, text: str) -> None:
@@ -76,6 +93,35 @@ class ProgressPrinter(Callback):
         s = int(time.monotonic() - self._started)
         return f"{s // 60:d}:{s % 60:02d}"
 
+    def _record(self, last: dict, full: bool) -> None:
+        """Add a finished trial's objectives; fix the hypervolume reference at the first front."""
+        try:
+            point = [float(last[m]) for m in self.metrics]
+        except (KeyError, TypeError, ValueError):
+            return
+        if not all(math.isfinite(v) for v in point):
+            return
+        self._finite.append(point)
+        feasible = all(c.violation(float(last.get(c.metric, math.nan))) <= 0 for c in self.constraints)
+        if full and feasible:
+            self._front_points.append(point)
+        # The reference is fixed once, from the first few finished trials (early-stopped ones
+        # included), so successive lines are comparable; ``python -m analysis.pareto`` derives
+        # its own from every trial and records it in the run dir.
+        if self._front_points and len(self._finite) >= min(self.REFERENCE_AFTER, self.total):
+            if self._reference is None:
+                self._reference = [float(v) for v in reference_point(self._finite, self.modes)]
+                ref = ", ".join(f"{m}={format_metric(v)}" for m, v in zip(self.metrics, self._reference))
+                self._print(f"hypervolume reference (fixed for this sweep's progress lines): {ref}")
+
+    def _front_text(self) -> str:
+        if not self._front_points:
+            return ""
+        if self._reference is None:
+            return f"  | front {int(pareto_mask(self._front_points, self.modes).sum())}"
+        size, hv = front_summary(self._front_points, self.modes, self._reference)
+        return f"  | front {size}, hv {hv:.4g}"
+
     def _finish(self, trial: Any, status: str) -> None:
         self.done += 1
         last = trial.last_result or {}
@@ -83,7 +129,10 @@ class ProgressPrinter(Callback):
         full = epoch >= self.epochs
         values = "  ".join(f"{m}={format_metric(last.get(m))}" for m in self.metrics)
         note = "" if full or status != "done" else f"  (stopped early at epoch {epoch}/{self.epochs})"
-        if status == "done" and full:
+        if status == "done":
+            self._record(last, full)
+        feasible = all(c.violation(float(last.get(c.metric, math.nan))) <= 0 for c in self.constraints)
+        if status == "done" and full and feasible:
             for metric, mode in zip(self.metrics, self.modes):
                 v = last.get(metric)
                 if v is None or not math.isfinite(float(v)):
@@ -93,7 +142,7 @@ class ProgressPrinter(Callback):
                     self.best[metric] = float(v)
         width = len(str(self.total))
         head = f"[{self._elapsed()}] [{self.done:>{width}}/{self.total}] {trial.trial_id} {status:<5}"
-        self._print(f"{head} {values if status == 'done' else ''}{note}".rstrip())
+        self._print(f"{head} {values if status == 'done' else ''}{note}{self._front_text()}".rstrip())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "done")
@@ -112,4 +161,4 @@ class ProgressPrinter(Callback):
             return
         running = sum(t.status == "RUNNING" for t in trials)
         best = "  ".join(f"best {m}={format_metric(v)}" for m, v in self.best.items())
-        self._print(f"[{self._elapsed()}] {self.done}/{self.total} finished, {running} running  {best}".rstrip())
+        self._print(f"[{self._elapsed()}] {self.done}/{self.total} finished, {running} running  {best}{self._front_text()}".rstrip())

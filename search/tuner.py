@@ -229,7 +229,7 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
         )
     ]
     if progress:
-        printer = ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs)
+        printer = ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs, constraints=spec.constraints)
         printer.done = finished_trials(sweep)  # an extended sweep counts on from what ran before
         callbacks.append(printer)
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
