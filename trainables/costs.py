@@ -27,6 +27,7 @@ __all__ = [
     "ann_energy_uj",
     "snn_energy_uj",
     "synaptic_ops",
+    "snn_layer_ops",
 ]
 
 
@@ -206,3 +207,31 @@ def _positions_hook(name: str, positions: dict[str, int]):
         positions[name] = positions.get(name, 0) + per_sample
 
     return hook
+
+
+def snn_layer_ops(
+    layer_macs: Sequence[float], input_spike_rates: Sequence[float | None], timesteps: int
+) -> tuple[float, float]:
+    """Real-valued MACs and synaptic operations of a spiking network run for ``timesteps`` steps.
+
+    Applies the energy model layer by layer (DESIGN.md, "Costs and energy"): a layer fed real
+    values (the first layer under direct input encoding) costs its MACs once — its input is the
+    same at every timestep, so its output current is computed once and reused (as the SNE
+    students do) — and a layer fed spikes costs ``rate × T × MACs`` synaptic operations.
+
+    Args:
+        layer_macs: Each weight layer's MACs for one timestep (e.g. from :func:`layer_costs`).
+        input_spike_rates: For each layer, the measured fraction of its input neurons spiking per
+            timestep; ``None`` for a layer fed real values.
+        timesteps: Simulation length ``T``.
+
+    Returns:
+        ``(real_input_macs, synops)``, ready for :func:`snn_energy_uj`.
+    """
+    real, synops = 0.0, 0.0
+    for macs, rate in zip(layer_macs, input_spike_rates, strict=True):
+        if rate is None:
+            real += float(macs)
+        else:
+            synops += synaptic_ops(rate, timesteps, macs)
+    return real, synops

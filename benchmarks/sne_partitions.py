@@ -1,0 +1,150 @@
+"""Partition comparison for SNE: informed (correlation, class) vs sequential vs random, over seeds.
+
+Runs one grid sweep (partition x seed, everything else fixed) through the normal sweep CLI on the
+embedded digits, then prints, for every subset size k, the mean and standard deviation over seeds
+of the test accuracy of each partition, as JSON and as a Markdown table::
+
+    python -m benchmarks.sne_partitions --storage runs            # run the sweep, then report
+    python -m benchmarks.sne_partitions --read runs/sne_partitions # report an existing sweep
+
+The teacher is shared by every trial (``teacher.seed`` is fixed; the trial ``seed`` drives the
+students, the data order and the seeded partitions), so the rows differ only by the partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["partition_spec", "partition_table", "to_markdown", "main"]
+
+PARTITIONS = ("correlation", "class", "sequential", "random")
+
+
+def partition_spec(seeds: int, students: int, epochs: int, width: int) -> dict[str, Any]:
+    """The grid sweep: ``sne.partition`` x ``seed``, small mlp students, digits."""
+    return {
+        "name": "sne_partitions",
+        "trainable": "sne",
+        "description": "partition comparison: informed vs sequential vs random, mean over seeds",
+        "data": {"name": "digits", "val_fraction": 0.2},
+        "budget": {"epochs": epochs},
+        "objectives": [{"metric": "val_accuracy", "mode": "max"}, {"metric": "energy_uj", "mode": "min"}],
+        "space": {"sne.partition": {"choice": list(PARTITIONS)}, "seed": {"choice": list(range(seeds))}},
+        "fixed": {
+            "teacher.arch": "cnn",
+            "teacher.width": 32,
+            "teacher.epochs": 20,
+            "sne.students": students,
+            "sne.active": 1,
+            "sne.timesteps": 4,
+            "sne.dropout": 0.25,
+            "student.shape": "mlp",
+            "student.width": width,
+            "student.depth": 1,
+            "optim.batch_size": 64,
+        },
+        "sampler": {"name": "grid"},
+        "run": {"num_samples": seeds * len(PARTITIONS), "resources": {"cpu": 1}, "seed": 0},
+    }
+
+
+def partition_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std over seeds of val and test accuracy per partition and subset size k.
+
+    Args:
+        rows: ``trials.parquet`` rows of the partition sweep (full-budget trials are used).
+    """
+    from trainables.sne.adaptive import SubsetCurve
+
+    per: dict[str, list[SubsetCurve]] = {}
+    for row in rows:
+        if row.get("state") != "TERMINATED" or not row.get("curve") or (row.get("budget_fraction") or 0) < 1:
+            continue
+        per.setdefault(row["sne.partition"], []).append(SubsetCurve.from_json(row["curve"]))
+    table: dict[str, Any] = {"partitions": {}}
+    for name in [p for p in PARTITIONS if p in per]:
+        curves = per[name]
+        ks = curves[0].k
+        entry: dict[str, Any] = {"seeds": len(curves), "k": ks}
+        for split in ("val_accuracy", "test_accuracy"):
+            values = [[getattr(c, split)[k - 1] for c in curves if getattr(c, split)] for k in ks]
+            entry[f"{split}_mean"] = [statistics.fmean(v) for v in values]
+            entry[f"{split}_std"] = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        entry["energy_uj_mean"] = [statistics.fmean(c.energy_uj[k - 1] for c in curves) for k in ks]
+        table["partitions"][name] = entry
+        table["teacher_test_accuracy"] = curves[0].teacher_test_accuracy
+        table["teacher_energy_uj"] = curves[0].teacher_energy_uj
+    parts = table["partitions"]
+    if "sequential" in parts:
+        # The headline ratio: accuracy gained by an informed partition over the contiguous split.
+        table["gain_over_sequential"] = {
+            name: [a - b for a, b in zip(entry["test_accuracy_mean"], parts["sequential"]["test_accuracy_mean"])]
+            for name, entry in parts.items()
+            if name != "sequential"
+        }
+    return table
+
+
+def to_markdown(table: dict[str, Any]) -> str:
+    """Rows: partitions; columns: k; cells: mean ± std test accuracy over seeds."""
+    parts = table["partitions"]
+    if not parts:
+        return "(no finished trials)"
+    ks = next(iter(parts.values()))["k"]
+    lines = [
+        "| partition | seeds | " + " | ".join(f"k={k}" for k in ks) + " |",
+        "| --- | --- |" + " --- |" * len(ks),
+    ]
+    for name, entry in parts.items():
+        cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in zip(entry["test_accuracy_mean"], entry["test_accuracy_std"])]
+        lines.append(f"| {name} | {entry['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sne_partitions", description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", default="runs", help="parent of the run dir (default runs)")
+    parser.add_argument("--read", metavar="RUN_DIR", help="report an existing partition sweep instead of running one")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--students", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--width", type=int, default=32, help="hidden units of each mlp student")
+    parser.add_argument("--num-cpus", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    import pyarrow.parquet as pq
+
+    if args.read:
+        run_dir = Path(args.read)
+    else:
+        import yaml
+
+        from search.run import main as run_sweep
+
+        spec = partition_spec(args.seeds, args.students, args.epochs, args.width)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sne_partitions.yaml"
+            path.write_text(yaml.safe_dump(spec, sort_keys=False))
+            cli = [str(path), "--storage", args.storage, "--quiet"]
+            if args.num_cpus:
+                cli += ["--num-cpus", str(args.num_cpus)]
+            code = run_sweep(cli)
+        if code != 0:
+            return code
+        run_dir = Path(args.storage) / spec["name"]
+    table = partition_table(pq.read_table(run_dir / "trials.parquet").to_pylist())
+    print(json.dumps(table, indent=2))
+    print()
+    print(to_markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""LIF neurons: traces match a hand computation; the surrogate gradient is non-zero and finite."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainables.sne.spiking import LIF, ArctanSpike, arctan_surrogate_grad, lif_sequence
+from trainables.sne.students import NeuronConfig, SpikingStudent, StudentConfig
+
+
+def test_lif_membrane_and_spikes_match_hand_computation():
+    # beta 0.5, threshold 1, currents 0.6, 0.6, 0.6, 1.5, 0:
+    # t1: v = 0.6                      -> no spike, v = 0.6
+    # t2: v = 0.5*0.6 + 0.6 = 0.9      -> no spike, v = 0.9
+    # t3: v = 0.45 + 0.6 = 1.05        -> spike, v = 1.05 - 1 = 0.05
+    # t4: v = 0.025 + 1.5 = 1.525      -> spike, v = 0.525
+    # t5: v = 0.2625                   -> no spike
+    currents = torch.tensor([0.6, 0.6, 0.6, 1.5, 0.0]).reshape(5, 1)
+    spikes, membranes = lif_sequence(currents, beta=0.5, threshold=1.0)
+    assert spikes.flatten().tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    assert membranes.flatten().tolist() == pytest.approx([0.6, 0.9, 0.05, 0.525, 0.2625], abs=1e-6)
+
+
+def test_spike_fires_at_exactly_the_threshold_and_reset_is_subtractive():
+    # v = 2.5 with threshold 1: one spike per step at most; the residual 1.5 is kept, not zeroed.
+    spikes, membranes = lif_sequence(torch.tensor([[2.5], [0.0], [0.0]]), beta=1.0, threshold=1.0)
+    assert spikes.flatten().tolist() == [1.0, 1.0, 0.0]
+    assert membranes.flatten().tolist() == pytest.approx([1.5, 0.5, 0.5])
+    s, _ = lif_sequence(torch.tensor([[1.0]]), beta=0.9, threshold=1.0)
+    assert s.item() == 1.0  # v >= threshold fires
+
+
+def test_arctan_surrogate_formula():
+    x = torch.tensor([0.0, 0.5, -2.0])
+    alpha = 2.0
+    expected = [alpha / 2 / (1 + (math.pi / 2 * alpha * v) ** 2) for v in x.tolist()]
+    assert arctan_surrogate_grad(x, alpha).tolist() == pytest.approx(expected)
+    assert arctan_surrogate_grad(torch.tensor(0.0), alpha).item() == pytest.approx(1.0)  # peak alpha / 2
+
+
+def test_spike_function_backward_uses_the_surrogate():
+    x = torch.tensor([-0.3, 0.0, 0.4], requires_grad=True)
+    out = ArctanSpike.apply(x, 2.0)
+    assert out.tolist() == [0.0, 1.0, 1.0]
+    out.sum().backward()
+    assert torch.allclose(x.grad, arctan_surrogate_grad(x.detach(), 2.0))
+
+
+def test_surrogate_gradient_reaches_every_weight_non_zero_and_finite():
+    torch.manual_seed(0)
+    neuron = NeuronConfig(timesteps=4, beta=0.9, threshold=1.0)
+    for cfg in (StudentConfig(shape="mlp", width=16, depth=2), StudentConfig(shape="conv", channels=4, depth=2)):
+        student = SpikingStudent(cfg, neuron, (1, 8, 8), out_dim=5)
+        out = student(torch.randn(6, 1, 8, 8))
+        out.pow(2).sum().backward()
+        for name, p in student.named_parameters():
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name
+            assert p.grad.abs().sum() > 0, f"{name}: no gradient flows through the spikes"
+
+
+def test_lif_records_per_sample_spike_counts_without_changing_output():
+    lif = LIF(beta=1.0, threshold=1.0)
+    currents = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]]).expand(2, 3, 2).clone()  # T=2, N=3, 2 neurons
+    currents[:, 1] = 0.0  # sample 1 never spikes
+    plain = lif(currents)
+    lif.start_recording()
+    recorded = lif(currents)
+    counts = lif.stop_recording()
+    assert torch.equal(plain, recorded)
+    # Neuron 0 of samples 0 and 2 gets 2 then keeps 1 after the reset: spikes at t1 and t2.
+    assert counts.tolist() == [2.0, 0.0, 2.0]
+    assert lif.neurons == 2
+    assert not lif.recording
+
+
+def test_ann_twin_uses_the_same_weights_with_a_clipped_relu():
+    torch.manual_seed(0)
+    student = SpikingStudent(StudentConfig(shape="mlp", width=3, depth=1), NeuronConfig(timesteps=2, threshold=2.0), (1, 1, 2), out_dim=1)
+    with torch.no_grad():
+        student.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 10.0], [-1.0, 0.0]]))
+        student.layers[0].bias.zero_()
+        student.readout.weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+        student.readout.bias.zero_()
+    student.spiking = False
+    x = torch.tensor([[[[1.0, 1.0]]]])
+    # Activations clamp(W x / threshold, 0, 1) = [0.5, 1 (clipped from 5), 0].
+    assert student(x).item() == pytest.approx(1.5)
+
+
+def test_lif_rejects_invalid_parameters():
+    with pytest.raises(ValueError, match="beta"):
+        LIF(beta=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        LIF(threshold=0.0)
+    with pytest.raises(ValueError, match="timesteps"):
+        NeuronConfig(timesteps=0)

@@ -1,0 +1,316 @@
+"""Spiking students and the ensemble that combines them through the teacher's (fine-tuned) head.
+
+A student is a small spiking network (MLP or conv) of LIF layers run for ``T`` timesteps with
+direct input encoding: the real-valued image is the input current of the first layer at every
+timestep. Its non-spiking linear readout, averaged over time, regresses the student's slice of
+the teacher's features (METHODS.md §2). Each student can also run as a clipped-ReLU ANN of the
+same shape, which is how ``student.init: ann_bridge`` pre-trains it before copying the weights
+into the spiking network (METHODS.md §3).
+
+The ensemble owns ``K`` students, the partition (which student owns which feature dimension),
+the training statistics of the teacher's features (students regress standardised features; a
+missing slice is filled with its training mean) and the head. Running only a subset of students
+is what trades accuracy for energy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from trainables.costs import layer_costs, snn_layer_ops
+from trainables.sne.partition import partition_labels
+from trainables.sne.spiking import LIF
+
+__all__ = [
+    "STUDENT_SHAPES",
+    "STUDENT_INITS",
+    "StudentConfig",
+    "NeuronConfig",
+    "SpikingStudent",
+    "StudentCostPlan",
+    "student_cost_plan",
+    "SpikingEnsemble",
+]
+
+STUDENT_SHAPES: tuple[str, ...] = ("mlp", "conv")
+STUDENT_INITS: tuple[str, ...] = ("scratch", "ann_bridge")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The ``student`` section of an SNE config.
+
+    Attributes:
+        shape: ``mlp`` (flattened input, ``depth`` spiking hidden layers of ``width`` units) or
+            ``conv`` (a 3x3 conv of ``channels`` channels, then ``depth - 1`` stride-2 3x3 convs
+            doubling the channels).
+        width: Hidden units of an mlp student.
+        channels: Channels of a conv student's first layer. Separate from ``width`` because a
+            conv channel costs ``9 x H x W`` times more than an mlp unit: one range cannot
+            suit both.
+        depth: Spiking hidden layers.
+        init: ``scratch`` or ``ann_bridge`` (train as a clipped-ReLU ANN first, then as an SNN).
+        bridge_epochs: ANN pre-training epochs of ``ann_bridge`` (before the budgeted epochs).
+    """
+
+    shape: str = "mlp"
+    width: int = 64
+    channels: int = 8
+    depth: int = 1
+    init: str = "scratch"
+    bridge_epochs: int = 5
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> StudentConfig:
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown student keys: {unknown}")
+        cfg = cls(**values)
+        if cfg.shape not in STUDENT_SHAPES:
+            raise ValueError(f"student.shape must be one of {', '.join(STUDENT_SHAPES)}, got {cfg.shape!r}")
+        if cfg.init not in STUDENT_INITS:
+            raise ValueError(f"student.init must be one of {', '.join(STUDENT_INITS)}, got {cfg.init!r}")
+        if cfg.width < 1 or cfg.channels < 1 or cfg.depth < 1 or cfg.bridge_epochs < 0:
+            raise ValueError("student.width, student.channels and student.depth must be >= 1, student.bridge_epochs >= 0")
+        return cfg
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """LIF and simulation parameters shared by the students of an ensemble.
+
+    Attributes:
+        timesteps: Simulation length ``T``.
+        beta: Membrane leak factor.
+        threshold: Firing threshold.
+        surrogate_slope: ``alpha`` of the arctan surrogate gradient.
+    """
+
+    timesteps: int = 4
+    beta: float = 0.9
+    threshold: float = 1.0
+    surrogate_slope: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.timesteps < 1:
+            raise ValueError(f"sne.timesteps must be >= 1, got {self.timesteps}")
+
+
+class SpikingStudent(nn.Module):
+    """One student: ``depth`` spiking layers and a time-averaged linear readout.
+
+    Args:
+        cfg: Shape of the student.
+        neuron: LIF and simulation parameters.
+        input_shape: ``(C, H, W)`` of an input sample.
+        out_dim: Size of the student's feature slice.
+    """
+
+    def __init__(self, cfg: StudentConfig, neuron: NeuronConfig, input_shape: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        self.shape = cfg.shape
+        self.timesteps = neuron.timesteps
+        self.threshold = neuron.threshold
+        self.spiking = True  # False: run as the clipped-ReLU ANN of the same shape (ann_bridge)
+        c, h, w = (int(s) for s in input_shape)
+        layers: list[nn.Module] = []
+        if cfg.shape == "mlp":
+            sizes = [c * h * w] + [cfg.width] * cfg.depth
+            layers = [nn.Linear(sizes[i], sizes[i + 1]) for i in range(cfg.depth)]
+            flat = cfg.width
+        else:
+            channels = [c] + [cfg.channels * 2**i for i in range(cfg.depth)]
+            for i in range(cfg.depth):
+                # Stride-2 convs instead of pooling: pooled spikes are no longer binary, and every
+                # layer after the first must see spikes for its work to be accumulate-only.
+                layers.append(nn.Conv2d(channels[i], channels[i + 1], 3, stride=1 if i == 0 else 2, padding=1))
+                if i > 0:
+                    h, w = (h + 1) // 2, (w + 1) // 2
+            flat = channels[-1] * h * w
+        self.layers = nn.ModuleList(layers)
+        self.lifs = nn.ModuleList(LIF(neuron.beta, neuron.threshold, neuron.surrogate_slope) for _ in layers)
+        self.readout = nn.Linear(flat, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``N x C x H x W`` images -> ``N x out_dim`` (time-averaged readout when spiking)."""
+        h = x.flatten(1) if self.shape == "mlp" else x
+        if not self.spiking:
+            for layer in self.layers:
+                # Clipped ReLU: the ANN activation a rate-coded LIF neuron can represent (its
+                # firing rate lies in [0, 1] spikes per step and grows with current / threshold),
+                # so the copied weights start near a working SNN.
+                h = torch.clamp(layer(h) / self.threshold, 0.0, 1.0)
+            return self.readout(h.flatten(1))
+        n, steps = x.shape[0], self.timesteps
+        # Direct encoding feeds the same input at every step, so the first layer's current is
+        # computed once and repeated. The energy model still charges its MACs at every step
+        # (see StudentCostPlan): a conservative count.
+        current = self.layers[0](h)
+        spikes = self.lifs[0](current.unsqueeze(0).expand(steps, *current.shape))
+        for layer, lif in zip(self.layers[1:], self.lifs[1:]):
+            current = layer(spikes.flatten(0, 1)).unflatten(0, (steps, n))
+            spikes = lif(current)
+        # The readout is linear, so averaging its output over time equals reading out the mean
+        # spike train; its cost is still counted per step from the measured rate.
+        return self.readout(spikes.mean(dim=0).flatten(1))
+
+    def start_recording(self) -> None:
+        """Count each sample's spikes per LIF layer from the next forward on."""
+        for lif in self.lifs:
+            lif.start_recording()
+
+    def stop_recording(self) -> list[Tensor]:
+        """Per-sample spike counts of each LIF layer since :meth:`start_recording`."""
+        return [lif.stop_recording() for lif in self.lifs]
+
+
+@dataclass(frozen=True)
+class StudentCostPlan:
+    """Which layers of a student see real values and which see spikes, with their MACs.
+
+    Attributes:
+        layer_macs: MACs of each weight layer for one timestep (hidden layers, then readout).
+        sources: For each weight layer, the index of the LIF layer feeding it, or None for the
+            first layer, which sees the real-valued input (direct encoding).
+        neurons: Neurons per LIF layer.
+        timesteps: ``T``.
+        params: Non-zero weights and biases of the student.
+    """
+
+    layer_macs: tuple[int, ...]
+    sources: tuple[int | None, ...]
+    neurons: tuple[int, ...]
+    timesteps: int
+    params: int
+
+    def spike_rates(self, mean_spikes: Sequence[float]) -> list[float]:
+        """Firing rate (spikes per neuron per step) of each LIF layer from mean spike counts per sample."""
+        return [float(c) / (self.timesteps * n) for c, n in zip(mean_spikes, self.neurons, strict=True)]
+
+    def ops(self, mean_spikes: Sequence[float]) -> tuple[float, float]:
+        """``(real-valued MACs, synaptic ops)`` per sample, from mean spike counts per LIF layer.
+
+        The first layer sees the same real-valued input at every timestep, so its current is
+        computed once (``MACs``, at E_MAC); every later layer, readout included, accumulates its
+        input spikes (rate x ``T`` x MACs, at E_AC).
+        """
+        rates = self.spike_rates(mean_spikes)
+        return snn_layer_ops(self.layer_macs, [None if s is None else rates[s] for s in self.sources], self.timesteps)
+
+
+def student_cost_plan(student: SpikingStudent, input_shape: Sequence[int]) -> StudentCostPlan:
+    """Count a student's per-timestep MACs with :func:`trainables.costs.layer_costs`."""
+    modules = [(f"layers.{i}", layer) for i, layer in enumerate(student.layers)] + [("readout", student.readout)]
+    device = next(student.parameters()).device
+    example = torch.zeros((1, *input_shape), device=device)
+    was_spiking = student.spiking
+    student.spiking = True
+    try:
+        # Later layers see the T steps folded into the batch, so their counted positions are
+        # per step; the first layer and the readout run once per sample in the forward.
+        report = layer_costs(student, example, modules)
+    finally:
+        student.spiking = was_spiking
+    sources: list[int | None] = [None] + list(range(len(student.layers)))
+    student.start_recording()
+    with torch.no_grad():
+        student(example)
+    student.stop_recording()
+    neurons = tuple(lif.neurons for lif in student.lifs)
+    return StudentCostPlan(
+        layer_macs=tuple(layer.macs for layer in report.layers),
+        sources=tuple(sources),
+        neurons=neurons,
+        timesteps=student.timesteps,
+        params=report.params,
+    )
+
+
+class SpikingEnsemble(nn.Module):
+    """``K`` spiking students, each regressing its part of the teacher's features, and the head.
+
+    Students output standardised features ``z = (f - mean) / std`` of their slice. The combiner
+    puts them back in the teacher's units; the slice of a student that does not run is its
+    training mean (``z = 0``). The head (a fine-tuned copy of the teacher's) maps the combined
+    features to logits.
+
+    Args:
+        students: The ``K`` students; student ``k`` outputs ``len(parts[k])`` values.
+        head: Linear ``D -> classes``.
+        parts: The partition of the ``D`` feature dimensions.
+        feature_mean: ``D`` training mean of the teacher's features.
+        feature_std: ``D`` training standard deviation of the teacher's features.
+        active: Number of students :meth:`forward` runs by default.
+    """
+
+    def __init__(
+        self,
+        students: Sequence[SpikingStudent],
+        head: nn.Linear,
+        parts: Sequence[np.ndarray],
+        feature_mean: Tensor,
+        feature_std: Tensor,
+        active: int,
+    ) -> None:
+        super().__init__()
+        d = head.in_features
+        if len(students) != len(parts):
+            raise ValueError(f"{len(students)} students for {len(parts)} parts")
+        if not 1 <= active <= len(students):
+            raise ValueError(f"sne.active must be in [1, sne.students = {len(students)}], got {active}")
+        self.students = nn.ModuleList(students)
+        self.head = head
+        self.register_buffer("assignment", torch.as_tensor(partition_labels(parts, d), dtype=torch.long))
+        self.register_buffer("feature_mean", feature_mean.detach().clone().float())
+        self.register_buffer("feature_std", feature_std.detach().clone().float())
+        # The static activation order (greedy on validation): the best subset of size k is the
+        # first k students of this order. Set by the trainable after each evaluation.
+        self.register_buffer("order", torch.arange(len(students)))
+        self.register_buffer("active", torch.tensor(int(active)))
+
+    @property
+    def num_students(self) -> int:
+        return len(self.students)
+
+    def part(self, k: int) -> Tensor:
+        """Feature dimensions owned by student ``k`` (ascending)."""
+        return torch.nonzero(self.assignment == k).flatten()
+
+    def set_spiking(self, spiking: bool) -> None:
+        """Run every student as an SNN (True) or as its clipped-ReLU ANN twin (False)."""
+        for student in self.students:
+            student.spiking = spiking
+
+    def standardized_features(self, x: Tensor, students: Sequence[int] | None = None) -> Tensor:
+        """``N x D`` standardised features predicted by ``students`` (default all); others are 0."""
+        ids = range(self.num_students) if students is None else students
+        z = x.new_zeros((x.shape[0], self.head.in_features))
+        for k in ids:
+            z[:, self.part(k)] = self.students[k](x)
+        return z
+
+    def combine(self, z: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Teacher-unit features from standardised ones; dropped students' slices get their mean.
+
+        Args:
+            z: ``N x D`` standardised features.
+            keep: ``K`` or ``N x K`` boolean: which students' outputs to use (default all).
+        """
+        if keep is not None:
+            mask = keep[..., self.assignment].to(z.dtype)
+            z = z * mask
+        return z * self.feature_std + self.feature_mean
+
+    def forward(self, x: Tensor, k: int | None = None) -> Tensor:
+        """Logits from the first ``k`` students of :attr:`order` (default :attr:`active`); only those run."""
+        k = int(self.active) if k is None else int(k)
+        ids = [int(i) for i in self.order[:k]]
+        keep = torch.zeros(self.num_students, dtype=torch.bool, device=x.device)
+        keep[ids] = True
+        return self.head(self.combine(self.standardized_features(x, ids), keep))
