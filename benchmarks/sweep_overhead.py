@@ -106,13 +106,13 @@ def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sweep = prepare_sweep(_spec(trials, work_s, epochs, tmp))
         tuner = build_tuner(sweep, progress=False, max_concurrent=workers)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tuner.fit()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = pq.read_table(Path(sweep.run_dir) / "trials.parquet").to_pylist()
         compute = sum(r["train_time_s"] for r in rows)
         assert len(rows) == trials and all(r["state"] == "TERMINATED" for r in rows)
-    return _measure(compute, wall, workers, trials)
+    return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2))
 
 
 def run_stock(trials: int, work_s: float, epochs: int, workers: int) -> dict:
