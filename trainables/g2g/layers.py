@@ -117,6 +117,11 @@ class MaskedLinear(nn.Module):
 
     Initialised like ``nn.Linear`` (Kaiming uniform), then each output row is scaled by
     ``sqrt(fan_in / active_fan_in)`` so sparse rows start with the variance of dense ones.
+
+    Besides the current ``mask``, a sparse layer keeps the connectivity it was built with
+    (``initial_mask``, the "original pattern" that ``pattern_fraction`` measures drift from)
+    and, for G2G layers, the group label of every input and output unit (``in_groups``,
+    ``out_groups``), which rewiring with ``scope: pattern`` needs.
     """
 
     maskable = True
@@ -128,6 +133,8 @@ class MaskedLinear(nn.Module):
         mask: torch.Tensor | None = None,
         bias: bool = True,
         generator: torch.Generator | None = None,
+        in_groups: torch.Tensor | None = None,
+        out_groups: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -138,8 +145,16 @@ class MaskedLinear(nn.Module):
             if mask.shape != (out_features, in_features):
                 raise ValueError(f"mask shape {tuple(mask.shape)} != {(out_features, in_features)}")
             self.register_buffer("mask", mask.to(torch.bool).clone())
+            self.register_buffer("initial_mask", mask.to(torch.bool).clone())
         else:
             self.mask = None
+            self.initial_mask = None
+        if (in_groups is None) != (out_groups is None):
+            raise ValueError("give both in_groups and out_groups, or neither")
+        if in_groups is not None and (in_groups.shape != (in_features,) or out_groups.shape != (out_features,)):
+            raise ValueError("in_groups/out_groups must hold one label per input/output unit")
+        self.register_buffer("in_groups", None if in_groups is None else in_groups.to(torch.long).clone())
+        self.register_buffer("out_groups", None if out_groups is None else out_groups.to(torch.long).clone())
         self.reset_parameters(generator)
 
     @torch.no_grad()
@@ -154,7 +169,23 @@ class MaskedLinear(nn.Module):
             self.weight.mul_(self.mask)
 
     def effective_weight(self) -> torch.Tensor:
+        """The weight the layer multiplies with (``W ⊙ M``), ``out_features × in_features``."""
         return self.weight if self.mask is None else self.weight * self.mask
+
+    def connection_mask(self) -> torch.Tensor:
+        """Current connectivity as a boolean ``out_features × in_features`` matrix."""
+        if self.mask is None:
+            return torch.ones(self.out_features, self.in_features, dtype=torch.bool, device=self.weight.device)
+        return self.mask
+
+    def pattern_counts(self) -> tuple[int, int]:
+        """(active connections inside the connectivity the layer was built with, active connections).
+
+        A dense layer is its own full pattern, so both counts are the number of weights.
+        """
+        if self.mask is None:
+            return self.weight.numel(), self.weight.numel()
+        return int((self.mask & self.initial_mask).sum()), int(self.mask.sum())
 
     @property
     def density(self) -> float:

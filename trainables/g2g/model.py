@@ -1,4 +1,16 @@
-"""G2GNet: a front end, ``depth`` sparse G2G layers of ``width`` with ReLU, a dense classifier."""
+"""G2GNet: a front end, ``depth`` sparse G2G layers of ``width`` with ReLU, a dense classifier.
+
+The baselines share the class, so one grid over ``model.kind`` compares them:
+
+- ``g2g``: group-to-group connectivity (per-edge Bernoulli masks, or whole blocks with
+  ``granularity: block``).
+- ``dense``: the same width, no mask.
+- ``dense_matched``: a dense net whose width is chosen so its parameters match the G2G net's
+  expected active parameters (the same as ``kind: dense`` with ``match_params: true``; a kind
+  of its own so a grid over kinds needs no second parameter that only some kinds use).
+- ``er``: Erdős–Rényi masks at the G2G net's density (at block granularity: each output group
+  reads ``fan_in`` input groups drawn uniformly, without the G2G preference for its own group).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,7 @@ import torch
 from torch import nn
 
 from trainables.data import DataInfo
+from trainables.g2g.block import BlockSparseLinear, block_fan_in_for_density, block_pattern
 from trainables.g2g.layers import (
     GROUPINGS,
     MaskedLinear,
@@ -20,16 +33,36 @@ from trainables.g2g.layers import (
     layer_groupings,
 )
 
-__all__ = ["MODEL_KINDS", "FRONTENDS", "ModelConfig", "PatchEncoder", "G2GNet", "build_model", "matched_dense_width"]
+__all__ = [
+    "MODEL_KINDS",
+    "FRONTENDS",
+    "GRANULARITIES",
+    "ModelConfig",
+    "PatchEncoder",
+    "G2GNet",
+    "build_model",
+    "matched_dense_width",
+]
 
-#: ``g2g``: group-to-group masks; ``dense``: the same width, no mask; ``er``: Erdős–Rényi masks
-#: at the G2G net's density.
-MODEL_KINDS: tuple[str, ...] = ("g2g", "dense", "er")
+#: ``g2g``: group-to-group masks; ``dense``: the same width, no mask; ``dense_matched``: dense
+#: with the width matching the G2G net's active parameters; ``er``: Erdős–Rényi masks at the
+#: G2G net's density.
+MODEL_KINDS: tuple[str, ...] = ("g2g", "dense", "dense_matched", "er")
 FRONTENDS: tuple[str, ...] = ("flatten", "patch")
+#: ``edge``: per-weight masks (masked dense compute); ``block``: whole group-to-group blocks
+#: with a fixed number of input groups per output group (gather + batched matmul).
+GRANULARITIES: tuple[str, ...] = ("edge", "block")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The ``model`` section of a G2G trial config (every field is a searchable parameter).
+
+    ``block_fan_in`` (block granularity only) is the number of input groups feeding each output
+    group; 0 derives it from ``p_intra``/``p_inter`` as ``round(density × groups)``, so edge and
+    block nets of the same settings have (about) the same density.
+    """
+
     kind: str = "g2g"
     frontend: str = "flatten"
     width: int = 256
@@ -39,6 +72,7 @@ class ModelConfig:
     p_intra: float = 1.0
     p_inter: float = 0.1
     granularity: str = "edge"
+    block_fan_in: int = 0
     patch_channels: int = 32
     match_params: bool = False  # dense kind only: pick the width matching the G2G net's active params
 
@@ -63,17 +97,37 @@ class ModelConfig:
             raise ValueError("model.width, model.depth and model.groups must be >= 1")
         if self.groups > self.width:
             raise ValueError(f"model.groups ({self.groups}) cannot exceed model.width ({self.width})")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"model.granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
+        if not 0 <= self.block_fan_in <= self.groups:
+            raise ValueError(f"model.block_fan_in must be in [0, model.groups={self.groups}] (0: derive), got {self.block_fan_in}")
         for name in ("p_intra", "p_inter"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1], got {p}")
 
     @property
-    def density(self) -> float:
-        """Expected density of the sparse hidden layers (1.0 for dense)."""
-        if self.kind == "dense":
-            return 1.0
+    def is_dense(self) -> bool:
+        return self.kind in ("dense", "dense_matched")
+
+    @property
+    def fan_in_groups(self) -> int:
+        """Input groups per output group at block granularity."""
+        if self.block_fan_in:
+            return self.block_fan_in
+        return block_fan_in_for_density(self.groups, expected_density(self.groups, self.p_intra, self.p_inter))
+
+    @property
+    def sparse_density(self) -> float:
+        """Density of the G2G (and ER) hidden layers these settings give, whatever the kind."""
+        if self.granularity == "block":
+            return self.fan_in_groups / self.groups
         return expected_density(self.groups, self.p_intra, self.p_inter)
+
+    @property
+    def density(self) -> float:
+        """Expected density of this kind's hidden layers (1.0 for dense)."""
+        return 1.0 if self.is_dense else self.sparse_density
 
 
 class PatchEncoder(nn.Module):
@@ -97,7 +151,12 @@ class PatchEncoder(nn.Module):
 
 
 class G2GNet(nn.Module):
-    """Front end → ``depth`` × (masked linear + ReLU) → dense classifier (never masked)."""
+    """Front end → ``depth`` × (sparse linear + ReLU) → dense classifier (never masked).
+
+    ``hidden`` holds :class:`MaskedLinear` layers (edge granularity, and dense kinds with no
+    mask) or :class:`BlockSparseLinear` layers (block granularity). Masks and block indices
+    are buffers, drawn from ``generator``, so they travel with the state dict.
+    """
 
     def __init__(self, cfg: ModelConfig, info: DataInfo, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -110,26 +169,52 @@ class G2GNet(nn.Module):
             self.frontend = nn.Flatten(1)
             n_in = c * h * w
         width = cfg.width
-        if cfg.kind == "dense" and cfg.match_params:
+        if cfg.kind == "dense_matched" or (cfg.kind == "dense" and cfg.match_params):
             width = matched_dense_width(cfg, n_in, info.num_classes)
         self.width = width
         sizes = [n_in] + [width] * cfg.depth
         if cfg.kind == "g2g" and cfg.groups > n_in:
             raise ValueError(f"model.groups ({cfg.groups}) cannot exceed the input features ({n_in})")
+        block = cfg.granularity == "block" and not cfg.is_dense
+        if block and (n_in % cfg.groups or width % cfg.groups):
+            raise ValueError(
+                f"model.granularity 'block' needs model.groups ({cfg.groups}) to divide the input "
+                f"features ({n_in}) and model.width ({width})"
+            )
         labels = layer_groupings(cfg.grouping, sizes, cfg.groups, generator) if cfg.kind == "g2g" else None
-        layers = []
+        layers: list[nn.Module] = []
         for i in range(cfg.depth):
-            if cfg.kind == "g2g":
+            if block:
+                # ER blocks have no G2G grouping: contiguous groups are just the block units.
+                in_l, out_l = labels[i] if labels is not None else layer_groupings("index", sizes[i : i + 2], cfg.groups)[0]
+                own = cfg.kind == "g2g"
+                pattern = block_pattern(cfg.groups, cfg.fan_in_groups, own_group=own, generator=generator)
+                layers.append(BlockSparseLinear(in_l, out_l, pattern, generator=generator, own_group=own))
+            elif cfg.kind == "g2g":
                 mask = g2g_mask(*labels[i], cfg.p_intra, cfg.p_inter, generator)
+                layers.append(MaskedLinear(sizes[i], sizes[i + 1], mask, generator=generator, in_groups=labels[i][0], out_groups=labels[i][1]))
             elif cfg.kind == "er":
                 mask = er_mask(sizes[i + 1], sizes[i], cfg.density, generator)
+                layers.append(MaskedLinear(sizes[i], sizes[i + 1], mask, generator=generator))
             else:
-                mask = None
-            layers.append(MaskedLinear(sizes[i], sizes[i + 1], mask=mask, generator=generator))
+                layers.append(MaskedLinear(sizes[i], sizes[i + 1], generator=generator))
         self.hidden = nn.ModuleList(layers)
         # Group labels are kept so rewiring can tell edges inside the original pattern.
         self.group_labels = labels
         self.classifier = nn.Linear(width, info.num_classes)
+
+    def sparse_layers(self) -> list[nn.Module]:
+        """The hidden layers with a sparse connectivity (the ones rewiring may change)."""
+        return [m for m in self.hidden if isinstance(m, BlockSparseLinear) or getattr(m, "mask", None) is not None]
+
+    def pattern_fraction(self) -> float:
+        """Fraction of active hidden connections that are in the connectivity drawn at build time.
+
+        1.0 until rewiring moves connections; dense nets are their own full pattern (1.0).
+        """
+        counts = [layer.pattern_counts() for layer in self.hidden]
+        active = sum(total for _, total in counts)
+        return sum(kept for kept, _ in counts) / active if active else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.frontend(x)
@@ -140,7 +225,7 @@ class G2GNet(nn.Module):
 
 def _sparse_params(cfg: ModelConfig, n_in: int, n_classes: int) -> float:
     """Expected active parameters of the G2G/ER net (weights at density + biases + head)."""
-    d = expected_density(cfg.groups, cfg.p_intra, cfg.p_inter)
+    d = cfg.sparse_density
     w = cfg.width
     hidden = d * (n_in * w + (cfg.depth - 1) * w * w) + cfg.depth * w
     return hidden + w * n_classes + n_classes

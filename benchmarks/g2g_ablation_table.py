@@ -1,0 +1,103 @@
+"""The baseline comparison of a finished G2G sweep as a markdown table (mean ± std over seeds).
+
+    python benchmarks/g2g_ablation_table.py RUN_DIR
+
+Reads ``RUN_DIR/trials.parquet`` (and ``RUN_DIR/spec.yaml`` for the searched parameters),
+keeps full-budget finished trials, groups them by every searched parameter except ``seed``,
+and prints one row per group: validation and test accuracy as mean ± sample std over seeds,
+active parameters and MACs per sample (means; they differ across seeds only by the random
+mask draw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+__all__ = ["ablation_rows", "markdown_table", "main"]
+
+#: How the kinds read in a table.
+KIND_LABELS = {
+    "g2g": "G2GNet",
+    "dense": "dense, same width",
+    "dense_matched": "dense, param-matched",
+    "er": "Erdős–Rényi, same density",
+}
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def ablation_rows(trials: Sequence[dict[str, Any]], group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """One summary per group of full-budget finished trials (pure; rows in first-seen order)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for t in trials:
+        if t.get("state") == "TERMINATED" and (t.get("budget_fraction") or 0) >= 1 - 1e-9:
+            groups.setdefault(tuple(t.get(k) for k in group_by), []).append(t)
+    rows = []
+    for key, members in groups.items():
+        row: dict[str, Any] = dict(zip(group_by, key))
+        row["seeds"] = len(members)
+        for metric in ("val_accuracy", "test_accuracy"):
+            row[metric] = _mean_std([m.get(metric) for m in members])
+        for metric in ("params", "macs", "density"):
+            row[metric] = statistics.fmean(float(m[metric]) for m in members)
+        rows.append(row)
+    order = list(KIND_LABELS)
+    rows.sort(key=lambda r: (order.index(r["model.kind"]) if r.get("model.kind") in order else len(order), str(r)))
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """Render :func:`ablation_rows` as a GitHub markdown table."""
+    names = [("model" if k == "model.kind" else k) for k in group_by]
+    header = [*names, "seeds", "val accuracy", "test accuracy", "active params", "MACs / sample", "density"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(group_by) + ["--:"] * 6) + "|"]
+    for r in rows:
+        cells = [KIND_LABELS.get(r[k], str(r[k])) if k == "model.kind" else str(r[k]) for k in group_by]
+        cells += [
+            str(r["seeds"]),
+            "{:.3f} ± {:.3f}".format(*r["val_accuracy"]),
+            "{:.3f} ± {:.3f}".format(*r["test_accuracy"]),
+            f"{r['params']:,.0f}",
+            f"{r['macs']:,.0f}",
+            f"{r['density']:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("run_dir", type=Path, help="a sweep's run dir (holds trials.parquet)")
+    args = parser.parse_args(argv)
+    path = args.run_dir / "trials.parquet"
+    if not path.exists():
+        print(f"error: {path} not found; pass the run dir of a sweep", file=sys.stderr)
+        return 2
+    trials = pq.read_table(path).to_pylist()
+    spec_path = args.run_dir / "spec.yaml"
+    space = list((yaml.safe_load(spec_path.read_text()) or {}).get("space", {})) if spec_path.exists() else ["model.kind", "seed"]
+    group_by = [k for k in space if k != "seed"] or ["model.kind"]
+    rows = ablation_rows(trials, group_by)
+    if not rows:
+        print("error: no full-budget finished trials yet", file=sys.stderr)
+        return 2
+    print(markdown_table(rows, group_by))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
