@@ -93,6 +93,10 @@ class ResultsRecorder(Callback):
         flush_interval_s: Minimum seconds between periodic writes.
     """
 
+    #: Seconds after a trial finished before its older checkpoints are deleted (several of
+    #: Tune's ~10 s snapshot periods).
+    PRUNE_AFTER_S = 60.0
+
     def __init__(
         self,
         run_dir: str,
@@ -111,13 +115,14 @@ class ResultsRecorder(Callback):
         self._dirty = False
         self._last_flush = 0.0
         self._reconciled = False
+        self._to_prune: list[tuple[float, Any, str]] = []
         self._load_existing()
 
     # The callback is pickled with the sweep (tuner.pkl) and unpickled by ``--resume``: what
     # it knows then is what is on disk, not what it held when the sweep was created.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(trials={}, epochs={}, _dirty=False, _reconciled=False)
+        state.update(trials={}, epochs={}, _dirty=False, _reconciled=False, _to_prune=[])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -204,6 +209,29 @@ class ResultsRecorder(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, "TERMINATED")
         self.flush()
+        checkpoint = getattr(trial, "checkpoint", None)
+        if checkpoint is not None:
+            self._to_prune.append((time.monotonic(), checkpoint.filesystem, checkpoint.path))
+
+    def _prune_checkpoints(self, min_age_s: float) -> None:
+        """Delete finished trials' checkpoints older than their last one.
+
+        Only once ``min_age_s`` has passed since the trial finished: until Tune has taken a new
+        snapshot of the sweep (every ~10 s), a resumed sweep could still restore from them.
+        """
+        now, keep = time.monotonic(), []
+        for finished, fs, final in self._to_prune:
+            if now - finished < min_age_s:
+                keep.append((finished, fs, final))
+                continue
+            parent = final.rstrip("/").rsplit("/", 1)[0]
+            try:
+                for info in fs.get_file_info(pafs.FileSelector(parent)):
+                    if info.base_name.startswith("checkpoint_") and info.path.rstrip("/") != final.rstrip("/"):
+                        fs.delete_dir(info.path)
+            except OSError:
+                pass  # pruning is housekeeping: never fail the sweep for it
+        self._to_prune = keep
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, "ERROR", one_line_error(trial))
@@ -212,12 +240,15 @@ class ResultsRecorder(Callback):
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self._dirty and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
+        if self._to_prune and time.monotonic() - self._to_prune[0][0] >= self.PRUNE_AFTER_S:
+            self._prune_checkpoints(self.PRUNE_AFTER_S)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:  # trials that never started still get a row
             if trial.trial_id not in self.trials:
                 self._update_trial(trial, trial.status)
         self.flush()
+        self._prune_checkpoints(0.0)  # Tune's final snapshot knows every finished trial
 
     # ---- output ----------------------------------------------------------------------------
     def flush(self) -> None:

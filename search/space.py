@@ -74,7 +74,8 @@ def define_by_run(spec: Spec) -> DefineByRun:
 def trial_config(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     """The full resolved config of a trial: family defaults ← spec base config ← params."""
     entry = get_trainable(spec.trainable)
-    return resolve_config(entry.defaults, {**spec.base_config(), **unflatten(dict(params))})
+    # Two deep merges: a sampled ``model.kind`` must not replace the fixed ``model.*`` values.
+    return resolve_config(resolve_config(entry.defaults, spec.base_config()), unflatten(dict(params)))
 
 
 def sample_configs(spec: Spec, n: int) -> list[dict[str, Any]]:

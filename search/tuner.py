@@ -249,7 +249,10 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
             name=sweep.name,
             storage_path=sweep.storage,
             failure_config=tune.FailureConfig(max_failures=spec.run.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Keep every checkpoint of a running trial: a resumed sweep restores trials from
+            # Tune's last snapshot, whose checkpoint must still exist. The recorder prunes a
+            # finished trial's older checkpoints once no snapshot can refer to them.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=callbacks,
             verbose=0,
         ),

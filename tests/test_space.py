@@ -101,3 +101,10 @@ def test_trial_config_merges_defaults_base_and_params():
     assert config["model"]["kind"] == "dense" and config["model"]["width"] == 9
     assert config["model"]["grouping"] == "index", "inactive parameters keep the family default"
     assert config["optim"]["batch_size"] == 64 and config["budget"]["epochs"] == 3
+
+
+def test_trial_config_keeps_fixed_values_beside_sampled_ones_of_the_same_section():
+    raw = tiny_spec(space={"model.kind": {"choice": ["g2g", "dense"]}})
+    raw["fixed"] = {"model.groups": 8, "model.width": 64}
+    config = trial_config(parse_spec(raw), {"model.kind": "g2g"})
+    assert config["model"]["kind"] == "g2g" and config["model"]["groups"] == 8 and config["model"]["width"] == 64

@@ -55,6 +55,9 @@ def test_sweep_writes_the_run_dir(asha_sweep):
     for t in trials:
         full = t["budget_fraction"] == 1.0
         assert math.isfinite(t["test_accuracy"]) == full, "test accuracy is measured at full budget only"
+        # Finished trials keep only their last checkpoint (older ones are pruned at the end).
+        kept = sorted(p.name for p in (run_dir / f"trial_{t['trial_id']}").glob("checkpoint_*"))
+        assert kept == [t["checkpoint"].rsplit("/", 1)[-1]], kept
 
 
 def test_asha_stopped_trials_are_pruned_in_optuna(asha_sweep):
