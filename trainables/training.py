@@ -20,6 +20,7 @@ from torch import nn
 from trainables.data import Splits, iterate_batches
 
 __all__ = [
+    "shared_defaults",
     "DivergedError",
     "select_device",
     "configure_threads",
@@ -34,6 +35,24 @@ __all__ = [
 ]
 
 CHECKPOINT_FILE = "state.pt"
+
+
+def shared_defaults(*, lr: float, weight_decay: float, batch_size: int, epochs: int) -> dict[str, Any]:
+    """The config sections every family shares: optimiser, data, budget, cost, runtime, seed.
+
+    The spec's ``data`` and ``budget`` sections and ``run`` settings fill them per sweep;
+    families only choose their optimiser and budget defaults.
+    """
+    from trainables.data import DATA_DEFAULTS
+
+    return {
+        "optim": {"name": "adam", "lr": lr, "weight_decay": weight_decay, "momentum": 0.9, "schedule": "cosine", "batch_size": batch_size},
+        "data": dict(DATA_DEFAULTS),
+        "budget": {"epochs": epochs, "checkpoint_every": 1, "eval_test": True},
+        "cost": {"energy_model": "fp32_45nm"},
+        "runtime": {"device": "auto", "threads": 1, "cache_dir": None},
+        "seed": 0,
+    }
 
 
 class DivergedError(RuntimeError):

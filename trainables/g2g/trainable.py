@@ -19,12 +19,13 @@ from ray import tune
 
 from trainables.config import resolve_config
 from trainables.costs import energy_model, model_costs
-from trainables.data import DATA_DEFAULTS, DataInfo, Splits, load_splits
+from trainables.data import DataInfo, Splits, load_splits
 from trainables.g2g.model import G2GNet, ModelConfig, build_model
 from trainables.g2g.rewiring import DST_DEFAULTS, DSTConfig, DynamicSparseTraining
 from trainables.registry import TrainableEntry, register_trainable
 from trainables.report import make_report
 from trainables.training import (
+    shared_defaults,
     configure_threads,
     evaluate,
     load_state,
@@ -40,19 +41,7 @@ __all__ = ["G2G_DEFAULTS", "G2G_REPORT_KEYS", "G2GTraining", "g2g_trainable", "E
 G2G_DEFAULTS: dict[str, Any] = {
     "model": {k: v for k, v in ModelConfig().__dict__.items()},
     "dst": copy.deepcopy(DST_DEFAULTS),
-    "optim": {
-        "name": "adam",
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "momentum": 0.9,
-        "schedule": "cosine",
-        "batch_size": 128,
-    },
-    "data": dict(DATA_DEFAULTS),
-    "budget": {"epochs": 10, "checkpoint_every": 1, "eval_test": True},
-    "cost": {"energy_model": "fp32_45nm"},
-    "runtime": {"device": "auto", "threads": 1, "cache_dir": None},
-    "seed": 0,
+    **shared_defaults(lr=1e-3, weight_decay=1e-4, batch_size=128, epochs=10),
 }
 
 #: Keys the G2G family reports every epoch on top of the base contract.

@@ -32,7 +32,7 @@ from ray import tune
 
 from trainables.config import resolve_config
 from trainables.costs import energy_model
-from trainables.data import DATA_DEFAULTS, DataInfo, load_splits
+from trainables.data import DataInfo, load_splits
 from trainables.registry import TrainableEntry, register_trainable
 from trainables.report import make_report
 from trainables.sne.adaptive import (
@@ -51,6 +51,7 @@ from trainables.sne.partition import PARTITIONS, make_partition, part_sizes, seq
 from trainables.sne.students import NeuronConfig, SpikingEnsemble, SpikingStudent, StudentConfig, student_cost_plan
 from trainables.sne.teacher import TeacherConfig, TeacherNet, build_teacher, copy_head, obtain_teacher
 from trainables.training import (
+    shared_defaults,
     configure_threads,
     load_state,
     make_lr_schedule,
@@ -123,19 +124,7 @@ SNE_DEFAULTS: dict[str, Any] = {
     "teacher": asdict(TeacherConfig()),
     "sne": asdict(SNEConfig()),
     "student": asdict(StudentConfig()),
-    "optim": {
-        "name": "adam",
-        "lr": 3e-3,
-        "weight_decay": 0.0,
-        "momentum": 0.9,
-        "schedule": "cosine",
-        "batch_size": 64,
-    },
-    "data": dict(DATA_DEFAULTS),
-    "budget": {"epochs": 20, "checkpoint_every": 1, "eval_test": True},
-    "cost": {"energy_model": "fp32_45nm"},
-    "runtime": {"device": "auto", "threads": 1, "cache_dir": None},
-    "seed": 0,
+    **shared_defaults(lr=3e-3, weight_decay=0.0, batch_size=64, epochs=20),
 }
 
 #: Keys SNE reports besides the base contract (every report carries all of them).
