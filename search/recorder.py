@@ -211,7 +211,8 @@ class ResultsRecorder(Callback):
         self.flush()
         checkpoint = getattr(trial, "checkpoint", None)
         if checkpoint is not None:
-            self._to_prune.append((time.monotonic(), checkpoint.filesystem, checkpoint.path))
+            fs = getattr(checkpoint, "filesystem", None) or self.fs
+            self._to_prune.append((time.monotonic(), fs, checkpoint.path))
 
     def _prune_checkpoints(self, min_age_s: float) -> None:
         """Delete finished trials' checkpoints older than their last one.
