@@ -56,6 +56,19 @@ class _UsageError(Exception):
     """A user error (run dir, trial id): printed as one line, exit status 2."""
 
 
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def gaussian_noise(pixels: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
     """``pixels + N(0, sigma^2)``, clipped to ``[0, 1]``."""
     noise = torch.randn(pixels.shape, generator=generator, device=generator.device).to(pixels.device)
@@ -339,14 +352,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write (creating the folder) and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
