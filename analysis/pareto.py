@@ -544,17 +544,7 @@ def front_summary(points: ArrayLike, directions: Sequence[str], reference: Array
     return int(_mask_min(z).sum()), _hypervolume_min(z, ref)
 
 
-# --------------------------------------------------------------------------------------------
-# Command line (I/O lives in analysis.pareto_cli; this module stays pure)
-# --------------------------------------------------------------------------------------------
+if __name__ == "__main__":  # ``python -m analysis.pareto`` = ``python -m analysis pareto``; importing this module loads no CLI
+    from analysis.pareto_cli import main
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m analysis.pareto RUN_DIR [RUN_DIR ...]``: see :mod:`analysis.pareto_cli`."""
-    from analysis.pareto_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis.pareto RUN_DIR [RUN_DIR ...]``: fronts, hypervolume, plots.
+"""Command line: ``python -m analysis pareto RUN_DIR [RUN_DIR ...]``: fronts, hypervolume, plots.
 
 Prints each run's Pareto front as a table and its hypervolume with the reference point used;
 with several run dirs (e.g. a TPE and a random sweep) the hypervolumes share one reference and
@@ -15,22 +15,23 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from search.cli import fail
+from trainables.report import format_number
+
 __all__ = ["build_parser", "format_front_table", "main"]
 
-EXIT_USAGE = 2
 #: Metrics shown in the table after the objectives, when the run has them.
 _TABLE_METRICS = ("test_accuracy", "val_accuracy", "energy_uj", "macs", "synops", "params", "density")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.pareto",
+        prog="python -m analysis pareto",
         description="Pareto front and hypervolume of one or more sweeps (run dirs: local paths or pyarrow URIs such as s3://bucket/runs/NAME).",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run dir(s) written by python -m search.run (STORAGE/NAME)")
@@ -46,11 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -59,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     except ResultsError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -125,12 +121,6 @@ def _renamed(run: Any) -> Any:
     return replace(run, name=f"{parent}/{run.name}" if parent else run.name)
 
 
-def _fmt(value: Any) -> str:
-    from analysis.plot import format_value
-
-    return format_value(value)
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = [indent + "  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
@@ -163,7 +153,7 @@ def format_front_table(front: Any) -> str:
         rows = []
         for i in front.front:
             row = front.row(int(i))
-            rows.append(["*" if i == front.knee else "", str(row["trial_id"]), *(_fmt(row.get(c)) for c in (*front.names, *metrics, *params))])
+            rows.append(["*" if i == front.knee else "", str(row["trial_id"]), *(format_number(row.get(c)) for c in (*front.names, *metrics, *params))])
         lines.append(_table(headers, rows))
     lines.append(f"hypervolume: {front.hypervolume:.6g}   reference: {front.reference.describe()}")
     return "\n".join(lines)

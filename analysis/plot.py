@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from analysis.results import HypervolumeTrace, ReferencePoint, RunFront
+from trainables.registry import metric_table
+from trainables.report import format_number
 
 __all__ = [
     "FrontPlot",
     "FrontSeries",
-    "METRIC_LABELS",
     "ProgressPlot",
     "format_value",
     "front_plot",
@@ -40,19 +41,6 @@ __all__ = [
     "write_png",
 ]
 
-#: How metrics read on an axis, with their units.
-METRIC_LABELS: dict[str, str] = {
-    "val_accuracy": "validation accuracy",
-    "test_accuracy": "test accuracy",
-    "val_loss": "validation loss",
-    "energy_uj": "energy per inference (µJ)",
-    "macs": "MACs per inference",
-    "synops": "synaptic operations per inference",
-    "params": "active parameters",
-    "density": "weight density",
-    "spike_rate": "spike rate (spikes / neuron / step)",
-    "train_time_s": "training time (s)",
-}
 #: Other metrics shown when hovering a trial, when the run has them and they are not objectives.
 _HOVER_METRICS = ("val_accuracy", "test_accuracy", "energy_uj", "macs", "synops", "params", "density", "spike_rate", "train_time_s")
 #: An objective spanning more than this factor (all positive) is drawn on a log axis.
@@ -62,33 +50,16 @@ _MAX_POINT_LABELS = 12
 
 
 def metric_label(metric: str, mode: str | None = None) -> str:
-    """Axis label of a metric, with units and, given its mode, which way is better."""
-    label = METRIC_LABELS.get(metric, metric)
+    """Axis label of a metric (its declared label and unit) and, given its mode, which way is better."""
+    declared = metric_table().get(metric)
+    label = declared.axis_label if declared is not None else metric
     if mode is None:
         return label
     return f"{label}  {'↑' if mode == 'max' else '↓'} better"
 
 
-def format_value(value: Any) -> str:
-    """A metric or parameter value for tables, cards and hover text.
-
-    Integers stay whole (``16220``), floats get four significant digits (``0.9756``), very
-    large or small floats scientific notation; a missing value is ``-``.
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, (bool, str)):
-        return str(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    value = float(value)
-    if not np.isfinite(value):
-        return str(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
-    if 1e4 <= abs(value) < 1e7:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
+#: A metric or parameter value for tables, cards and hover text (the project's one formatter).
+format_value = format_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +341,7 @@ def progress_plot(traces: Sequence[HypervolumeTrace], title: str | None = None) 
         runs = " vs ".join(t.run for t in traces)
         finals = ", ".join(f"{t.run} {t.hypervolume[-1]:.4g}" if len(t.hypervolume) else f"{t.run} -" for t in traces)
         title = f"{runs}: search progress\nfinal hypervolume {finals}; reference point ({_reference_values(reference)})"
-    units = [METRIC_LABELS.get(name, name) for name in reference.objectives]
+    units = [metric_label(name) for name in reference.objectives]
     ylabel = "hypervolume  (" + " × ".join(units) + ")"
     return ProgressPlot(traces=tuple(traces), reference=reference, title=title, ylabel=ylabel, zoom=_progress_zoom(traces), note=f"reference point: {reference.source}")
 

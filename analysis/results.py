@@ -1,7 +1,7 @@
 """A run dir as tables: trials and per-epoch history, filters, and the Pareto front of a sweep.
 
 Everything here reads what a sweep writes (``spec.yaml``, ``trials.parquet``,
-``epochs.parquet``; see :mod:`search.tuner` for the layout) and nothing else, so it works the
+``epochs.parquet``; see :mod:`search.rundir` for the layout) and nothing else, so it works the
 same for every trainable family, on a local path or a pyarrow-filesystem URI
 (``s3://bucket/runs/quickstart``), and on a sweep that is still running: the recorder rewrites
 ``trials.parquet`` atomically every few seconds and each call here reads the latest copy.
@@ -23,7 +23,6 @@ import math
 import os
 import posixpath
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,14 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-import yaml
 from numpy.typing import ArrayLike
 
 from analysis.pareto import ParetoFront, compute_front, hypervolume_progress, reference_point
-from search.searcher import FULL_BUDGET_TOL
-from search.spec import Constraint, Objective, Spec, SpecError, parse_spec
-from trainables.report import COST_KEYS
+from search.rundir import ANALYSIS_FILE, EPOCHS_FILE, SPEC_FILE, TRIALS_FILE, RunDirError, RunLocation, open_run_dir
+from search.spec import Constraint, Objective, Spec, SpecError, feasible, load_yaml, parse_spec
+from trainables.files import write_atomic
+from trainables.registry import metric_table
+from trainables.report import is_full_budget
 
 __all__ = [
     "ANALYSIS_FILE",
@@ -67,18 +66,11 @@ __all__ = [
     "run_front",
 ]
 
-#: Where analysis records its hypervolume reference points, inside the run dir.
-ANALYSIS_FILE = "analysis.json"
 #: The trial state of a trial that ran to its end (full budget, or stopped by the scheduler).
 COMPLETED_STATE = "TERMINATED"
 
-_SPEC_FILE = "spec.yaml"
-_TRIALS_FILE = "trials.parquet"
-_EPOCHS_FILE = "epochs.parquet"
 #: Margin of a derived reference point beyond the worst value, as a fraction of the range.
 _REFERENCE_MARGIN = 0.1
-#: Extra keys whose smaller values are better, beyond the contract's cost keys.
-_LOWER_IS_BETTER = ("val_loss", "train_time_s", "synops", "spike_rate")
 
 
 class ResultsError(Exception):
@@ -90,18 +82,13 @@ class ResultsError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def _filesystem(run_dir: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
-    text = os.fspath(run_dir)
-    if "://" in text:
-        try:
-            return pafs.FileSystem.from_uri(text)
-        except (pa.ArrowInvalid, ValueError, OSError) as exc:
-            raise ResultsError(f"{text}: cannot open this run dir URI ({str(exc).splitlines()[0]})") from None
-    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(text))
-
-
-def _is_file(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type == pafs.FileType.File
+def _location(run_dir: str | os.PathLike[str]) -> RunLocation:
+    try:
+        location = open_run_dir(run_dir)
+        location.filesystem  # noqa: B018 - a malformed URI fails here, with one line
+    except RunDirError as exc:
+        raise ResultsError(str(exc)) from None
+    return location
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,41 +129,41 @@ class RunResults:
         return {name: row[name] for name in self.param_names if row.get(name) is not None}
 
 
-def _load_spec(fs: pafs.FileSystem, root: str, location: str) -> Spec:
-    spec_path = posixpath.join(root, _SPEC_FILE)
-    if not _is_file(fs, spec_path):
-        raise ResultsError(f"{location}: not a run dir (no {_SPEC_FILE}); pass the directory a sweep wrote, STORAGE/NAME")
-    with fs.open_input_stream(spec_path) as stream:
-        raw = yaml.safe_load(stream.read().decode())
+def _load_spec(location: RunLocation, shown: str) -> Spec:
+    if not location.exists(SPEC_FILE):
+        raise ResultsError(f"{shown}: not a run dir (no {SPEC_FILE}); pass the directory a sweep wrote, STORAGE/NAME")
     try:
-        return parse_spec(raw, f"{location}/{_SPEC_FILE}")
+        raw = load_yaml(location.read_text(SPEC_FILE))
+    except Exception as exc:  # noqa: BLE001 - any unreadable spec is one user-facing line
+        raise ResultsError(f"{shown}/{SPEC_FILE}: cannot read the saved spec ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    try:
+        return parse_spec(raw, f"{shown}/{SPEC_FILE}", check_sampler=False)
     except SpecError as exc:
         raise ResultsError(str(exc)) from None
+
+
+def _read_table(location: RunLocation, name: str, shown: str, required: bool) -> pa.Table | None:
+    try:
+        table = location.read_table(name)
+    except RunDirError as exc:
+        raise ResultsError(f"{exc}; the sweep may still be writing it (try again), or the file is damaged") from None
+    if table is None and required:
+        raise ResultsError(f"{shown}: no {name} yet (no trial of this sweep has finished or reported)")
+    return table
 
 
 def load_trials(run_dir: str | os.PathLike[str]) -> pa.Table:
     """The latest ``trials.parquet`` of a run dir (path or URI).
 
     Raises:
-        ResultsError: If the run dir has no trials table yet.
+        ResultsError: If the run dir has no trials table yet, or it cannot be read.
     """
-    fs, root = _filesystem(run_dir)
-    return _read_table(fs, root, _TRIALS_FILE, os.fspath(run_dir), required=True)  # type: ignore[return-value]
+    return _read_table(_location(run_dir), TRIALS_FILE, os.fspath(run_dir), required=True)  # type: ignore[return-value]
 
 
 def load_epochs(run_dir: str | os.PathLike[str]) -> pa.Table | None:
     """The latest ``epochs.parquet`` of a run dir, or ``None`` when no trial has reported yet."""
-    fs, root = _filesystem(run_dir)
-    return _read_table(fs, root, _EPOCHS_FILE, os.fspath(run_dir), required=False)
-
-
-def _read_table(fs: pafs.FileSystem, root: str, name: str, location: str, required: bool) -> pa.Table | None:
-    path = posixpath.join(root, name)
-    if not _is_file(fs, path):
-        if required:
-            raise ResultsError(f"{location}: no {name} yet (no trial of this sweep has finished or reported)")
-        return None
-    return pq.read_table(path, filesystem=fs)
+    return _read_table(_location(run_dir), EPOCHS_FILE, os.fspath(run_dir), required=False)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResults:
@@ -191,15 +178,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResults:
     Raises:
         ResultsError: If the run dir does not exist, holds no sweep, or no trial has finished.
     """
-    location = os.fspath(run_dir)
-    fs, root = _filesystem(location)
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
-        raise ResultsError(f"{location}: no such run dir")
-    spec = _load_spec(fs, root, location)
-    trials = _read_table(fs, root, _TRIALS_FILE, location, required=True)
-    epochs = _read_table(fs, root, _EPOCHS_FILE, location, required=False)
-    name = posixpath.basename(root.rstrip("/")) or location
-    return RunResults(location=location, name=name, spec=spec, trials=trials, epochs=epochs, filesystem=fs, root=root)  # type: ignore[arg-type]
+    shown = os.fspath(run_dir)
+    location = _location(shown)
+    if not location.is_dir():
+        raise ResultsError(f"{shown}: no such run dir")
+    spec = _load_spec(location, shown)
+    trials = _read_table(location, TRIALS_FILE, shown, required=True)
+    epochs = _read_table(location, EPOCHS_FILE, shown, required=False)
+    fs, root = location.filesystem
+    name = posixpath.basename(root.rstrip("/")) or shown
+    return RunResults(location=shown, name=name, spec=spec, trials=trials, epochs=epochs, filesystem=fs, root=root)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +222,7 @@ def full_budget_mask(trials: pa.Table) -> np.ndarray:
     Trials an early-stopping scheduler (ASHA) stopped report partial-budget values that are not
     comparable with the others; they are never on a front by default.
     """
-    return numeric_column(trials, "budget_fraction") >= 1.0 - FULL_BUDGET_TOL
+    return is_full_budget(numeric_column(trials, "budget_fraction"))
 
 
 def finite_mask(trials: pa.Table, metrics: Sequence[str]) -> np.ndarray:
@@ -251,15 +239,9 @@ def feasible_mask(trials: pa.Table, constraints: Sequence[Constraint | str]) -> 
     A trial whose constrained metric is missing or not finite cannot be shown to satisfy it, so
     it counts as infeasible.
     """
-    mask = np.ones(trials.num_rows, dtype=bool)
-    for constraint in constraints:
-        if isinstance(constraint, str):
-            constraint = Constraint.parse(constraint)
-        values = numeric_column(trials, constraint.metric)
-        with np.errstate(invalid="ignore"):
-            ok = values <= constraint.bound if constraint.op == "<=" else values >= constraint.bound
-        mask &= np.isfinite(values) & ok
-    return mask
+    parsed = [c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints]
+    result = feasible({c.metric: numeric_column(trials, c.metric) for c in parsed}, parsed)
+    return np.broadcast_to(np.asarray(result, dtype=bool), (trials.num_rows,)).copy()
 
 
 def filter_trials(
@@ -297,19 +279,18 @@ def filter_trials(
 # --------------------------------------------------------------------------------------------
 
 
-def _default_mode(metric: str) -> str | None:
-    if metric in COST_KEYS or metric in _LOWER_IS_BETTER or metric.endswith(("_uj", "_s", "macs")):
-        return "min"
-    if "accuracy" in metric:
-        return "max"
-    return None
+def _default_mode(metric: str, spec: Spec) -> str | None:
+    """The direction a metric's declaration gives it (``None``: not a quantity to optimise)."""
+    declared = metric_table(spec.trainable).get(metric)
+    return declared.mode if declared is not None else None
 
 
 def parse_objectives(texts: Sequence[str] | None, spec: Spec) -> tuple[Objective, ...]:
     """Objectives from ``metric:mode`` strings, defaulting to the spec's.
 
     ``val_accuracy:max energy_uj:min``; a bare metric name takes its mode from the spec's
-    objectives, or from its kind (costs, losses and times are minimised, accuracies maximised).
+    objectives, or from its declaration in the report contract (costs, losses and times are
+    minimised, accuracies maximised).
 
     Raises:
         ResultsError: On a malformed item, a mode other than ``max``/``min``, a metric listed
@@ -325,7 +306,7 @@ def parse_objectives(texts: Sequence[str] | None, spec: Spec) -> tuple[Objective
         if not metric:
             raise ResultsError(f"--objectives: expected metric:max or metric:min, got {text!r}")
         if not mode:
-            mode = spec_modes.get(metric) or _default_mode(metric) or ""
+            mode = spec_modes.get(metric) or _default_mode(metric, spec) or ""
             if not mode:
                 raise ResultsError(f"--objectives: say whether {metric} is maximised or minimised ({metric}:max or {metric}:min)")
         if mode not in ("max", "min"):
@@ -378,7 +359,7 @@ class ReferencePoint:
 
 def _read_analysis_file(run: RunResults) -> dict[str, Any]:
     path = run.path(ANALYSIS_FILE)
-    if not _is_file(run.filesystem, path):
+    if run.filesystem.get_file_info(path).type != pafs.FileType.File:
         return {"references": []}
     with run.filesystem.open_input_stream(path) as stream:
         try:
@@ -400,11 +381,8 @@ def recorded_reference(run: RunResults, objectives: Sequence[Objective]) -> Refe
 
 
 def _write_analysis_file(run: RunResults, data: Mapping[str, Any]) -> None:
-    path = run.path(ANALYSIS_FILE)
-    tmp = run.path(f".{ANALYSIS_FILE}.{uuid.uuid4().hex[:8]}.tmp")
-    with run.filesystem.open_output_stream(tmp) as out:
-        out.write((json.dumps(data, indent=2) + "\n").encode())
-    run.filesystem.move(tmp, path)  # atomic on POSIX: a reader never sees half a file
+    text = (json.dumps(data, indent=2) + "\n").encode()
+    write_atomic(run.path(ANALYSIS_FILE), lambda out: out.write(text), filesystem=run.filesystem)
 
 
 def fix_reference(

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from search.cli import fail
+
 __all__ = [
     "NOISE_LEVELS",
     "RobustnessTable",
@@ -49,7 +51,6 @@ NOISE_LEVELS: dict[str, tuple[float, ...]] = {
     "salt_pepper": (0.0, 0.01, 0.02, 0.05, 0.1),
 }
 
-EXIT_USAGE = 2
 
 
 class _UsageError(Exception):
@@ -213,12 +214,16 @@ def plot_robustness(table: RobustnessTable, path: str | Path, title: str = "") -
 
 
 def _trial_row(run_dir: Path, trial_id: str) -> dict[str, Any]:
-    import pyarrow.parquet as pq
+    from search.rundir import TRIALS_FILE, RunDirError, open_run_dir
 
-    path = run_dir / "trials.parquet"
-    if not path.exists():
-        raise _UsageError(f"{run_dir} holds no trials.parquet (is it a run dir?)")
-    rows = pq.read_table(path).to_pylist()
+    path = run_dir / TRIALS_FILE
+    try:
+        table = open_run_dir(run_dir).read_table(TRIALS_FILE)
+    except RunDirError as exc:
+        raise _UsageError(str(exc)) from None
+    if table is None:
+        raise _UsageError(f"{run_dir} holds no {TRIALS_FILE} (is it a run dir?)")
+    rows = table.to_pylist()
     matches = [r for r in rows if str(r["trial_id"]) == trial_id] or [r for r in rows if str(r["trial_id"]).startswith(trial_id)]
     if len(matches) != 1:
         known = ", ".join(str(r["trial_id"]) for r in rows[:10])
@@ -335,8 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         _, ensemble, teacher, splits = load_trial(run_dir, trial_id)
     except _UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc))
     x, y = (splits.x_test, splits.y_test) if args.split == "test" else (splits.x_val, splits.y_val)
     pixels = (x * splits.std[:, None, None] + splits.mean[:, None, None]).clamp(0.0, 1.0)
     table = noise_robustness(teacher.model, ensemble, pixels, y, splits.mean, splits.std, seed=args.seed)

@@ -42,6 +42,9 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
+from search.cli import fail
+from trainables.registry import metric_table
+from trainables.report import format_number
 from analysis.pareto import hypervolume, knee_point, nondominated_ranks, to_minimization
 from analysis.results import (
     ResultsError,
@@ -69,7 +72,6 @@ __all__ = [
     "verify_seeds",
 ]
 
-EXIT_USAGE = 2
 EXIT_MISMATCH = 1
 #: Exported weights must reproduce the recorded validation accuracy within this (0.5 points).
 REPRODUCE_TOLERANCE = 0.005
@@ -82,8 +84,8 @@ SEEDS_DIR = "seeds"
 
 #: Config sections a bundle spec takes from the spec's own sections, not from ``fixed``.
 _SPEC_SECTIONS = ("data", "budget", "runtime", "seed")
-_COST_METRICS = ("energy_uj", "macs", "synops", "params", "density", "spike_rate", "train_time_s")
-_QUALITY_METRICS = ("val_accuracy", "test_accuracy", "val_loss")
+#: Cost columns of the selection table, when the run has them.
+_TABLE_COSTS = ("energy_uj", "macs", "synops")
 _CONDITION_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*([^\s]+)\s*$")
 
 
@@ -658,11 +660,11 @@ def verify_seeds(
     trials = filter_trials(load_trials(run_dir), completed=True, full_budget=True)
     rows = []
     for row in trials.to_pylist():
-        rows.append({"seed": int(row["seed"]), **{k: row.get(k) for k in (*_QUALITY_METRICS, *_COST_METRICS) if k in row}})
+        rows.append({"seed": int(row["seed"]), **{k: row.get(k) for k in _card_metrics(bundle.trainable) if k in row}})
     rows.sort(key=lambda r: r["seed"])
     if not rows:
         raise ResultsError(f"the seed re-training sweep finished no trial at full budget; see {run_dir}")
-    metrics = list(dict.fromkeys([m for m, _ in bundle.objectives] + [m for m in (*_QUALITY_METRICS, *_COST_METRICS) if m in rows[0]]))
+    metrics = list(dict.fromkeys([m for m, _ in bundle.objectives] + [m for m in _card_metrics(bundle.trainable) if m in rows[0]]))
     check = SeedCheck(seeds=tuple(seeds), rows=tuple(rows), summary=_summary(rows, metrics), run_dir=str(run_dir))
     bundle = replace(bundle, seeds=check)
     write_card(bundle)
@@ -675,11 +677,15 @@ def verify_seeds(
 
 
 def _fmt(value: Any) -> str:
-    from analysis.plot import format_value
+    return format_number(value, missing="–", nan_is_missing=True)
 
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return format_value(value)
+
+def _card_metrics(trainable: str, kind: str | None = None) -> list[str]:
+    """The family's declared metrics a card shows: quality ones, or costs (training time with them)."""
+    table = metric_table(trainable)
+    quality = [m for m, info in table.items() if info.kind == "quality"]
+    cost = [m for m, info in table.items() if info.kind == "cost"] + ["train_time_s"]
+    return {"quality": quality, "cost": cost}.get(kind or "", quality + cost)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -690,7 +696,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def render_card(bundle: Bundle) -> str:
     """The markdown card of a bundle."""
-    from analysis.plot import METRIC_LABELS
+    metrics = metric_table(bundle.trainable)
 
     rec = bundle.recorded
     pos = bundle.position
@@ -705,10 +711,10 @@ def render_card(bundle: Bundle) -> str:
         "",
     ]
     rows = []
-    for metric in _QUALITY_METRICS:
+    for metric in _card_metrics(bundle.trainable, "quality"):
         if metric in rec:
             again = bundle.reproduced.get(metric) if bundle.reproduced else None
-            rows.append([METRIC_LABELS.get(metric, metric) + f" (`{metric}`)", _fmt(rec.get(metric)), _fmt(again)])
+            rows.append([metrics[metric].axis_label + f" (`{metric}`)", _fmt(rec.get(metric)), _fmt(again)])
     lines += _table(["metric", "recorded by the sweep", "measured again from model.pt"], rows)
     if bundle.reproduced is not None:
         error = bundle.reproduction_error or 0.0
@@ -717,7 +723,7 @@ def render_card(bundle: Bundle) -> str:
     else:
         lines += ["", f"Exported weights {bundle.reproduce_note}."]
     lines += ["", "## Costs (per inference sample, as trained)", ""]
-    lines += _table(["cost", "value"], [[METRIC_LABELS.get(m, m) + f" (`{m}`)", _fmt(rec.get(m))] for m in _COST_METRICS if m in rec])
+    lines += _table(["cost", "value"], [[metrics[m].axis_label + f" (`{m}`)", _fmt(rec.get(m))] for m in _card_metrics(bundle.trainable, "cost") if m in rec])
     objectives = ", ".join(f"`{m}` ({mode})" for m, mode in bundle.objectives)
     lines += ["", "## On the Pareto front", "", f"Objectives {objectives}; the front of the sweep's {pos['feasible_trials']} feasible full-budget trials has {pos['front_size']} points."]
     if pos["on_front"]:
@@ -813,27 +819,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.verify_seeds is not None and not args.export:
-        return _fail("--verify-seeds needs --export DIR (the re-training reads the exported config)")
+        return fail("--verify-seeds needs --export DIR (the re-training reads the exported config)")
     try:
         return _main(args)
     except ResultsError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _main(args: argparse.Namespace) -> int:
     front = analyze_run(args.run_dir, args.objectives)
     selection = select_trials(front, args.where, prefer=args.prefer, knee=args.knee, top=args.top)
     print(f"{front.run.name}: {selection.describe()}")
-    columns = list(dict.fromkeys([*front.names, "test_accuracy", *(m for m in _COST_METRICS[:3] if m in front.trials.column_names)]))
+    columns = list(dict.fromkeys([*front.names, "test_accuracy", *(m for m in _TABLE_COSTS if m in front.trials.column_names)]))
     columns = [c for c in columns if c in front.trials.column_names]
     header = f"  {'#':>2}  {'trial':<10}" + "".join(f"  {c:>14}" for c in columns) + "  front"
     print(header)

@@ -10,23 +10,11 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from analysis.pareto import front_summary, pareto_mask, reference_point  # pure functions (DESIGN.md allows this)
+from analysis.pareto import front_summary, pareto_mask, reference_point  # pure functions on arrays
+from search.spec import feasible
+from trainables.report import format_number, is_full_budget
 
-__all__ = ["ProgressPrinter", "format_metric"]
-
-
-def format_metric(value: Any) -> str:
-    if value is None:
-        return "-"
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(value):
-        return "nan"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:.4g}"
+__all__ = ["ProgressPrinter"]
 
 
 class ProgressPrinter(Callback):
@@ -82,7 +70,7 @@ class ProgressPrinter(Callback):
             self.done = max(self.done, sum(t.status in ("TERMINATED", "ERROR") for t in trials))
             for t in trials:  # a restored sweep: its finished trials are part of the front
                 if t.status == "TERMINATED" and t.last_result:
-                    self._record(t.last_result, int(t.last_result.get("epoch", 0) or 0) >= self.epochs)
+                    self._record(t.last_result, is_full_budget(t.last_result.get("budget_fraction")))
             self._counted_restored = True
 
     def _print(self, text: str) -> None:
@@ -102,8 +90,7 @@ class ProgressPrinter(Callback):
         if not all(math.isfinite(v) for v in point):
             return
         self._finite.append(point)
-        feasible = all(c.violation(float(last.get(c.metric, math.nan))) <= 0 for c in self.constraints)
-        if full and feasible:
+        if full and feasible(last, self.constraints):
             self._front_points.append(point)
         # The reference is fixed once, from the first few finished trials (early-stopped ones
         # included), so successive lines are comparable; ``python -m analysis.pareto`` derives
@@ -111,7 +98,7 @@ class ProgressPrinter(Callback):
         if self._front_points and len(self._finite) >= min(self.REFERENCE_AFTER, self.total):
             if self._reference is None:
                 self._reference = [float(v) for v in reference_point(self._finite, self.modes)]
-                ref = ", ".join(f"{m}={format_metric(v)}" for m, v in zip(self.metrics, self._reference))
+                ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
                 self._print(f"hypervolume reference (fixed for this sweep's progress lines): {ref}")
 
     def _front_text(self) -> str:
@@ -126,13 +113,12 @@ class ProgressPrinter(Callback):
         self.done += 1
         last = trial.last_result or {}
         epoch = int(last.get("epoch", 0) or 0)
-        full = epoch >= self.epochs
-        values = "  ".join(f"{m}={format_metric(last.get(m))}" for m in self.metrics)
+        full = is_full_budget(last.get("budget_fraction"))
+        values = "  ".join(f"{m}={format_number(last.get(m))}" for m in self.metrics)
         note = "" if full or status != "done" else f"  (stopped early at epoch {epoch}/{self.epochs})"
         if status == "done":
             self._record(last, full)
-        feasible = all(c.violation(float(last.get(c.metric, math.nan))) <= 0 for c in self.constraints)
-        if status == "done" and full and feasible:
+        if status == "done" and full and feasible(last, self.constraints):
             for metric, mode in zip(self.metrics, self.modes):
                 v = last.get(metric)
                 if v is None or not math.isfinite(float(v)):
@@ -160,5 +146,5 @@ class ProgressPrinter(Callback):
         if time.monotonic() - self._last_print < self.heartbeat_s:
             return
         running = sum(t.status == "RUNNING" for t in trials)
-        best = "  ".join(f"best {m}={format_metric(v)}" for m, v in self.best.items())
+        best = "  ".join(f"best {m}={format_number(v)}" for m, v in self.best.items())
         self._print(f"[{self._elapsed()}] {self.done}/{self.total} finished, {running} running  {best}{self._front_text()}".rstrip())

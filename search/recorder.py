@@ -10,32 +10,19 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from ray.tune import Callback
+
+from search.rundir import EPOCHS_FILE, TRIALS_FILE, RunLocation, open_run_dir
 
 from trainables.config import flatten, unflatten
 from trainables.report import BASE_KEYS, INFO_KEYS
 
-__all__ = ["ResultsRecorder", "write_table_atomic", "TRIALS_FILE", "EPOCHS_FILE", "one_line_error"]
-
-TRIALS_FILE = "trials.parquet"
-EPOCHS_FILE = "epochs.parquet"
-
-
-def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:
-    """Write Parquet so readers never see a half-written file."""
-    parent = path.rsplit("/", 1)[0]
-    tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
-    fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(tmp) as out:
-        pq.write_table(table, out)
-    fs.move(tmp, path)  # rename on POSIX; a single PUT on object stores
+__all__ = ["ResultsRecorder", "one_line_error"]
 
 
 def one_line_error(trial: Any) -> str:
@@ -86,7 +73,7 @@ class ResultsRecorder(Callback):
     """Collect trial reports and outcomes; write ``trials.parquet`` / ``epochs.parquet``.
 
     Args:
-        run_dir: Run directory (local path or pyarrow-filesystem URI).
+        run_dir: The run dir (a :class:`~search.rundir.RunLocation`, or a local path or URI).
         param_names: Dotted names of the searched and fixed parameters (one column each).
         metric_keys: Report keys to keep (the contract plus the family's own).
         searcher: Optional; used to record each trial's Optuna trial number.
@@ -99,13 +86,14 @@ class ResultsRecorder(Callback):
 
     def __init__(
         self,
-        run_dir: str,
+        run_dir: RunLocation | str,
         param_names: Sequence[str],
         metric_keys: Sequence[str] = BASE_KEYS,
         searcher: Any = None,
         flush_interval_s: float = 3.0,
     ) -> None:
-        self.fs, self.root = pafs.FileSystem.from_uri(run_dir) if "://" in run_dir else (pafs.LocalFileSystem(), os.path.abspath(run_dir))
+        self.location = run_dir if isinstance(run_dir, RunLocation) else open_run_dir(run_dir)
+        self.fs = self.location.filesystem[0]
         self.param_names = list(param_names)
         self.metric_keys = list(dict.fromkeys(metric_keys))
         self.searcher = searcher
@@ -133,10 +121,10 @@ class ResultsRecorder(Callback):
     def _load_existing(self) -> None:
         """On resume, keep what an earlier driver already recorded."""
         for name, store in ((TRIALS_FILE, "trials"), (EPOCHS_FILE, "epochs")):
-            path = f"{self.root}/{name}"
-            if self.fs.get_file_info(path).type != pafs.FileType.File:
+            table = self.location.read_table(name)
+            if table is None:
                 continue
-            for row in pq.read_table(path, filesystem=self.fs).to_pylist():
+            for row in table.to_pylist():
                 if store == "trials":
                     self.trials[row["trial_id"]] = row
                 else:
@@ -258,8 +246,8 @@ class ResultsRecorder(Callback):
         epoch_rows = [self.epochs[k] for k in sorted(self.epochs)]
         first = ["trial_id", "state", "optuna_trial", *self.param_names, *self.metric_keys]
         if trial_rows:
-            write_table_atomic(_table(trial_rows, first), self.fs, f"{self.root}/{TRIALS_FILE}")
+            self.location.write_table(TRIALS_FILE, _table(trial_rows, first))
         if epoch_rows:
-            write_table_atomic(_table(epoch_rows, ["trial_id", *self.metric_keys]), self.fs, f"{self.root}/{EPOCHS_FILE}")
+            self.location.write_table(EPOCHS_FILE, _table(epoch_rows, ["trial_id", *self.metric_keys]))
         self._dirty = False
         self._last_flush = time.monotonic()

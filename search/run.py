@@ -1,7 +1,8 @@
 """Command line: ``python -m search.run SPEC [options]`` runs a sweep.
 
-User errors (a malformed spec, missing data, an unreachable cluster, an occupied run dir)
-print one line starting with ``error:`` and exit with status 2 before anything is written.
+User errors (a malformed spec, missing data, an unreachable cluster, an occupied run dir, a
+GPU request on a machine without one) print one line starting with ``error:`` and exit with
+status 2 before anything is written. A sweep in which every trial failed exits with status 1.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser"]
+from search.cli import EXIT_FAILED, EXIT_INTERRUPTED, fail
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,27 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imports after argument parsing keep --help fast.
-    from search.spec import SpecError, load_spec
+    from search.spec import SpecError, check_sweep_name, load_spec
     from trainables.data import DataError, check_available
 
     overrides = list(args.overrides)
     if args.num_samples is not None:
         if args.num_samples < 1:
-            return _fail("--num-samples must be >= 1")
+            return fail("--num-samples must be >= 1")
         overrides.append(f"run.num_samples={args.num_samples}")
     try:
         spec = load_spec(args.spec, overrides)
     except SpecError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.name:
+        try:
+            check_sweep_name(args.name)
+        except ValueError as exc:
+            return fail(f"--name: {exc}")
         spec = spec.model_copy(update={"name": args.name})
 
     if args.dry_run:
@@ -70,29 +69,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         info = check_available(spec.data.model_dump())
     except DataError as exc:
-        return _fail(f"data: {exc}")
+        return fail(f"data: {exc}")
+    except ValueError as exc:  # a value the data config rejects
+        return fail(f"data: {' '.join(str(exc).split())}")
+    if not args.address:
+        problem = _missing_gpu(spec)
+        if problem:
+            return fail(problem)
 
     from search.tuner import RunDirError, check_run_dir, prepare_sweep
 
     try:
         check_run_dir(spec, storage=args.storage, name=args.name, resume=args.resume)
     except RunDirError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
     import ray
 
     try:
         _init_ray(args.address, args.num_cpus)
     except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-        return _fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
+        return fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
     try:
         try:
             sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
         except RunDirError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         return _run(sweep, info, args)
     finally:
         ray.shutdown()
+
+
+def _missing_gpu(spec: Any) -> str | None:
+    """Why a GPU request cannot be met on this machine (a local sweep), or None."""
+    wants = spec.run.resources.gpu > 0 or spec.run.device.startswith("cuda")
+    if not wants:
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    what = f"run.resources.gpu is {spec.run.resources.gpu:g}" if spec.run.resources.gpu > 0 else f"run.device is {spec.run.device!r}"
+    return (
+        f"{what} but this machine has no CUDA GPU (torch.cuda.is_available() is False): "
+        "set run.resources.gpu: 0 and run.device: auto (or cpu), or join a cluster with GPU nodes (--address)"
+    )
 
 
 def _probe_address(address: str, timeout_s: float = 5.0) -> None:
@@ -158,8 +179,7 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
                 return _interrupted(sweep, args)
     finally:
         sweep.upload_study()
-    _summary(sweep)
-    return 0
+    return _summary(sweep)
 
 
 def _was_interrupted(sweep: Any) -> bool:
@@ -179,35 +199,45 @@ def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED
 
 
-def _summary(sweep: Any) -> None:
-    import pyarrow.parquet as pq
-
-    from search.progress import format_metric
-    from search.recorder import TRIALS_FILE
+def _summary(sweep: Any) -> int:
+    """Print the sweep's outcome; returns the exit status (1 when every trial failed)."""
+    from search.rundir import TRIALS_FILE
+    from trainables.report import format_number, is_full_budget
 
     spec = sweep.spec
-    if not sweep.location.exists(TRIALS_FILE):
+    table = sweep.location.read_table(TRIALS_FILE)
+    if table is None:
         print(f"no trial finished; run dir: {sweep.run_dir}")
-        return
-    fs, _ = sweep.location.filesystem
-    rows = pq.read_table(sweep.location.file(TRIALS_FILE), filesystem=fs).to_pylist()
-    full = [r for r in rows if r["state"] == "TERMINATED" and (r.get("budget_fraction") or 0) >= 1 - 1e-9]
+        return 0
+    rows = table.to_pylist()
+    full = [r for r in rows if r["state"] == "TERMINATED" and is_full_budget(r.get("budget_fraction"))]
     states: dict[str, int] = {}
     for r in rows:
         key = "STOPPED EARLY" if r["state"] == "TERMINATED" and r not in full else r["state"]
         states[key] = states.get(key, 0) + 1
     print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
-    if full:
-        print("best full-budget trials per objective:")
+    if rows and all(r["state"] == "ERROR" for r in rows):
+        first = next((r.get("error") for r in rows if r.get("error")), "unknown error")
+        return fail(
+            f"all {len(rows)} trials failed (first error: {first}); every trial's error is in the 'error' column of "
+            f"{sweep.run_dir}/{TRIALS_FILE} and its trial dir's error.txt",
+            EXIT_FAILED,
+        )
+    candidates = [r for r in full if spec.is_feasible(r)]
+    if candidates:
+        print("best feasible full-budget trials per objective:" if spec.constraints else "best full-budget trials per objective:")
         cols = [*spec.metrics, "test_accuracy"]
         print(f"  {'objective':<16} {'trial':<14} " + " ".join(f"{c:>14}" for c in cols))
         for metric, mode in zip(spec.metrics, spec.modes):
-            finite = [r for r in full if r.get(metric) is not None and math.isfinite(r[metric])]
+            finite = [r for r in candidates if r.get(metric) is not None and math.isfinite(r[metric])]
             if not finite:
                 continue
             best = (max if mode == "max" else min)(finite, key=lambda r: r[metric])
-            print(f"  {metric + ' ' + mode:<16} {best['trial_id']:<14} " + " ".join(f"{format_metric(best.get(c)):>14}" for c in cols))
+            print(f"  {metric + ' ' + mode:<16} {best['trial_id']:<14} " + " ".join(f"{format_number(best.get(c)):>14}" for c in cols))
+    elif full and spec.constraints:
+        print(f"no full-budget trial satisfies {', '.join(c.text for c in spec.constraints)}")
     print(f"run dir: {sweep.run_dir}")
+    return 0
 
 
 def _dry_run(spec: Any) -> None:

@@ -26,13 +26,12 @@ from ray.tune.search.optuna import OptunaSearch
 from search.samplers import make_sampler
 from search.space import define_by_run
 from search.spec import Spec
+from trainables.report import is_full_budget
 
-__all__ = ["ParetoOptunaSearch", "FULL_BUDGET_TOL", "ORPHAN_ATTR"]
+__all__ = ["ParetoOptunaSearch", "ORPHAN_ATTR"]
 
 logger = logging.getLogger(__name__)
 
-#: A trial is at full budget when ``budget_fraction >= 1 - FULL_BUDGET_TOL``.
-FULL_BUDGET_TOL = 1e-9
 #: User attribute of Optuna trials a killed driver left behind (told FAIL on resume).
 ORPHAN_ATTR = "orphaned_by_driver_restart"
 
@@ -124,7 +123,7 @@ class ParetoOptunaSearch(OptunaSearch):
         """The Optuna state (and values) a finished Ray trial maps to."""
         if error or not result:
             return TrialState.FAIL, None
-        if float(result.get("budget_fraction", 1.0)) < 1.0 - FULL_BUDGET_TOL:
+        if not is_full_budget(result.get("budget_fraction", 1.0)):
             return TrialState.PRUNED, None
         values = [result.get(metric) for metric in self.metric]
         if any(v is None or not math.isfinite(float(v)) for v in values):

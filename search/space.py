@@ -9,8 +9,7 @@ from typing import Any
 import optuna
 
 from search.spec import Param, Spec
-from trainables.config import get_path, resolve_config, unflatten
-from trainables.registry import get_trainable
+from trainables.config import flatten, get_path
 
 __all__ = ["DefineByRun", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
 
@@ -51,7 +50,7 @@ class DefineByRun:
     """
 
     def __init__(self, spec: Spec) -> None:
-        defaults = get_trainable(spec.trainable).defaults
+        defaults = spec.entry.defaults
         self.params = dict(spec.space)
         self.known: dict[str, Any] = {}
         for param in spec.space.values():
@@ -73,9 +72,8 @@ def define_by_run(spec: Spec) -> DefineByRun:
 
 def trial_config(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     """The full resolved config of a trial: family defaults ← spec base config ← params."""
-    entry = get_trainable(spec.trainable)
-    # Two deep merges: a sampled ``model.kind`` must not replace the fixed ``model.*`` values.
-    return resolve_config(resolve_config(entry.defaults, spec.base_config()), unflatten(dict(params)))
+    # Dotted keys throughout: a sampled ``model.kind`` must not replace the fixed ``model.*`` values.
+    return spec.entry.resolve({**flatten(spec.base_config()), **flatten(dict(params))}).model_dump()
 
 
 def sample_configs(spec: Spec, n: int) -> list[dict[str, Any]]:

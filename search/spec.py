@@ -17,16 +17,30 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainables.config import flatten, get_path, has_path, set_path
-from trainables.data import resolve_data_config
-from trainables.registry import get_trainable, trainable_names
-from trainables.report import BASE_KEYS
+from search.samplers import SAMPLERS
+from trainables.config import (
+    BudgetConfig,
+    CrossFieldError,
+    DataConfig,
+    Device,
+    ParamError,
+    check_param_value,
+    describe_validation_error,
+    param_kind,
+    set_path,
+    unflatten,
+)
+from trainables.registry import TrainableEntry, get_trainable, trainable_names
 
 __all__ = [
     "SpecError",
+    "load_yaml",
+    "check_sweep_name",
+    "feasible",
     "Spec",
     "Param",
     "Objective",
@@ -38,10 +52,7 @@ __all__ = [
     "spec_to_yaml",
 ]
 
-SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "nsga3", "gp", "random", "qmc", "grid")
 SCHEDULERS: tuple[str, ...] = ("none", "asha")
-#: Config sections filled from the spec's own sections, never from ``space``/``fixed``.
-_RUNTIME_SECTIONS = ("runtime",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=)\s*(\S+)\s*$")
 
@@ -52,6 +63,44 @@ class SpecError(ValueError):
     def __init__(self, source: str, path: str, message: str) -> None:
         self.source, self.path, self.message = source, path, message
         super().__init__(f"{source}: {path}: {message}" if path else f"{source}: {message}")
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e-3`` and ``1E5`` are floats.
+
+    YAML 1.1 (PyYAML's default) needs a dot in a float (``1.0e-3``) and reads ``1e-3`` as the
+    string ``"1e-3"``, which would silently turn a learning rate into text.
+    """
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+        |[-+]?[0-9][0-9_]*\.[0-9_]*
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 numbers (``1e-3`` is a float, not a string)."""
+    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def check_sweep_name(name: str) -> str:
+    """A sweep name is one plain path component (it names the run dir under the storage).
+
+    Raises:
+        ValueError: for anything else (``../x``, ``a/b``, an empty name).
+    """
+    if not _NAME_RE.match(name) or name in (".", ".."):
+        raise ValueError(f"expected letters, digits, '_', '-', '.' (one plain name, no '/'), got {name!r}")
+    return name
 
 
 class _Model(BaseModel):
@@ -193,32 +242,29 @@ class Constraint(_Model):
         return value - self.bound if self.op == "<=" else self.bound - value
 
 
-class DataSection(_Model):
-    name: Literal["digits", "fashion_mnist", "cifar10", "cifar100", "npz"] = "digits"
-    root: str | None = None
-    path: str | None = None
-    download: bool = True
-    val_fraction: float = Field(default=0.1, gt=0, lt=1)
-    split_seed: int = 0
-    augment: bool = True
-    normalize: bool = True
-    train_subset: int | None = Field(default=None, ge=1)
+def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str]) -> Any:
+    """Whether results satisfy every constraint: the one definition of "feasible".
 
-    @model_validator(mode="after")
-    def _npz_needs_path(self) -> DataSection:
-        if self.name == "npz" and not self.path:
-            raise ValueError("data.name 'npz' needs data.path (a .npz with x_train, y_train, x_test, y_test)")
-        return self
-
-
-class BudgetSection(_Model):
-    epochs: int = Field(default=10, ge=1)
-    checkpoint_every: int = Field(default=1, ge=1)
-    eval_test: bool = True
+    ``values`` maps metric names to scalars (one result: returns a bool) or to equally long
+    arrays (a table's columns: returns a boolean array). A missing or non-finite constrained
+    value cannot be shown to satisfy its constraint, so it is infeasible.
+    """
+    mask: Any = True
+    for constraint in constraints:
+        if isinstance(constraint, str):
+            constraint = Constraint.parse(constraint)
+        raw = values.get(constraint.metric)
+        column = np.asarray(np.nan if raw is None else raw, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(column) & (constraint.violation(column) <= 0)
+        mask = mask & ok
+    if isinstance(mask, np.ndarray) and mask.ndim == 0:
+        return bool(mask)
+    return mask if isinstance(mask, np.ndarray) else bool(mask)
 
 
 class SamplerSection(_Model):
-    name: Literal["tpe", "nsga2", "nsga3", "gp", "random", "qmc", "grid"] = "tpe"
+    name: Literal[tuple(SAMPLERS)] = "tpe"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -242,15 +288,8 @@ class RunSection(_Model):
     storage: str = "runs"
     max_failures: int = Field(default=1, ge=0)
     seed: int = 0
-    device: str = "auto"
+    device: Device = "auto"
     reuse_actors: bool | None = None  # None: on for a local Ray, off when joining a cluster
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
-        return value
 
 
 class Spec(_Model):
@@ -259,8 +298,8 @@ class Spec(_Model):
     name: str
     trainable: str
     description: str = ""
-    data: DataSection = Field(default_factory=DataSection)
-    budget: BudgetSection = Field(default_factory=BudgetSection)
+    data: DataConfig = Field(default_factory=DataConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     objectives: Annotated[list[Objective], Field(min_length=1)]
     constraints: list[Constraint] = Field(default_factory=list)
     space: dict[str, Param] = Field(default_factory=dict)
@@ -278,9 +317,7 @@ class Spec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"expected letters, digits, '_', '-', '.', got {value!r}")
-        return value
+        return check_sweep_name(value)
 
     # ---- derived views -------------------------------------------------------------------
     @property
@@ -298,6 +335,12 @@ class Spec(_Model):
         if mode is None:
             mode = next((o.mode for o in self.objectives if o.metric == metric), "max")
         return metric, mode
+
+    def grid(self) -> dict[str, list[Any]] | None:
+        """Every value of every searched parameter, for the grid sampler (``None`` for other samplers)."""
+        if self.sampler.name != "grid":
+            return None
+        return {name: p.grid_values() for name, p in self.space.items()}
 
     def grid_size(self) -> int:
         return math.prod(len(p.grid_values()) for p in self.space.values()) if self.space else 1
@@ -319,8 +362,17 @@ class Spec(_Model):
         for key, value in self.fixed.items():
             set_path(config, key, copy.deepcopy(value))
         # Resolve data paths on the driver: trials run in other working dirs (and machines).
-        config["data"] = resolve_data_config(config["data"])
+        config["data"] = DataConfig.model_validate(config["data"]).resolved().model_dump()
         return config
+
+    @property
+    def entry(self) -> TrainableEntry:
+        """The registry entry of the spec's trainable family."""
+        return get_trainable(self.trainable)
+
+    def is_feasible(self, values: Mapping[str, Any]) -> Any:
+        """:func:`feasible` under this spec's constraints."""
+        return feasible(values, self.constraints)
 
 
 # ---- loading -------------------------------------------------------------------------------
@@ -340,7 +392,7 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     except OSError as exc:
         raise SpecError(source, "", f"cannot read spec file ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -367,7 +419,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
         if not sep or not key:
             raise SpecError("--set", item, "expected key=value")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         space = spec.get("space") or {}
@@ -393,53 +445,128 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
     return spec
 
 
-def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> Spec:
-    """Validate a raw mapping into a :class:`Spec`, including checks against the trainable."""
+def parse_spec(raw: Mapping[str, Any], source: str = "<spec>", check_sampler: bool = True) -> Spec:
+    """Validate a raw mapping into a :class:`Spec`, including checks against the trainable.
+
+    Every ``fixed`` value, choice option, range bound and ``when`` value is checked against the
+    family's config model and stored as the trial will get it (``1`` for a float parameter
+    becomes ``1.0``). ``check_sampler`` builds the sampler once to check its options (skipped
+    when re-reading a run dir's saved spec: that needs no Optuna).
+    """
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
         path = path.replace("int_", "int").replace("float_", "float").replace("log_", "log")
-        raise SpecError(source, path, _describe(err)) from None
+        raise SpecError(source, path, describe_validation_error(err)) from None
+    spec = _check_params(spec, source)
     _check_semantics(spec, source)
+    if check_sampler:
+        try:
+            SAMPLERS[spec.sampler.name](dict(spec.sampler.options), spec.run.seed, spec.grid())
+        except TypeError as exc:
+            raise SpecError(source, "sampler.options", str(exc)) from None
+        except ValueError as exc:
+            raise SpecError(source, "sampler", str(exc)) from None
     return spec
 
 
-def _describe(err: Mapping[str, Any]) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see the spec reference in README.md)"
-    if kind == "missing":
-        return "required key is missing"
-    msg = msg.removeprefix("Value error, ")
-    got = err.get("input")
-    if kind not in ("value_error",) and got is not None and not isinstance(got, (dict, list)):
-        msg = f"{msg}, got {got!r}"
-    return msg[0].lower() + msg[1:] if msg else msg
+def _entry(spec: Spec, source: str) -> TrainableEntry:
+    try:
+        return get_trainable(spec.trainable)
+    except KeyError:
+        raise SpecError(source, "trainable", f"unknown trainable {spec.trainable!r} (choose from {', '.join(trainable_names())})") from None
+
+
+def _check_value(model: Any, where: str, name: str, value: Any, source: str) -> Any:
+    try:
+        return check_param_value(model, name, value)
+    except ParamError as exc:
+        raise SpecError(source, where, str(exc)) from None
+
+
+def _check_param_name(model: Any, where: str, name: str, trainable: str, source: str) -> str:
+    try:
+        return param_kind(model, name)
+    except ParamError as exc:
+        raise SpecError(source, where, f"not a parameter of trainable {trainable!r}{str(exc).removeprefix('not a parameter')}") from None
+
+
+def _range_problem(param: Param, kind: str, name: str) -> str | None:
+    """What is wrong with a range (int/float/log) for a parameter of ``kind``, or None."""
+    if kind in ("choice", "bool", "str", "other"):
+        return f"{name} takes a fixed set of values, not a range: use choice: [...]"
+    if kind == "int" and param.kind in ("float", "log"):
+        return f"{name} is a whole number: use int: [low, high] (with log: true for a log scale)"
+    return None
+
+
+def _check_params(spec: Spec, source: str) -> Spec:
+    """Check ``fixed`` and ``space`` against the family's config model; typed values back."""
+    entry = _entry(spec, source)
+    model = entry.config
+    fixed: dict[str, Any] = {}
+    for name, value in spec.fixed.items():
+        _check_param_name(model, f"fixed.{name}", name, spec.trainable, source)
+        fixed[name] = _check_value(model, f"fixed.{name}", name, value, source)
+    space: dict[str, Param] = {}
+    for name, param in spec.space.items():
+        where = f"space.{name}"
+        kind = _check_param_name(model, where, name, spec.trainable, source)
+        update: dict[str, Any] = {}
+        if param.kind == "choice":
+            update["choice"] = [_check_value(model, f"{where}.choice.{i}", name, v, source) for i, v in enumerate(param.choice or [])]
+        else:
+            problem = _range_problem(param, kind, name)
+            if problem:
+                raise SpecError(source, f"{where}.{param.kind}", problem)
+            for i, bound in enumerate(param.bounds):
+                if not isinstance(bound, str):
+                    _check_value(model, f"{where}.{param.kind}.{i}", name, bound, source)
+        if param.when:
+            when: dict[str, Any] = {}
+            for ref, wanted in param.when.items():
+                if ref in spec.space:
+                    when[ref] = wanted  # checked as that parameter's own values
+                    continue
+                _check_param_name(model, f"{where}.when.{ref}", ref, spec.trainable, source)
+                values = wanted if isinstance(wanted, list) else [wanted]
+                checked = [_check_value(model, f"{where}.when.{ref}", ref, v, source) for v in values]
+                when[ref] = checked if isinstance(wanted, list) else checked[0]
+            update["when"] = when
+        space[name] = param.model_copy(update=update) if update else param
+    spec = spec.model_copy(update={"fixed": fixed, "space": space})
+    _check_combination(spec, entry, source)
+    return spec
+
+
+def _check_combination(spec: Spec, entry: TrainableEntry, source: str) -> None:
+    """Checks across fields (``model.groups <= model.width``) of the config every trial shares.
+
+    A check that involves a searched parameter depends on the values sampled, so it is left to
+    the trial (which fails with that message); one over fixed values and defaults only is an
+    error now.
+    """
+    try:
+        entry.config.model_validate(unflatten(spec.base_config()))
+    except ValidationError as exc:
+        for err in exc.errors():
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, CrossFieldError):
+                if any(f in spec.space for f in cause.fields):
+                    continue
+                field = next((f for f in cause.fields if f in spec.fixed), cause.fields[0])
+                raise SpecError(source, f"fixed.{field}" if field in spec.fixed else field, str(cause)) from None
+            path = ".".join(str(p) for p in err["loc"])
+            raise SpecError(source, f"fixed.{path}" if path in spec.fixed else path, describe_validation_error(err)) from None
 
 
 def _check_semantics(spec: Spec, source: str) -> None:
-    """Cross-field checks that need the registry: names, references, metrics, sampler fit."""
-    try:
-        entry = get_trainable(spec.trainable)
-    except KeyError:
-        raise SpecError(source, "trainable", f"unknown trainable {spec.trainable!r} (choose from {', '.join(trainable_names())})") from None
-    defaults = entry.defaults
-    reportable = set(BASE_KEYS) | set(entry.extra_report_keys)
-    known_params = sorted(k for k in flatten(defaults) if not k.startswith(_RUNTIME_SECTIONS))
-
-    def check_name(section: str, name: str) -> None:
-        if name.startswith(_RUNTIME_SECTIONS) or not has_path(defaults, name) or isinstance(get_path(defaults, name), Mapping):
-            close = [k for k in known_params if k.split(".")[-1] == name.split(".")[-1] or k.startswith(name + ".")]
-            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
-            raise SpecError(source, f"{section}.{name}", f"not a parameter of trainable {spec.trainable!r}{hint}")
-
-    for name, value in spec.fixed.items():
-        check_name("fixed", name)
+    """Cross-field checks of the spec itself: references, metrics, sampler fit."""
+    reportable = set(spec.entry.report_keys)
     seen: list[str] = []
     for name, param in spec.space.items():
-        check_name("space", name)
         if name in spec.fixed:
             raise SpecError(source, f"space.{name}", "is also in fixed; a parameter is either searched or fixed")
         for ref in param.references():
@@ -447,8 +574,6 @@ def _check_semantics(spec: Spec, source: str) -> None:
                 raise SpecError(source, f"space.{name}", "cannot depend on itself")
             if ref in spec.space and ref not in seen:
                 raise SpecError(source, f"space.{name}", f"depends on {ref!r}, which must be listed before it in space")
-            if ref not in spec.space:
-                check_name(f"space.{name}.when", ref)
         for bound in param.bounds:
             if isinstance(bound, str) and bound[1:] not in spec.space:
                 raise SpecError(source, f"space.{name}", f"bound {bound!r} must name an earlier searched parameter")
@@ -481,16 +606,6 @@ def _check_semantics(spec: Spec, source: str) -> None:
             raise SpecError(source, "run.num_samples", f"the grid has {spec.grid_size()} points; num_samples must not exceed it")
     if not spec.space:
         raise SpecError(source, "space", "nothing to search: add at least one parameter")
-
-    # Sampler options are checked by building the sampler now, not when the sweep starts.
-    from search.samplers import make_sampler
-
-    try:
-        make_sampler(spec)
-    except TypeError as exc:
-        raise SpecError(source, "sampler.options", str(exc)) from None
-    except ValueError as exc:
-        raise SpecError(source, "sampler", str(exc)) from None
 
 
 def spec_to_yaml(spec: Spec) -> str:

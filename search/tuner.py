@@ -1,20 +1,12 @@
 """From a validated spec to a running Ray Tune sweep: run dir, study, searcher, scheduler.
 
-Layout of a run dir (``STORAGE/NAME``)::
-
-    spec.yaml        the resolved spec (what actually ran)
-    sweep.json       study name and storage, created time, trainable
-    study.db         the persisted Optuna study (open it with optuna-dashboard)
-    trials.parquet   one row per trial, refreshed while the sweep runs
-    epochs.parquet   one row per report
-    <trial dirs>     Ray Tune's experiment state and trial checkpoints
+The run dir's layout is :mod:`search.rundir`'s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -31,20 +22,11 @@ from search.progress import ProgressPrinter
 from search.recorder import ResultsRecorder
 from search.searcher import ParetoOptunaSearch
 from search.spec import Spec, spec_to_yaml
-from search.storage import RunLocation, run_location
+from search.rundir import SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location
 from trainables.registry import get_trainable
-from trainables.report import BASE_KEYS, INFO_KEYS
+from trainables.report import INFO_KEYS
 
 __all__ = ["RunDirError", "Sweep", "check_run_dir", "prepare_sweep", "build_tuner", "restore_tuner", "trial_states", "finished_trials", "default_concurrency"]
-
-SWEEP_FILE = "sweep.json"
-SPEC_FILE = "spec.yaml"
-STUDY_FILE = "study.db"
-
-
-class RunDirError(RuntimeError):
-    """A user-facing problem with the run directory (exists, missing for --resume, ...)."""
-
 
 @dataclass(frozen=True)
 class Sweep:
@@ -126,9 +108,7 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
         if not location.is_local and not local_study.exists() and location.exists(STUDY_FILE):
             # Resuming on another machine: start from the study copy in the run dir.
             local_study.parent.mkdir(parents=True, exist_ok=True)
-            fs, _ = location.filesystem
-            with fs.open_input_stream(location.file(STUDY_FILE)) as stream:
-                local_study.write_bytes(stream.readall())
+            local_study.write_bytes(location.read_bytes(STUDY_FILE))
         return sweep
     if has_sweep:
         raise RunDirError(
@@ -149,10 +129,10 @@ _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.stor
 
 def _check_same_spec(spec: Spec, saved_text: str, run_dir: str) -> None:
     """A resumed sweep must search the same space with the same objectives as before."""
-    from search.spec import parse_spec
+    from search.spec import load_yaml, parse_spec
     from trainables.config import flatten
 
-    saved = parse_spec(yaml.safe_load(saved_text), f"{run_dir}/{SPEC_FILE}")
+    saved = parse_spec(load_yaml(saved_text), f"{run_dir}/{SPEC_FILE}", check_sampler=False)
     now, before = flatten(spec.model_dump()), flatten(saved.model_dump())
     for key in sorted(set(now) | set(before)):
         if key.startswith(_RESUMABLE_CHANGES):
@@ -222,9 +202,9 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     callbacks: list[tune.Callback] = [
         ResultsRecorder(
-            sweep.run_dir,
+            sweep.location,
             param_names=[*spec.space, *spec.fixed],
-            metric_keys=[*BASE_KEYS, *entry.extra_report_keys, *INFO_KEYS],
+            metric_keys=[*entry.report_keys, *INFO_KEYS],
             searcher=searcher,
         )
     ]
@@ -281,14 +261,8 @@ def restore_tuner(sweep: Sweep) -> tune.Tuner | None:
 
 def trial_states(sweep: Sweep) -> list[str]:
     """The ``state`` of every trial recorded in the run dir (empty before the first flush)."""
-    import pyarrow.parquet as pq
-
-    from search.recorder import TRIALS_FILE
-
-    if not sweep.location.exists(TRIALS_FILE):
-        return []
-    fs, _ = sweep.location.filesystem
-    return pq.read_table(sweep.location.file(TRIALS_FILE), columns=["state"], filesystem=fs).column("state").to_pylist()
+    table = sweep.location.read_table(TRIALS_FILE, columns=["state"])
+    return [] if table is None else table.column("state").to_pylist()
 
 
 def finished_trials(sweep: Sweep) -> int:

@@ -7,9 +7,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainables.costs import ENERGY_MODELS, ann_energy_uj, energy_model, model_costs, snn_energy_uj, synaptic_ops
+from trainables.costs import ann_energy_uj, model_costs, snn_energy_uj, synaptic_ops
 from trainables.data import DataInfo
-from trainables.g2g.model import G2GNet, ModelConfig
+from trainables.energy import ENERGY_MODELS, energy_model
+from trainables.g2g.config import ModelConfig
+from trainables.g2g.model import G2GNet
 
 
 def _dense_flops_per_layer(module: nn.Module, x: torch.Tensor) -> int:

@@ -21,9 +21,9 @@ import torch
 from torchvision import datasets as tv_datasets
 
 from trainables.data import (
-    DATA_DEFAULTS,
     DATA_ENV_VAR,
     DATASETS,
+    DataConfig,
     DataError,
     DataInfo,
     augment_batch,
@@ -108,7 +108,7 @@ def test_config_validation() -> None:
         check_available({"name": "mnist"})
     with pytest.raises(ValueError, match="val_fraction"):
         check_available({"name": "digits", "val_fraction": 1.0})
-    assert set(resolve_data_config({})) == set(DATA_DEFAULTS) and "npz" in DATASETS
+    assert set(resolve_data_config({}).model_dump()) == set(DataConfig().model_dump()) and "npz" in DATASETS
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_cifar100_root_from_environment_variable(
     monkeypatch.setenv(DATA_ENV_VAR, str(root))
     info = check_available({"name": "cifar100", "download": False, "val_fraction": 0.2})
     assert (info.n_train, info.n_val, info.n_test) == (8, 2, 4)
-    assert resolve_data_config({"name": "cifar100"})["root"] == str(root.absolute())
+    assert resolve_data_config({"name": "cifar100"}).root == str(root.absolute())
 
 
 def test_cifar100_checksum_mismatch_is_a_data_error(tmp_path: Path) -> None:

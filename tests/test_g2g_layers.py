@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from trainables.costs import model_costs
 from trainables.data import DataInfo
 from trainables.g2g.block import BlockSparseLinear, block_fan_in_for_density, block_pattern
+from trainables.g2g.config import MODEL_KINDS, G2GConfig, ModelConfig
 from trainables.g2g.layers import GROUPINGS, MaskedLinear, expected_density, layer_groupings
-from trainables.g2g.model import MODEL_KINDS, G2GNet, ModelConfig, _sparse_params, matched_dense_width
+from trainables.g2g.model import G2GNet, _sparse_params, matched_dense_width
 
 INFO = DataInfo("synthetic", (1, 8, 8), 10, 100, 10, 10)
 
@@ -134,10 +135,11 @@ def test_block_granularity_needs_groups_dividing_features():
 
 def test_model_kinds_include_the_param_matched_dense_baseline():
     assert set(MODEL_KINDS) == {"g2g", "dense", "dense_matched", "er"}
+    # Validated as the ``model`` section of a trial config, so the error names the dotted parameter.
     with pytest.raises(ValueError, match="model.kind"):
-        ModelConfig.from_mapping({"kind": "dense-matched"})
+        G2GConfig.model_validate({"model": {"kind": "dense-matched"}})
     with pytest.raises(ValueError, match="model.granularity"):
-        ModelConfig.from_mapping({"granularity": "row"})
+        G2GConfig.model_validate({"model": {"granularity": "row"}})
 
 
 @pytest.mark.parametrize("granularity", ["edge", "block"])

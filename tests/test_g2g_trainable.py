@@ -8,20 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainables.config import flatten, resolve_config
+from trainables.config import flatten
 from trainables.data import DataInfo, Splits
+from trainables.g2g.config import G2GConfig
+from trainables.g2g.family import ENTRY, G2G_REPORT_KEYS
 from trainables.g2g.model import build_model
-from trainables.g2g.trainable import ENTRY, G2G_DEFAULTS, G2G_REPORT_KEYS, G2GTraining
+from trainables.g2g.trainable import G2GTraining
 from trainables.registry import get_trainable
-from trainables.report import BASE_KEYS
+from trainables.report import BASE_KEYS, make_report
 from trainables.training import load_state, save_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _trial_config(spec, params) -> dict:
-    """Defaults ← the spec's fixed values ← a sample's params, merged section by section (as Tune does)."""
-    return resolve_config(resolve_config(G2G_DEFAULTS, spec.base_config()), params)
+def _trial_config(spec, params) -> G2GConfig:
+    """Defaults ← the spec's fixed values ← a sample's params, merged key by key (as Tune does)."""
+    # Dotted keys throughout: a sampled ``model.kind`` must not replace the fixed ``model.*`` values.
+    return ENTRY.resolve({**flatten(spec.base_config()), **flatten(dict(params))})
 
 
 def _splits(seed: int = 0) -> Splits:
@@ -113,7 +116,7 @@ def test_restore_mid_training_continues_bit_identically(case, tmp_path):
 def test_every_report_carries_the_contract_and_the_dst_keys():
     run = G2GTraining(_config(budget={"epochs": 2}), _splits())
     run.train_epoch()
-    report = run.metrics()
+    report = make_report(run.metrics(), ENTRY.extra_report_keys)  # what the shared loop reports
     assert set(BASE_KEYS) | set(G2G_REPORT_KEYS) <= set(report)
     assert (report["dst_updates"], report["grown_total"], report["hebbian_grown"]) == (0, 0, 0)
     assert report["pattern_fraction"] == 1.0
@@ -145,7 +148,8 @@ def test_dst_on_a_dense_baseline_is_a_no_op(kind):
 
 
 def test_defaults_hold_every_dst_parameter_with_reference_values():
-    flat = flatten(G2G_DEFAULTS)
+    flat = flatten(G2GConfig().model_dump())
+    assert flat == flatten(ENTRY.defaults)
     assert flat["dst.enabled"] is False
     assert (flat["dst.interval"], flat["dst.fraction"], flat["dst.schedule"]) == (1000, 0.1, "constant")
     assert (flat["dst.prune"], flat["dst.grow"], flat["dst.scope"]) == ("magnitude", "hebbian", "anywhere")

@@ -7,7 +7,8 @@ import torch
 
 from trainables.data import DataInfo
 from trainables.g2g.layers import GROUPINGS, er_mask, expected_density, g2g_mask, group_labels, layer_groupings
-from trainables.g2g.model import G2GNet, ModelConfig
+from trainables.g2g.config import ModelConfig
+from trainables.g2g.model import G2GNet
 
 
 @pytest.mark.parametrize("grouping", GROUPINGS)

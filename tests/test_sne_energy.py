@@ -7,11 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.costs import energy_model, model_costs, snn_energy_uj, snn_layer_ops
+from trainables.costs import model_costs, snn_energy_uj, snn_layer_ops
 from trainables.data import DataInfo
+from trainables.energy import energy_model
 from trainables.sne.adaptive import dynamic_cost, run_students, subset_cost
-from trainables.sne.students import NeuronConfig, SpikingEnsemble, SpikingStudent, StudentConfig, student_cost_plan
-from trainables.sne.teacher import TeacherConfig, build_teacher
+from trainables.sne.config import NeuronConfig, StudentConfig, TeacherConfig
+from trainables.sne.students import SpikingEnsemble, SpikingStudent, student_cost_plan
+from trainables.sne.teacher import build_teacher
 
 FP32 = energy_model("fp32_45nm")
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from trainables.sne.spiking import LIF, ArctanSpike, arctan_surrogate_grad, lif_sequence
-from trainables.sne.students import NeuronConfig, SpikingStudent, StudentConfig
+from trainables.sne.config import NeuronConfig, StudentConfig
+from trainables.sne.students import SpikingStudent
 
 
 def test_lif_membrane_and_spikes_match_hand_computation():

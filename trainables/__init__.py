@@ -1,6 +1,7 @@
-"""Trainable families (G2GNet, SNE), their data, costs and the report contract.
+"""Trainable families (G2GNet, SNE), their configs, data, costs, the report contract and the trial loop.
 
-Trainables know nothing of the search or the analysis.
+Trainables know nothing of the search or the analysis. Importing this package, the registry or
+a family's config model loads neither torch nor Ray.
 """
 
 from trainables.registry import TrainableEntry, get_trainable, register_trainable, trainable_names

@@ -1,7 +1,6 @@
 """The one place that counts compute and energy.
 
-MACs come from active (non-zero) connections, never from dense shapes. Energy follows the
-model in METHODS.md: ANN energy = MACs x E_MAC; SNN energy = (MACs of layers that see
+MACs come from active (non-zero) connections, never from dense shapes. Energy: ANN energy = MACs x E_MAC; SNN energy = (MACs of layers that see
 real-valued input) x E_MAC + synaptic operations x E_AC, with synaptic operations = measured
 input spike rate x timesteps x layer MACs. Memory traffic is not modelled: these figures are a
 relative comparison between networks, not a power meter.
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from trainables.energy import ENERGY_MODELS, EnergyModel, energy_model
 
 __all__ = [
     "EnergyModel",
@@ -29,33 +30,6 @@ __all__ = [
     "synaptic_ops",
     "snn_layer_ops",
 ]
-
-
-@dataclass(frozen=True)
-class EnergyModel:
-    """Energy per operation, in picojoules."""
-
-    name: str
-    e_mac_pj: float
-    e_ac_pj: float
-
-
-#: Horowitz, ISSCC 2014, 45 nm. fp32 is the default.
-ENERGY_MODELS: dict[str, EnergyModel] = {
-    "fp32_45nm": EnergyModel("fp32_45nm", 4.6, 0.9),
-    "fp16_45nm": EnergyModel("fp16_45nm", 1.5, 0.4),
-    "int8_45nm": EnergyModel("int8_45nm", 0.23, 0.03),
-}
-
-
-def energy_model(name: str) -> EnergyModel:
-    """Look up an energy preset by name (``fp32_45nm``, ``fp16_45nm``, ``int8_45nm``)."""
-    try:
-        return ENERGY_MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown energy model {name!r} (choose from {', '.join(ENERGY_MODELS)})"
-        ) from None
 
 
 def ann_energy_uj(macs: float, model: EnergyModel) -> float:

@@ -5,7 +5,7 @@ Every dataset is small enough to live in memory, so a trial loads it once into t
 going through a ``DataLoader`` and PIL images, which would dominate the cost of small models.
 
 The validation split is carved from the training set with a fixed seed; the test set is only
-the official one and is meant for the end of a run (DESIGN.md, "Data"). Problems a user can
+the official one and is meant for the end of a run. Problems a user can
 cause (missing files, no network, a malformed ``.npz``) raise :class:`DataError` with one line
 that says where the data was expected and how to fix it.
 """
@@ -27,11 +27,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from trainables.config import DATA_ENV_VAR, DATASETS, DataConfig
+
 __all__ = [
     "DataError",
     "DATASETS",
     "DATA_ENV_VAR",
-    "DATA_DEFAULTS",
+    "DataConfig",
     "DataInfo",
     "Splits",
     "resolve_data_config",
@@ -53,37 +55,6 @@ class DataError(Exception):
         # One line, always: the message may embed the text of a lower-level error.
         super().__init__(" ".join(str(message).split("\n")))
 
-
-#: Dataset names a spec may use as ``data.name``.
-DATASETS: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "npz")
-
-#: Environment variable giving the default data root when ``data.root`` is not set.
-DATA_ENV_VAR = "BRAINSWEEP_DATA"
-
-_FALLBACK_ROOT = Path("~/.cache/brainsweep/data")
-
-#: The ``data`` section of a trial config. Missing keys fall back to these values.
-DATA_DEFAULTS: dict[str, Any] = {
-    # One of DATASETS.
-    "name": "digits",
-    # Folder holding the torchvision datasets; None -> $BRAINSWEEP_DATA, else ~/.cache/brainsweep/data.
-    "root": None,
-    # The .npz file for name "npz" (arrays x_train, y_train, x_test, y_test); unused otherwise.
-    "path": None,
-    # Try torchvision's download when a dataset is missing (bounded by a socket timeout).
-    "download": True,
-    # Fraction of the training set held out as the validation split.
-    "val_fraction": 0.1,
-    # Seed of the permutation that carves the validation split (and orders train_subset).
-    "split_seed": 0,
-    # Random crop + horizontal flip while training; applied to cifar10/cifar100 only.
-    "augment": True,
-    # Per-channel standardisation with statistics of the training split.
-    "normalize": True,
-    # Optional int: use only the first N training samples (after the fixed shuffle), for quick runs.
-    # The validation split does not depend on it, so quick and full runs are scored alike.
-    "train_subset": None,
-}
 
 # The digits set has no official test split; this seed fixes ours for every run and every
 # split_seed, so test accuracies of different sweeps are comparable.
@@ -157,54 +128,13 @@ class Splits:
 # Config
 
 
-def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill defaults, validate the values and turn ``root`` and ``path`` into absolute paths.
-
-    Run this on the driver before trials start: Ray workers change their working directory
-    and may not share the driver's environment, so a relative path or ``$BRAINSWEEP_DATA``
-    resolved inside a trial could point somewhere else.
-
-    Args:
-        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
-
-    Returns:
-        A new dict with every key of :data:`DATA_DEFAULTS`; ``root`` is an absolute path string
-        (from the config, the environment variable or the fallback), ``path`` is absolute
-        or None.
+def resolve_data_config(cfg: DataConfig | Mapping[str, Any]) -> DataConfig:
+    """A validated ``data`` section with ``root`` and ``path`` absolute (see :meth:`DataConfig.resolved`).
 
     Raises:
-        ValueError: for unknown keys or values of the wrong kind (a spec error).
+        pydantic.ValidationError: unknown keys or values of the wrong kind (a spec error).
     """
-    unknown = sorted(set(cfg) - set(DATA_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown data config key(s) {unknown}; allowed keys: {sorted(DATA_DEFAULTS)}")
-    resolved = {**DATA_DEFAULTS, **cfg}
-
-    if resolved["name"] not in DATASETS:
-        raise ValueError(f"data.name must be one of {list(DATASETS)}, got {resolved['name']!r}")
-    fraction = resolved["val_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0.0 < fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be a number in (0, 1), got {fraction!r}")
-    seed = resolved["split_seed"]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"data.split_seed must be a non-negative int, got {seed!r}")
-    subset = resolved["train_subset"]
-    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1):
-        raise ValueError(f"data.train_subset must be None or a positive int, got {subset!r}")
-    for key in ("download", "augment", "normalize"):
-        if not isinstance(resolved[key], bool):
-            raise ValueError(f"data.{key} must be true or false, got {resolved[key]!r}")
-
-    resolved["root"] = str(_data_root(resolved["root"]))
-    if resolved["path"] is not None:
-        resolved["path"] = str(Path(os.fspath(resolved["path"])).expanduser().absolute())
-    return resolved
-
-
-def _data_root(root: str | os.PathLike[str] | None) -> Path:
-    if root is None:
-        root = os.environ.get(DATA_ENV_VAR) or _FALLBACK_ROOT
-    return Path(os.fspath(root)).expanduser().absolute()
+    return DataConfig.model_validate(cfg).resolved()
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,6 +361,13 @@ def _load_npz(path_value: str | os.PathLike[str] | None) -> _RawData:
         )
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
+    unseen = sorted(set(y_test.unique().tolist()) - set(y_train.unique().tolist()))
+    if unseen:
+        shown = ", ".join(str(c) for c in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
+        raise DataError(
+            f"{path}: y_test has classes absent from y_train ({shown}): a model never trained on them cannot be "
+            "scored on them; relabel the classes 0..K-1 over both splits or drop those test samples"
+        )
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     return _RawData(x_train, y_train, x_test, y_test, num_classes)
 
@@ -524,7 +461,7 @@ def _info(name: str, raw: _RawData, train_idx: Tensor, val_idx: Tensor) -> DataI
 # Public entry points
 
 
-def check_available(cfg: Mapping[str, Any]) -> DataInfo:
+def check_available(cfg: DataConfig | Mapping[str, Any]) -> DataInfo:
     """Check that the dataset can be loaded, before any trial starts.
 
     Torchvision sets are checked with torchvision's own integrity checks and downloaded when
@@ -532,7 +469,7 @@ def check_available(cfg: Mapping[str, Any]) -> DataInfo:
     is torchvision's check) but no float tensors are built.
 
     Args:
-        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
+        cfg: The ``data`` section of a config (a :class:`DataConfig` or its fields).
 
     Returns:
         The :class:`DataInfo` that :func:`load_splits` will report for the same config.
@@ -541,13 +478,13 @@ def check_available(cfg: Mapping[str, Any]) -> DataInfo:
         DataError: when the data is missing, cannot be downloaded or is malformed.
         ValueError: for unknown config keys or invalid values.
     """
-    resolved = resolve_data_config(cfg)
+    resolved = resolve_data_config(cfg).model_dump()
     raw = _load_raw(resolved)
     train_idx, val_idx = _split_indices(len(raw.x_train), resolved)
     return _info(resolved["name"], raw, train_idx, val_idx)
 
 
-def load_splits(cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> Splits:
+def load_splits(cfg: DataConfig | Mapping[str, Any], device: torch.device | str = "cpu") -> Splits:
     """Load a dataset into train / validation / test tensors.
 
     The validation split is ``round(val_fraction * n_train)`` samples of the training set,
@@ -556,7 +493,7 @@ def load_splits(cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> S
     standardised per channel with the mean and standard deviation of the training split.
 
     Args:
-        cfg: The ``data`` section of a config (keys of :data:`DATA_DEFAULTS`).
+        cfg: The ``data`` section of a config (a :class:`DataConfig` or its fields).
         device: Where the tensors are placed.
 
     Returns:
@@ -566,7 +503,7 @@ def load_splits(cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> S
         DataError: when the data is missing, cannot be downloaded or is malformed.
         ValueError: for unknown config keys or invalid values.
     """
-    resolved = resolve_data_config(cfg)
+    resolved = resolve_data_config(cfg).model_dump()
     name = resolved["name"]
     raw = _load_raw(resolved)
     train_idx, val_idx = _split_indices(len(raw.x_train), resolved)

@@ -1,20 +1,30 @@
 """Registry of trainable families: a name in a spec resolves to a :class:`TrainableEntry`.
 
 Only code registered here can be named by a spec; nothing named in a YAML file is imported.
+An entry is light: its config model and metric declarations load without torch or Ray, so
+specs and run dirs are validated cheaply; the training code is imported when a trial (or an
+export) needs it.
+
+Adding a family: a package ``trainables/<family>/`` with a config model (a
+:class:`~trainables.config.TrialConfig` subclass), a training class that follows
+:class:`~trainables.loop.Training`, and a module that calls :func:`register_trainable`; then
+its module name in :data:`_BUILTIN_MODULES`. Nothing else changes.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainableEntry", "register_trainable", "get_trainable", "trainable_names"]
+from trainables.config import TrialConfig, unflatten
+from trainables.report import BASE_METRICS, Metric
+
+__all__ = ["TrainableEntry", "register_trainable", "get_trainable", "trainable_names", "metric_table"]
 
 # Modules that register the built-in families when imported. Fixed in code, never from a spec.
-_BUILTIN_MODULES: tuple[str, ...] = ("trainables.g2g.trainable", "trainables.sne.trainable")
+_BUILTIN_MODULES: tuple[str, ...] = ("trainables.g2g.family", "trainables.sne.family")
 
 _REGISTRY: dict[str, TrainableEntry] = {}
 
@@ -25,44 +35,82 @@ class TrainableEntry:
 
     Attributes:
         name: The name specs use (``trainable: g2g``).
-        trainable: The Ray Tune function trainable, ``trainable(config) -> None``.
-        defaults: Nested default config. Every parameter a spec may set (by dotted name)
-            must exist here, so typos in a spec are caught at load time.
-        build_model: ``build_model(config, data_info) -> torch.nn.Module`` for export and
-            re-evaluation of a trial's weights.
-        extra_report_keys: Keys this family reports in addition to the base contract.
+        config: The family's trial config model: every section, type, default and allowed
+            value a spec may set by dotted name.
+        training: ``"module:Class"`` of the family's :class:`~trainables.loop.Training`
+            implementation, imported on first use (a fixed string in code, never from a spec),
+            or the class itself.
+        metrics: The family's report keys beyond the base contract, with their meaning.
         description: One line for ``--help`` and docs.
     """
 
     name: str
-    trainable: Callable[[dict[str, Any]], None]
-    defaults: Mapping[str, Any]
-    build_model: Callable[..., Any]
-    extra_report_keys: tuple[str, ...] = ()
+    config: type[TrialConfig]
+    training: str | type
+    metrics: tuple[Metric, ...] = ()
     description: str = ""
-    evaluate: Callable[..., Any] | None = field(default=None)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def default_config(self) -> dict[str, Any]:
-        """A deep copy of the defaults, safe to mutate."""
-        return copy.deepcopy(dict(self.defaults))
+    @property
+    def extra_report_keys(self) -> tuple[str, ...]:
+        """The family's own report keys (every report carries them)."""
+        return tuple(m.name for m in self.metrics)
+
+    @property
+    def report_keys(self) -> tuple[str, ...]:
+        """Every key of every report of this family: the base contract, then the family's."""
+        return (*(m.name for m in BASE_METRICS), *self.extra_report_keys)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The default trial config as a nested dict (derived from :attr:`config`)."""
+        return self.config().model_dump()
+
+    def resolve(self, config: Mapping[str, Any] | TrialConfig) -> TrialConfig:
+        """A typed, validated trial config from nested and/or dotted keys over the defaults.
+
+        Raises:
+            pydantic.ValidationError: an unknown key or a value the model does not accept.
+        """
+        if isinstance(config, self.config):
+            return config
+        return self.config.model_validate(unflatten(dict(config)))
+
+    def training_class(self) -> Any:
+        """The family's training class (imported on first use)."""
+        if not isinstance(self.training, str):
+            return self.training
+        if "training" not in self._cache:
+            module, _, name = self.training.partition(":")
+            self._cache["training"] = getattr(importlib.import_module(module), name)
+        return self._cache["training"]
+
+    @property
+    def trainable(self) -> Callable[[dict[str, Any]], None]:
+        """The Ray Tune function trainable of this family (one shared loop for every family)."""
+        from trainables.loop import trial_function
+
+        return trial_function(self)
+
+    def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:
+        """``torch.nn.Module`` of a trial config, with the shapes its state dict needs."""
+        return self.training_class().build_model(self.resolve(config), info)
 
 
 def register_trainable(entry: TrainableEntry) -> TrainableEntry:
     """Register a family. Duplicate names raise ``ValueError``."""
     if entry.name in _REGISTRY and _REGISTRY[entry.name] is not entry:
         raise ValueError(f"trainable {entry.name!r} is already registered")
+    clash = {m.name for m in entry.metrics} & {m.name for m in BASE_METRICS}
+    if clash:
+        raise ValueError(f"trainable {entry.name!r} redeclares base report keys {sorted(clash)}")
     _REGISTRY[entry.name] = entry
     return entry
 
 
 def _load_builtins() -> None:
     for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # A family still under construction is simply absent; anything else is a bug.
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def get_trainable(name: str) -> TrainableEntry:
@@ -83,3 +131,16 @@ def trainable_names() -> list[str]:
     """Names of all registered families."""
     _load_builtins()
     return sorted(_REGISTRY)
+
+
+def metric_table(trainable: str | None = None) -> dict[str, Metric]:
+    """Every declared report key → :class:`Metric`: the base contract plus one family's (or all families')."""
+    table = {m.name: m for m in BASE_METRICS}
+    names = [trainable] if trainable else trainable_names()
+    for name in names:
+        try:
+            entry = get_trainable(name)
+        except KeyError:
+            continue
+        table.update({m.name: m for m in entry.metrics})
+    return table

@@ -1,38 +1,125 @@
-"""The report contract: the keys every ``tune.report`` of every trainable carries.
+"""The report contract: the keys every ``tune.report`` of every trainable carries, and what they mean.
 
-Defined once here so the searcher, schedulers, results writer and analysis never guess.
+Each key is declared once, as a :class:`Metric` (direction, label, unit, kind); families add
+their own in their registry entry. The searcher, the progress display, the analysis and the
+plots read these declarations and never guess from a key's name. :func:`is_full_budget` is the
+one definition of "a result at full budget" and :func:`format_number` the one way a metric
+value is printed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["BASE_KEYS", "COST_KEYS", "INFO_KEYS", "make_report", "missing_keys"]
+import numpy as np
 
-#: Keys present in every report of every trainable (see DESIGN.md, "the report contract").
-BASE_KEYS: tuple[str, ...] = (
-    "epoch",  # 1-based epoch just finished
-    "val_accuracy",  # accuracy on the validation split carved from the training set
-    "val_loss",
-    "macs",  # inference multiply-accumulates per sample, active connections only
-    "energy_uj",  # modelled inference energy per sample, microjoules
-    "params",  # active (non-zero) parameters
-    "density",  # active / dense weights of the sparse (maskable) layers; 1.0 when dense
-    "train_time_s",  # cumulative training wall time of this trial
-    "budget_fraction",  # epoch / epochs
-    "test_accuracy",  # measured at full budget only; NaN before (never an objective)
+__all__ = [
+    "Metric",
+    "BASE_METRICS",
+    "BASE_KEYS",
+    "COST_KEYS",
+    "INFO_KEYS",
+    "FULL_BUDGET_TOL",
+    "is_full_budget",
+    "format_number",
+    "make_report",
+    "missing_keys",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One report key.
+
+    Attributes:
+        name: The key.
+        mode: ``max``/``min`` when it makes sense as an objective or a bound; ``None`` otherwise.
+        label: Human-readable name (axes, cards, tables).
+        unit: Unit shown after values (``µJ``, ``s``); empty when dimensionless.
+        kind: ``quality`` (accuracy-like), ``cost`` (compute, energy, size), ``progress``
+            (epochs, time, budget) or ``info`` (descriptive, never an objective).
+    """
+
+    name: str
+    mode: Literal["max", "min"] | None
+    label: str
+    unit: str = ""
+    kind: Literal["quality", "cost", "progress", "info"] = "info"
+
+    @property
+    def axis_label(self) -> str:
+        """``label (unit)`` for plot axes."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+#: Keys present in every report of every trainable.
+BASE_METRICS: tuple[Metric, ...] = (
+    Metric("epoch", None, "epoch", kind="progress"),  # 1-based epoch just finished
+    Metric("val_accuracy", "max", "validation accuracy", kind="quality"),  # split carved from the training set
+    Metric("val_loss", "min", "validation loss", kind="quality"),
+    Metric("macs", "min", "MACs per inference", kind="cost"),  # inference multiply-accumulates, active connections only
+    Metric("energy_uj", "min", "energy per inference", "µJ", kind="cost"),  # modelled inference energy
+    Metric("params", "min", "active parameters", kind="cost"),  # non-zero parameters
+    Metric("density", "min", "weight density", kind="cost"),  # active / dense weights of the sparse layers; 1.0 when dense
+    Metric("train_time_s", "min", "training time", "s", kind="progress"),  # cumulative wall time of this trial
+    Metric("budget_fraction", None, "budget fraction", kind="progress"),  # epoch / epochs
+    Metric("test_accuracy", "max", "test accuracy", kind="quality"),  # at full budget only; NaN before (never an objective)
 )
+BASE_KEYS: tuple[str, ...] = tuple(m.name for m in BASE_METRICS)
 
 #: Where a report was made (not a metric): the Ray node that ran the trial.
 INFO_KEYS: tuple[str, ...] = ("node_id",)
 
-#: Keys that describe cost; analysis treats them as "lower is better" by default.
-COST_KEYS: tuple[str, ...] = ("macs", "energy_uj", "params", "density")
+#: The contract's cost keys (lower is better).
+COST_KEYS: tuple[str, ...] = tuple(m.name for m in BASE_METRICS if m.kind == "cost")
+
+#: A result is at full budget when ``budget_fraction >= 1 - FULL_BUDGET_TOL``.
+FULL_BUDGET_TOL = 1e-9
 
 
-def make_report(values: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+def is_full_budget(budget_fraction: Any) -> Any:
+    """Whether results are at full budget: a bool for a scalar, a boolean array for an array.
+
+    Missing values (``None``, NaN) are not at full budget.
+    """
+    if budget_fraction is None:
+        return False
+    values = np.asarray(budget_fraction, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        mask = values >= 1.0 - FULL_BUDGET_TOL
+    return bool(mask) if mask.ndim == 0 else mask
+
+
+def format_number(value: Any, missing: str = "-", nan_is_missing: bool = False) -> str:
+    """A metric or parameter value for tables, cards, progress lines and hover text.
+
+    Integers stay whole (``16220``), floats get four significant digits (``0.9756``), very
+    large or small floats scientific notation; a missing value is ``missing`` (NaN too, with
+    ``nan_is_missing``).
+    """
+    if value is None:
+        return missing
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(value):
+        return missing if nan_is_missing else str(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    if 1e4 <= abs(value) < 1e7:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def make_report(values: Mapping[str, Any], extra_keys: Sequence[str] = ()) -> dict[str, Any]:
     """Build a report dict with every contract key, converting tensors/numpy scalars to floats.
 
     Args:
@@ -56,7 +143,7 @@ def make_report(values: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> 
     return report
 
 
-def missing_keys(report: Mapping[str, Any], extra_keys: tuple[str, ...] = ()) -> list[str]:
+def missing_keys(report: Mapping[str, Any], extra_keys: Sequence[str] = ()) -> list[str]:
     """Return the contract keys absent from ``report`` (empty when the report conforms)."""
     return [k for k in (*BASE_KEYS, *extra_keys) if k not in report]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainables.config import OptimConfig
+from trainables.files import write_atomic
 from trainables.data import Splits, iterate_batches
 
 __all__ = [
-    "shared_defaults",
     "DivergedError",
     "select_device",
     "configure_threads",
@@ -35,24 +35,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FILE = "state.pt"
-
-
-def shared_defaults(*, lr: float, weight_decay: float, batch_size: int, epochs: int) -> dict[str, Any]:
-    """The config sections every family shares: optimiser, data, budget, cost, runtime, seed.
-
-    The spec's ``data`` and ``budget`` sections and ``run`` settings fill them per sweep;
-    families only choose their optimiser and budget defaults.
-    """
-    from trainables.data import DATA_DEFAULTS
-
-    return {
-        "optim": {"name": "adam", "lr": lr, "weight_decay": weight_decay, "momentum": 0.9, "schedule": "cosine", "batch_size": batch_size},
-        "data": dict(DATA_DEFAULTS),
-        "budget": {"epochs": epochs, "checkpoint_every": 1, "eval_test": True},
-        "cost": {"energy_model": "fp32_45nm"},
-        "runtime": {"device": "auto", "threads": 1, "cache_dir": None},
-        "seed": 0,
-    }
 
 
 class DivergedError(RuntimeError):
@@ -80,26 +62,20 @@ def configure_threads(threads: int) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def make_optimizer(params, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    name = optim["name"]
-    if name == "adam":
-        return torch.optim.Adam(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"], nesterov=optim["momentum"] > 0
-        )
-    raise ValueError(f"optim.name must be adam, adamw or sgd, got {name!r}")
+def make_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
+    """The optimiser an ``optim`` section names (SGD with Nesterov momentum when momentum > 0)."""
+    if optim.name == "adam":
+        return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    if optim.name == "adamw":
+        return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay, nesterov=optim.momentum > 0)
 
 
 def make_lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int):
     """``cosine`` anneals to zero over the whole budget (per step); ``constant`` keeps lr."""
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"optim.schedule must be cosine or constant, got {schedule!r}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 def check_finite(loss: float, epoch: int, context: str = "") -> None:
@@ -163,13 +139,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def save_state(directory: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Write a checkpoint atomically (temp file, then rename) as ``state.pt``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    torch.save(dict(state), tmp)
-    path = directory / CHECKPOINT_FILE
-    os.replace(tmp, path)
+    path = Path(directory) / CHECKPOINT_FILE
+    write_atomic(path, lambda handle: torch.save(dict(state), handle))
     return path
 
 

@@ -18,12 +18,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from trainables.g2g.config import block_fan_in_for_density
+
 __all__ = ["block_pattern", "block_fan_in_for_density", "BlockSparseLinear"]
-
-
-def block_fan_in_for_density(groups: int, density: float) -> int:
-    """Input groups per output group that best match an edge-granularity ``density`` (≥ 1)."""
-    return min(groups, max(1, round(density * groups)))
 
 
 def block_pattern(

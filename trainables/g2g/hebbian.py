@@ -18,10 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["HEBBIAN_WINDOWS", "hebbian_scores", "HebbianMoments"]
+from trainables.g2g.config import HEBBIAN_WINDOWS
 
-#: ``batch``: the latest batch only; ``ema``: an exponential moving average over batches.
-HEBBIAN_WINDOWS: tuple[str, ...] = ("batch", "ema")
+__all__ = ["HEBBIAN_WINDOWS", "hebbian_scores", "HebbianMoments"]
 
 # Norms below this are a silent unit; dividing by the clamped norm gives a score of 0.
 _EPS = 1e-12

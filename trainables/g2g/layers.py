@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainables.g2g.config import GROUPINGS, expected_density
+
 __all__ = [
     "GROUPINGS",
     "group_labels",
@@ -25,7 +27,6 @@ __all__ = [
 ]
 
 #: How neurons are assigned to groups, layer by layer.
-GROUPINGS: tuple[str, ...] = ("index", "random", "mixer")
 
 
 def group_labels(n: int, groups: int, layout: str = "contiguous") -> torch.Tensor:
@@ -77,11 +78,6 @@ def layer_groupings(
             labels = (in_labels, out_labels)
         out.append(labels)
     return out
-
-
-def expected_density(groups: int, p_intra: float, p_inter: float) -> float:
-    """Expected fraction of kept weights of a G2G mask with equal-sized groups."""
-    return p_intra / groups + (1.0 - 1.0 / groups) * p_inter
 
 
 def g2g_mask(

@@ -15,23 +15,14 @@ The baselines share the class, so one grid over ``model.kind`` compares them:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
 
 import torch
 from torch import nn
 
 from trainables.data import DataInfo
-from trainables.g2g.block import BlockSparseLinear, block_fan_in_for_density, block_pattern
-from trainables.g2g.layers import (
-    GROUPINGS,
-    MaskedLinear,
-    er_mask,
-    expected_density,
-    g2g_mask,
-    layer_groupings,
-)
+from trainables.g2g.block import BlockSparseLinear, block_pattern
+from trainables.g2g.config import FRONTENDS, GRANULARITIES, MODEL_KINDS, G2GConfig, ModelConfig
+from trainables.g2g.layers import MaskedLinear, er_mask, g2g_mask, layer_groupings
 
 __all__ = [
     "MODEL_KINDS",
@@ -43,92 +34,6 @@ __all__ = [
     "build_model",
     "matched_dense_width",
 ]
-
-#: ``g2g``: group-to-group masks; ``dense``: the same width, no mask; ``dense_matched``: dense
-#: with the width matching the G2G net's active parameters; ``er``: Erdős–Rényi masks at the
-#: G2G net's density.
-MODEL_KINDS: tuple[str, ...] = ("g2g", "dense", "dense_matched", "er")
-FRONTENDS: tuple[str, ...] = ("flatten", "patch")
-#: ``edge``: per-weight masks (masked dense compute); ``block``: whole group-to-group blocks
-#: with a fixed number of input groups per output group (gather + batched matmul).
-GRANULARITIES: tuple[str, ...] = ("edge", "block")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The ``model`` section of a G2G trial config (every field is a searchable parameter).
-
-    ``block_fan_in`` (block granularity only) is the number of input groups feeding each output
-    group; 0 derives it from ``p_intra``/``p_inter`` as ``round(density × groups)``, so edge and
-    block nets of the same settings have (about) the same density.
-    """
-
-    kind: str = "g2g"
-    frontend: str = "flatten"
-    width: int = 256
-    depth: int = 3
-    groups: int = 4
-    grouping: str = "index"
-    p_intra: float = 1.0
-    p_inter: float = 0.1
-    granularity: str = "edge"
-    block_fan_in: int = 0
-    patch_channels: int = 32
-    match_params: bool = False  # dense kind only: pick the width matching the G2G net's active params
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown model keys: {sorted(unknown)}")
-        cfg = cls(**values)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {self.kind!r}")
-        if self.frontend not in FRONTENDS:
-            raise ValueError(f"model.frontend must be one of {FRONTENDS}, got {self.frontend!r}")
-        if self.grouping not in GROUPINGS:
-            raise ValueError(f"model.grouping must be one of {GROUPINGS}, got {self.grouping!r}")
-        if self.width < 1 or self.depth < 1 or self.groups < 1:
-            raise ValueError("model.width, model.depth and model.groups must be >= 1")
-        if self.groups > self.width:
-            raise ValueError(f"model.groups ({self.groups}) cannot exceed model.width ({self.width})")
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(f"model.granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        if not 0 <= self.block_fan_in <= self.groups:
-            raise ValueError(f"model.block_fan_in must be in [0, model.groups={self.groups}] (0: derive), got {self.block_fan_in}")
-        for name in ("p_intra", "p_inter"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"model.{name} must be in [0, 1], got {p}")
-
-    @property
-    def is_dense(self) -> bool:
-        return self.kind in ("dense", "dense_matched")
-
-    @property
-    def fan_in_groups(self) -> int:
-        """Input groups per output group at block granularity."""
-        if self.block_fan_in:
-            return self.block_fan_in
-        return block_fan_in_for_density(self.groups, expected_density(self.groups, self.p_intra, self.p_inter))
-
-    @property
-    def sparse_density(self) -> float:
-        """Density of the G2G (and ER) hidden layers these settings give, whatever the kind."""
-        if self.granularity == "block":
-            return self.fan_in_groups / self.groups
-        return expected_density(self.groups, self.p_intra, self.p_inter)
-
-    @property
-    def density(self) -> float:
-        """Expected density of this kind's hidden layers (1.0 for dense)."""
-        return 1.0 if self.is_dense else self.sparse_density
-
 
 class PatchEncoder(nn.Module):
     """One conv with kernel = stride = patch size on a 4×4 grid of patches, then flatten."""
@@ -247,8 +152,7 @@ def matched_dense_width(cfg: ModelConfig, n_in: int, n_classes: int) -> int:
     return min((lo, lo + 1), key=lambda k: abs(dense_params(k) - target))
 
 
-def build_model(config: Mapping[str, Any], info: DataInfo) -> G2GNet:
-    """Build the network of a resolved trial config (masks drawn from ``config['seed']``)."""
-    cfg = ModelConfig.from_mapping(config["model"])
-    generator = torch.Generator().manual_seed(int(config["seed"]))
-    return G2GNet(cfg, info, generator)
+def build_model(config: G2GConfig, info: DataInfo) -> G2GNet:
+    """Build the network of a trial config (masks drawn from ``config.seed``)."""
+    generator = torch.Generator().manual_seed(int(config.seed))
+    return G2GNet(config.model, info, generator)

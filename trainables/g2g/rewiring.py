@@ -2,7 +2,7 @@
 
 Every ``dst.interval`` optimiser steps, per sparse hidden layer, the ``k`` active connections
 with the lowest prune score are removed and exactly ``k`` inactive ones with the highest grow
-score are added, so density is constant (METHODS.md §1). ``k = round(fraction_t × active)``
+score are added, so density is constant. ``k = round(fraction_t × active)``
 where ``fraction_t`` follows ``dst.schedule`` and drops to 0 after ``dst.stop × total steps``.
 The classifier is never rewired (it is not a sparse hidden layer).
 
@@ -40,14 +40,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from trainables.g2g.block import BlockSparseLinear
-from trainables.g2g.hebbian import HEBBIAN_WINDOWS, HebbianMoments, hebbian_scores
+from trainables.g2g.config import DSTConfig, GROW_RULES, PRUNE_RULES, SCHEDULES, SCOPES
+from trainables.g2g.hebbian import HebbianMoments, hebbian_scores
 from trainables.g2g.layers import MaskedLinear
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
     "GROW_RULES",
     "SCHEDULES",
     "SCOPES",
-    "DST_DEFAULTS",
     "DSTConfig",
     "rewire_fraction",
     "rewire_edges",
@@ -63,79 +62,6 @@ __all__ = [
     "reset_optimizer_state",
     "DynamicSparseTraining",
 ]
-
-PRUNE_RULES: tuple[str, ...] = ("magnitude", "random", "hebbian")
-GROW_RULES: tuple[str, ...] = ("hebbian", "random", "gradient")
-SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-SCOPES: tuple[str, ...] = ("anywhere", "pattern")
-
-#: The ``dst`` section of a G2G trial config (reference values of METHODS.md §1).
-DST_DEFAULTS: dict[str, Any] = {
-    "enabled": False,
-    "interval": 1000,  # optimiser steps between updates
-    "fraction": 0.1,  # share of active connections moved per update (start value for cosine)
-    "prune": "magnitude",
-    "grow": "hebbian",
-    "schedule": "constant",
-    "stop": 1.0,  # no update after stop × total steps (RigL's recipe: cosine, 0.75)
-    "scope": "anywhere",
-    "hebbian": {"window": "batch", "ema_decay": 0.9, "centered": False},
-}
-
-
-@dataclass(frozen=True)
-class DSTConfig:
-    """Validated ``dst`` settings (see :data:`DST_DEFAULTS` for the meaning and defaults)."""
-
-    enabled: bool = False
-    interval: int = 1000
-    fraction: float = 0.1
-    prune: str = "magnitude"
-    grow: str = "hebbian"
-    schedule: str = "constant"
-    stop: float = 1.0
-    scope: str = "anywhere"
-    hebbian_window: str = "batch"
-    hebbian_ema_decay: float = 0.9
-    hebbian_centered: bool = False
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any]) -> DSTConfig:
-        """Build from a nested ``dst`` config section (``hebbian`` is a sub-section)."""
-        values = {k: v for k, v in section.items() if k != "hebbian"}
-        for key, value in (section.get("hebbian") or {}).items():
-            values[f"hebbian_{key}"] = value
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown dst keys: {unknown}")
-        cfg = cls(**values)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        for name, value, allowed in (
-            ("prune", self.prune, PRUNE_RULES),
-            ("grow", self.grow, GROW_RULES),
-            ("schedule", self.schedule, SCHEDULES),
-            ("scope", self.scope, SCOPES),
-            ("hebbian.window", self.hebbian_window, HEBBIAN_WINDOWS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"dst.{name} must be one of {allowed}, got {value!r}")
-        if int(self.interval) < 1:
-            raise ValueError(f"dst.interval must be >= 1 optimiser step, got {self.interval}")
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"dst.fraction must be in [0, 1], got {self.fraction}")
-        if not 0.0 < self.stop <= 1.0:
-            raise ValueError(f"dst.stop must be in (0, 1], got {self.stop}")
-        if not 0.0 <= self.hebbian_ema_decay < 1.0:
-            raise ValueError(f"dst.hebbian.ema_decay must be in [0, 1), got {self.hebbian_ema_decay}")
-
-    @property
-    def uses_hebbian(self) -> bool:
-        return "hebbian" in (self.prune, self.grow)
-
 
 def rewire_fraction(step: int, cfg: DSTConfig, total_steps: int) -> float:
     """Share of active connections to move at optimiser step ``step`` (0 = no update).
@@ -297,9 +223,9 @@ class DynamicSparseTraining:
         self.hebbian_grown = 0
         self._captures = [_Capture() for _ in self.layers]
         self.moments: list[HebbianMoments] | None = None
-        if cfg.uses_hebbian and cfg.hebbian_window == "ema":
+        if cfg.uses_hebbian and cfg.hebbian.window == "ema":
             self.moments = [
-                HebbianMoments(m.in_features, m.out_features, cfg.hebbian_ema_decay, m.weight.device) for m in self.layers
+                HebbianMoments(m.in_features, m.out_features, cfg.hebbian.ema_decay, m.weight.device) for m in self.layers
             ]
         self._handles = [layer.register_forward_hook(self._forward_hook(i)) for i, layer in enumerate(self.layers)]
 
@@ -364,11 +290,11 @@ class DynamicSparseTraining:
 
     def _hebbian(self, index: int) -> Tensor:
         if self.moments is not None:
-            return self.moments[index].scores(self.cfg.hebbian_centered)
+            return self.moments[index].scores(self.cfg.hebbian.centered)
         capture = self._captures[index]
         if capture.pre is None or capture.post is None:
             raise RuntimeError("Hebbian rewiring needs the activations of the update step; call after_step after each optimiser step")
-        return hebbian_scores(capture.pre, capture.post, self.cfg.hebbian_centered)
+        return hebbian_scores(capture.pre, capture.post, self.cfg.hebbian.centered)
 
     def _dense_gradient(self, index: int) -> Tensor:
         capture = self._captures[index]

@@ -1,58 +1,28 @@
-"""Ray Tune function trainable for G2GNet (and its dense / Erdős–Rényi baselines).
+"""G2GNet training (and its dense / Erdős–Rényi baselines), one run epoch by epoch.
 
-:class:`G2GTraining` is one training run, epoch by epoch, with its complete state (model with
-masks, optimiser, lr schedule, data-order RNG, DST counters and statistics) for checkpoints;
-:func:`g2g_trainable` is the thin Ray boundary that reports and checkpoints it.
+:class:`G2GTraining` follows :class:`trainables.loop.Training`: it builds from a typed
+:class:`~trainables.g2g.config.G2GConfig`, trains epoch by epoch and holds its complete state
+(model with masks, optimiser, lr schedule, data-order RNG, DST counters and statistics) for
+checkpoints. The Ray side (resume, report, checkpoint) is the shared loop.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-from ray import tune
 
-from trainables.config import resolve_config
 from trainables.costs import energy_model, model_costs
 from trainables.data import DataInfo, Splits, load_splits
-from trainables.g2g.model import G2GNet, ModelConfig, build_model
-from trainables.g2g.rewiring import DST_DEFAULTS, DSTConfig, DynamicSparseTraining
-from trainables.registry import TrainableEntry, register_trainable
-from trainables.report import make_report
-from trainables.training import (
-    shared_defaults,
-    configure_threads,
-    evaluate,
-    load_state,
-    make_lr_schedule,
-    make_optimizer,
-    save_state,
-    select_device,
-    train_epoch,
-)
+from trainables.g2g.config import G2GConfig
+from trainables.g2g.model import G2GNet, build_model
+from trainables.g2g.rewiring import DynamicSparseTraining
+from trainables.training import evaluate, make_lr_schedule, make_optimizer, select_device, train_epoch
 
-__all__ = ["G2G_DEFAULTS", "G2G_REPORT_KEYS", "G2GTraining", "g2g_trainable", "ENTRY"]
-
-G2G_DEFAULTS: dict[str, Any] = {
-    "model": {k: v for k, v in ModelConfig().__dict__.items()},
-    "dst": copy.deepcopy(DST_DEFAULTS),
-    **shared_defaults(lr=1e-3, weight_decay=1e-4, batch_size=128, epochs=10),
-}
-
-#: Keys the G2G family reports every epoch on top of the base contract.
-G2G_REPORT_KEYS: tuple[str, ...] = (
-    "dst_updates",  # DST updates that moved connections so far (0 with DST off)
-    "grown_total",  # connections grown by DST so far
-    "hebbian_grown",  # of those, grown by the Hebbian rule
-    # Active hidden connections still in the connectivity drawn at build time: 1.0 without
-    # DST; an Erdős–Rényi net is measured against its own initial mask; dense nets are 1.0.
-    "pattern_fraction",
-)
+__all__ = ["G2GTraining"]
 
 # DST's random rules get a stream of their own, decorrelated from the data-order generator.
 _DST_SEED_OFFSET = 0x5EED
@@ -62,33 +32,33 @@ class G2GTraining:
     """One G2GNet training run: build from a config, train epoch by epoch, checkpoint.
 
     Args:
-        config: A trial config (nested and/or dotted keys over :data:`G2G_DEFAULTS`).
-        splits: Already loaded data (tests, benchmarks); loaded from ``config["data"]`` when None.
+        config: A trial config: a :class:`G2GConfig`, or nested and/or dotted keys over its defaults.
+        splits: Already loaded data (tests, benchmarks); loaded from ``config.data`` when None.
     """
 
-    def __init__(self, config: Mapping[str, Any], splits: Splits | None = None) -> None:
-        cfg = resolve_config(G2G_DEFAULTS, config)
+    def __init__(self, config: G2GConfig | Mapping[str, Any], splits: Splits | None = None) -> None:
+        from trainables.g2g.family import ENTRY
+
+        cfg: G2GConfig = ENTRY.resolve(config)  # type: ignore[assignment]
         self.cfg = cfg
-        self.device = select_device(cfg["runtime"]["device"])
-        seed = int(cfg["seed"])
+        self.device = select_device(cfg.runtime.device)
+        seed = int(cfg.seed)
         torch.manual_seed(seed)
-        self.splits = splits if splits is not None else load_splits(cfg["data"], device=self.device)
+        self.splits = splits if splits is not None else load_splits(cfg.data, device=self.device)
         self.model: G2GNet = build_model(cfg, self.splits.info).to(self.device)
-        optim = cfg["optim"]
-        self.batch_size = int(optim["batch_size"])
-        self.epochs = int(cfg["budget"]["epochs"])
+        self.batch_size = cfg.optim.batch_size
+        self.epochs = cfg.budget.epochs
         self.steps_per_epoch = math.ceil(len(self.splits.y_train) / self.batch_size)
         total_steps = self.epochs * self.steps_per_epoch
-        self.optimizer = make_optimizer(self.model.parameters(), optim)
-        self.lr_schedule = make_lr_schedule(self.optimizer, optim["schedule"], total_steps)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg.optim)
+        self.lr_schedule = make_lr_schedule(self.optimizer, cfg.optim.schedule, total_steps)
         self.generator = torch.Generator().manual_seed(seed)
-        dst_cfg = DSTConfig.from_mapping(cfg["dst"])
         self.dst: DynamicSparseTraining | None = None
-        if dst_cfg.enabled:
+        if cfg.dst.enabled:
             self.dst = DynamicSparseTraining(
-                self.model.sparse_layers(), self.optimizer, dst_cfg, total_steps, seed + _DST_SEED_OFFSET
+                self.model.sparse_layers(), self.optimizer, cfg.dst, total_steps, seed + _DST_SEED_OFFSET
             )
-        self.energy = energy_model(cfg["cost"]["energy_model"])
+        self.energy = energy_model(cfg.cost.energy_model)
         self.epoch = 0
         self.train_time_s = 0.0
 
@@ -109,8 +79,13 @@ class G2GTraining:
         self.epoch += 1
         return loss
 
+    @classmethod
+    def build_model(cls, config: G2GConfig, info: DataInfo) -> G2GNet:
+        """The network of a config (masks drawn from its seed), for export and re-evaluation."""
+        return build_model(config, info)
+
     def metrics(self) -> dict[str, Any]:
-        """This epoch's report (contract keys and :data:`G2G_REPORT_KEYS`)."""
+        """This epoch's report values (contract keys and the family's own)."""
         val_accuracy, val_loss = evaluate(self.model, self.splits.x_val, self.splits.y_val)
         costs = model_costs(self.model, self.splits.info.input_shape)
         counters = self.dst.metrics() if self.dst is not None else {"dst_updates": 0, "grown_total": 0, "hebbian_grown": 0}
@@ -127,9 +102,9 @@ class G2GTraining:
             **counters,
             "pattern_fraction": self.model.pattern_fraction(),
         }
-        if self.epoch == self.epochs and self.cfg["budget"]["eval_test"]:
+        if self.epoch == self.epochs and self.cfg.budget.eval_test:
             values["test_accuracy"] = evaluate(self.model, self.splits.x_test, self.splits.y_test)[0]
-        return make_report(values, G2G_REPORT_KEYS)
+        return values
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically (CPU); tensors only for ``weights_only``."""
@@ -156,40 +131,3 @@ class G2GTraining:
             raise ValueError("checkpoint and config disagree on dst.enabled")
         if self.dst is not None:
             self.dst.load_state_dict(state["dst"])
-
-
-def g2g_trainable(config: dict[str, Any]) -> None:
-    """Train one G2GNet configuration, reporting the contract keys every epoch."""
-    cfg = resolve_config(G2G_DEFAULTS, config)
-    configure_threads(cfg["runtime"]["threads"])
-    run = G2GTraining(cfg)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            run.load_state_dict(load_state(directory, map_location=run.device))
-    every = max(1, int(cfg["budget"]["checkpoint_every"]))
-    while run.epoch < run.epochs:
-        run.train_epoch()
-        report = run.metrics()
-        if run.epoch % every == 0 or run.epoch == run.epochs:
-            with tempfile.TemporaryDirectory() as directory:
-                save_state(directory, run.state_dict())
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-        else:
-            tune.report(report)
-
-
-def _build(config: dict[str, Any], info: DataInfo) -> torch.nn.Module:
-    return build_model(resolve_config(G2G_DEFAULTS, config), info)
-
-
-ENTRY = register_trainable(
-    TrainableEntry(
-        name="g2g",
-        trainable=g2g_trainable,
-        defaults=G2G_DEFAULTS,
-        build_model=_build,
-        extra_report_keys=G2G_REPORT_KEYS,
-        description="G2GNet: group-to-group sparse MLP with DST (and dense / Erdős–Rényi baselines)",
-    )
-)

@@ -22,32 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.data import Splits, iterate_batches
+from trainables.sne.config import DistillConfig
 from trainables.sne.students import SpikingEnsemble
 from trainables.sne.teacher import TeacherNet
 from trainables.training import check_finite
 
 __all__ = ["DistillConfig", "TeacherTargets", "student_dropout", "distillation_loss", "distill_epoch", "teacher_targets"]
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Loss settings.
-
-    Attributes:
-        dropout: Probability of dropping each student, per sample, in the head's input.
-        kl_weight: Weight of the logit KL term (0 disables it).
-        kl_temperature: Softmax temperature of the KL term.
-    """
-
-    dropout: float = 0.25
-    kl_weight: float = 0.0
-    kl_temperature: float = 4.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"sne.dropout must be in [0, 1), got {self.dropout}")
-        if self.kl_weight < 0 or self.kl_temperature <= 0:
-            raise ValueError("sne.kl_weight must be >= 0 and sne.kl_temperature > 0")
 
 
 @dataclass

@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
+from trainables.sne.config import PARTITIONS
+
 __all__ = [
     "PARTITIONS",
     "part_sizes",
@@ -35,9 +37,6 @@ __all__ = [
     "partition_labels",
     "check_partition",
 ]
-
-#: Partition names a spec may use as ``sne.partition``.
-PARTITIONS: tuple[str, ...] = ("sequential", "random", "correlation", "class")
 
 Partition = tuple[np.ndarray, ...]
 

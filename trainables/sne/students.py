@@ -15,15 +15,15 @@ is what trades accuracy for energy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from trainables.costs import layer_costs, snn_layer_ops
+from trainables.sne.config import STUDENT_INITS, STUDENT_SHAPES, NeuronConfig, StudentConfig
 from trainables.sne.partition import partition_labels
 from trainables.sne.spiking import LIF
 
@@ -37,70 +37,6 @@ __all__ = [
     "student_cost_plan",
     "SpikingEnsemble",
 ]
-
-STUDENT_SHAPES: tuple[str, ...] = ("mlp", "conv")
-STUDENT_INITS: tuple[str, ...] = ("scratch", "ann_bridge")
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """The ``student`` section of an SNE config.
-
-    Attributes:
-        shape: ``mlp`` (flattened input, ``depth`` spiking hidden layers of ``width`` units) or
-            ``conv`` (a 3x3 conv of ``channels`` channels, then ``depth - 1`` stride-2 3x3 convs
-            doubling the channels).
-        width: Hidden units of an mlp student.
-        channels: Channels of a conv student's first layer. Separate from ``width`` because a
-            conv channel costs ``9 x H x W`` times more than an mlp unit: one range cannot
-            suit both.
-        depth: Spiking hidden layers.
-        init: ``scratch`` or ``ann_bridge`` (train as a clipped-ReLU ANN first, then as an SNN).
-        bridge_epochs: ANN pre-training epochs of ``ann_bridge`` (before the budgeted epochs).
-    """
-
-    shape: str = "mlp"
-    width: int = 64
-    channels: int = 8
-    depth: int = 1
-    init: str = "scratch"
-    bridge_epochs: int = 5
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> StudentConfig:
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown student keys: {unknown}")
-        cfg = cls(**values)
-        if cfg.shape not in STUDENT_SHAPES:
-            raise ValueError(f"student.shape must be one of {', '.join(STUDENT_SHAPES)}, got {cfg.shape!r}")
-        if cfg.init not in STUDENT_INITS:
-            raise ValueError(f"student.init must be one of {', '.join(STUDENT_INITS)}, got {cfg.init!r}")
-        if cfg.width < 1 or cfg.channels < 1 or cfg.depth < 1 or cfg.bridge_epochs < 0:
-            raise ValueError("student.width, student.channels and student.depth must be >= 1, student.bridge_epochs >= 0")
-        return cfg
-
-
-@dataclass(frozen=True)
-class NeuronConfig:
-    """LIF and simulation parameters shared by the students of an ensemble.
-
-    Attributes:
-        timesteps: Simulation length ``T``.
-        beta: Membrane leak factor.
-        threshold: Firing threshold.
-        surrogate_slope: ``alpha`` of the arctan surrogate gradient.
-    """
-
-    timesteps: int = 4
-    beta: float = 0.9
-    threshold: float = 1.0
-    surrogate_slope: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.timesteps < 1:
-            raise ValueError(f"sne.timesteps must be >= 1, got {self.timesteps}")
-
 
 class SpikingStudent(nn.Module):
     """One student: ``depth`` spiking layers and a time-averaged linear readout.

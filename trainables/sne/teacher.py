@@ -29,10 +29,9 @@ import json
 import math
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,9 @@ from torch import Tensor, nn
 
 from trainables.costs import EnergyModel, model_costs
 from trainables.data import DataInfo, Splits
+from trainables.config import OptimConfig
+from trainables.files import write_atomic
+from trainables.sne.config import TEACHER_ARCHS, TeacherConfig
 from trainables.training import evaluate, make_lr_schedule, make_optimizer, train_epoch
 
 __all__ = [
@@ -63,50 +65,6 @@ __all__ = [
 #: Each training of a cached teacher appends one JSON line to ``teacher-<key>.log`` (provenance,
 #: and the evidence that concurrent trials trained it once).
 TRAINING_LOG_SUFFIX = ".log"
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """The ``teacher`` section of an SNE config.
-
-    Attributes:
-        arch: A registered backbone (``cnn``, ``resnet18``, ``cornet_s``).
-        width: Base channel width (``cnn``, ``cornet_s``; ResNet-18's is fixed at 64).
-        epochs: Training epochs (ignored when ``checkpoint`` is set).
-        optimizer: ``adam``, ``adamw`` or ``sgd``.
-        lr: Learning rate (cosine-annealed per step).
-        weight_decay: Weight decay.
-        momentum: SGD momentum.
-        batch_size: Training batch size.
-        seed: Seed of the teacher's initialisation and data order. Separate from the trial seed so
-            that repeating students over seeds keeps one shared teacher.
-        checkpoint: Path to a state dict (or a cache file of this module) of the same ``arch`` to
-            load instead of training.
-    """
-
-    arch: str = "cnn"
-    width: int = 32
-    epochs: int = 30
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    batch_size: int = 64
-    seed: int = 0
-    checkpoint: str | None = None
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TeacherConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown teacher keys: {unknown}")
-        cfg = cls(**values)
-        if cfg.arch not in TEACHERS:
-            raise ValueError(f"teacher.arch must be one of {', '.join(sorted(TEACHERS))}, got {cfg.arch!r}")
-        if cfg.width < 1 or cfg.epochs < 0 or cfg.batch_size < 1 or cfg.lr <= 0:
-            raise ValueError("teacher.width and teacher.batch_size must be >= 1, teacher.epochs >= 0, teacher.lr > 0")
-        return cfg
 
 
 class TeacherNet(nn.Module):
@@ -142,6 +100,8 @@ def register_teacher(name: str) -> Callable[[TeacherFactory], TeacherFactory]:
     """Decorator registering a teacher factory under ``name``; duplicate names raise."""
 
     def decorate(factory: TeacherFactory) -> TeacherFactory:
+        if name not in TEACHER_ARCHS:
+            raise ValueError(f"teacher {name!r} is not declared in trainables.sne.config.TEACHER_ARCHS (what specs may name)")
         if name in TEACHERS:
             raise ValueError(f"teacher {name!r} is already registered")
         TEACHERS[name] = factory
@@ -269,7 +229,7 @@ def train_teacher(teacher: TeacherNet, splits: Splits, cfg: TeacherConfig) -> fl
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
         generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
-        optim = {"name": cfg.optimizer, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "momentum": cfg.momentum}
+        optim = OptimConfig(name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, batch_size=cfg.batch_size)
         optimizer = make_optimizer(teacher.parameters(), optim)
         steps = cfg.epochs * math.ceil(len(splits.y_train) / cfg.batch_size)
         schedule = make_lr_schedule(optimizer, "cosine", steps)
@@ -303,6 +263,10 @@ class TeacherRecord:
         return self.macs * model.e_mac_pj * 1e-6
 
 
+def _as_dict(section: Any) -> dict[str, Any]:
+    return section.model_dump() if hasattr(section, "model_dump") else dict(section)
+
+
 def teacher_key(teacher: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     """A short stable hash of everything that determines a trained teacher.
 
@@ -331,13 +295,6 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _save_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(dict(payload), tmp)
-    os.replace(tmp, path)
 
 
 def _state_dict_from(payload: Any) -> dict[str, Tensor]:
@@ -382,7 +339,7 @@ def obtain_teacher(
         FileNotFoundError: ``teacher.checkpoint`` names a missing file.
         ValueError: invalid teacher config, or a checkpoint that does not fit the architecture.
     """
-    cfg = TeacherConfig.from_mapping(teacher_cfg)
+    cfg = TeacherConfig.model_validate(teacher_cfg)
     model = build_teacher(cfg, splits.info).to(device)
     if cfg.checkpoint:
         path = Path(cfg.checkpoint).expanduser()
@@ -395,7 +352,7 @@ def obtain_teacher(
             raise ValueError(f"teacher.checkpoint {path} does not fit teacher.arch {cfg.arch!r}: {str(exc).splitlines()[0]}") from None
         return _record(model, splits, "", str(path))
 
-    key = teacher_key(asdict(cfg), data_cfg)
+    key = teacher_key(cfg.model_dump(), _as_dict(data_cfg))
     if cache_dir is None:
         accuracy = train_teacher(model, splits, cfg)
         return _record(model, splits, key, None, accuracy)
@@ -408,7 +365,8 @@ def obtain_teacher(
             return _record(model, splits, key, str(weights), float(payload["val_accuracy"]))
         started = time.perf_counter()
         accuracy = train_teacher(model, splits, cfg)
-        _save_atomic(weights, {"model": model.state_dict(), "val_accuracy": accuracy, "config": json.dumps(asdict(cfg))})
+        payload = {"model": model.state_dict(), "val_accuracy": accuracy, "config": json.dumps(cfg.model_dump())}
+        write_atomic(weights, lambda handle: torch.save(payload, handle))
         entry = {
             "event": "trained",
             "key": key,
@@ -436,10 +394,10 @@ def load_cached_teacher(
     Raises:
         FileNotFoundError: the teacher is not in ``cache_dir``.
     """
-    cfg = TeacherConfig.from_mapping(teacher_cfg)
+    cfg = TeacherConfig.model_validate(teacher_cfg)
     if cfg.checkpoint:
         return obtain_teacher(teacher_cfg, data_cfg, splits, None, device)
-    key = teacher_key(asdict(cfg), data_cfg)
+    key = teacher_key(cfg.model_dump(), _as_dict(data_cfg))
     weights, _, _ = teacher_cache_paths(cache_dir, cfg, key)
     if not weights.exists():
         raise FileNotFoundError(f"no trained teacher {weights.name} in {cache_dir}")

@@ -1,0 +1,104 @@
+"""One trial's loop, the same for every family: resume, train, report, checkpoint.
+
+A family implements the small :class:`Training` protocol; :func:`run_trial` is the whole Ray
+Tune side of a trial. Checkpoints of every family hold the family's state dict plus the
+trial's resolved config (``config``, JSON), so a trial can be rebuilt from its checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from trainables.config import TrialConfig
+from trainables.registry import TrainableEntry, get_trainable
+from trainables.report import make_report
+
+__all__ = ["Training", "run_trial", "trial_function", "checkpoint_state"]
+
+
+@runtime_checkable
+class Training(Protocol):
+    """One training run of a family, epoch by epoch.
+
+    Built from a typed trial config (``Training(config, splits=None)``: data loaded from
+    ``config.data`` when ``splits`` is None). ``epoch`` counts finished epochs and ``epochs`` is
+    the full budget. :meth:`state_dict` holds tensors and plain values only (it is saved with
+    ``weights_only`` loading in mind) and, loaded into a run built from the same config,
+    continues bit-identically on CPU.
+    """
+
+    epoch: int
+    epochs: int
+    device: Any
+
+    def train_epoch(self) -> float:
+        """Train one more epoch; returns the mean training loss."""
+
+    def metrics(self) -> dict[str, Any]:
+        """This epoch's report values: every base contract key and the family's own."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of a run of the same config."""
+
+    @classmethod
+    def build_model(cls, config: TrialConfig, info: Any) -> Any:
+        """The ``nn.Module`` of a config with the shapes its trained state dict needs."""
+
+
+def checkpoint_state(run: Training, config: TrialConfig) -> dict[str, Any]:
+    """What a checkpoint holds: the run's state dict and the resolved config (JSON)."""
+    return {**run.state_dict(), "config": json.dumps(config.model_dump())}
+
+
+def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
+    """Train one configuration of ``family`` (a registered name or its entry) inside a Ray Tune trial.
+
+    Resumes from Tune's checkpoint when there is one, reports every epoch (every contract key
+    and the family's own) and checkpoints every ``budget.checkpoint_every`` epochs and at the
+    end.
+    """
+    from ray import tune
+
+    from trainables.training import configure_threads, load_state, save_state
+
+    entry = get_trainable(family) if isinstance(family, str) else family
+    cfg = entry.resolve(config)
+    configure_threads(cfg.runtime.threads)
+    run: Training = entry.training_class()(cfg)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_state(directory, map_location=run.device)
+        state.pop("config", None)
+        run.load_state_dict(state)
+    every = cfg.budget.checkpoint_every
+    while run.epoch < run.epochs:
+        run.train_epoch()
+        report = make_report(run.metrics(), entry.extra_report_keys)
+        if run.epoch % every == 0 or run.epoch == run.epochs:
+            with tempfile.TemporaryDirectory() as directory:
+                save_state(directory, checkpoint_state(run, cfg))
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(report)
+
+
+def trial_function(entry: TrainableEntry) -> Callable[[dict[str, Any]], None]:
+    """The Ray Tune function trainable of a family (named ``<family>_trainable``).
+
+    It carries the entry itself to the workers, so a family registered only in the driver
+    (a benchmark's, a notebook's) trains there too.
+    """
+
+    def trainable(config: dict[str, Any]) -> None:
+        run_trial(entry, config)
+
+    trainable.__name__ = trainable.__qualname__ = f"{entry.name}_trainable"
+    trainable.__doc__ = f"Train one {entry.name} configuration, reporting the contract keys every epoch."
+    return trainable
