@@ -3,7 +3,7 @@
 ``python -m analysis.robustness RUN_DIR --trial ID`` rebuilds the trial's ensemble from its
 checkpoint (through the trainables registry) and the sweep's cached teacher, then measures test
 accuracy of the teacher and of every static subset size ``k`` under test-time noise in pixel
-space (METHODS.md §2):
+space:
 
 - Gaussian: ``x + N(0, sigma^2)``, sigma in {0, .02, .05, .1, .15, .2, .3};
 - salt-and-pepper: each pixel set to 0 or 1 (half each) with probability p in {0, .01, .02, .05, .1};

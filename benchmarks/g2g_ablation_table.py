@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-import yaml
+from search.cli import fail
+from search.rundir import SPEC_FILE, TRIALS_FILE, RunDirError, open_run_dir
+from search.spec import load_yaml
+from trainables.report import is_full_budget
+
 
 __all__ = ["ablation_rows", "markdown_table", "main"]
 
@@ -44,7 +46,7 @@ def ablation_rows(trials: Sequence[dict[str, Any]], group_by: Sequence[str]) -> 
     """One summary per group of full-budget finished trials (pure; rows in first-seen order)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for t in trials:
-        if t.get("state") == "TERMINATED" and (t.get("budget_fraction") or 0) >= 1 - 1e-9:
+        if t.get("state") == "TERMINATED" and is_full_budget(t.get("budget_fraction")):
             groups.setdefault(tuple(t.get(k) for k in group_by), []).append(t)
     rows = []
     for key, members in groups.items():
@@ -83,18 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("run_dir", type=Path, help="a sweep's run dir (holds trials.parquet)")
     args = parser.parse_args(argv)
-    path = args.run_dir / "trials.parquet"
-    if not path.exists():
-        print(f"error: {path} not found; pass the run dir of a sweep", file=sys.stderr)
-        return 2
-    trials = pq.read_table(path).to_pylist()
-    spec_path = args.run_dir / "spec.yaml"
-    space = list((yaml.safe_load(spec_path.read_text()) or {}).get("space", {})) if spec_path.exists() else ["model.kind", "seed"]
+    location = open_run_dir(args.run_dir)
+    try:
+        table = location.read_table(TRIALS_FILE)
+    except RunDirError as exc:
+        return fail(str(exc))
+    if table is None:
+        return fail(f"{location.uri}/{TRIALS_FILE} not found; pass the run dir of a sweep")
+    trials = table.to_pylist()
+    space = list((load_yaml(location.read_text(SPEC_FILE)) or {}).get("space", {})) if location.exists(SPEC_FILE) else ["model.kind", "seed"]
     group_by = [k for k in space if k != "seed"] or ["model.kind"]
     rows = ablation_rows(trials, group_by)
     if not rows:
-        print("error: no full-budget finished trials yet", file=sys.stderr)
-        return 2
+        return fail("no full-budget finished trials yet")
     print(markdown_table(rows, group_by))
     return 0
 

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainables.report import is_full_budget
+
 __all__ = ["partition_spec", "partition_table", "to_markdown", "main"]
 
 PARTITIONS = ("correlation", "class", "sequential", "random")
@@ -65,7 +67,7 @@ def partition_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     per: dict[str, list[SubsetCurve]] = {}
     for row in rows:
-        if row.get("state") != "TERMINATED" or not row.get("curve") or (row.get("budget_fraction") or 0) < 1:
+        if row.get("state") != "TERMINATED" or not row.get("curve") or not is_full_budget(row.get("budget_fraction")):
             continue
         per.setdefault(row["sne.partition"], []).append(SubsetCurve.from_json(row["curve"]))
     table: dict[str, Any] = {"partitions": {}}
@@ -119,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args(argv)
 
-    import pyarrow.parquet as pq
+    from search.rundir import TRIALS_FILE, open_run_dir
 
     if args.read:
         run_dir = Path(args.read)
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code != 0:
             return code
         run_dir = Path(args.storage) / spec["name"]
-    table = partition_table(pq.read_table(run_dir / "trials.parquet").to_pylist())
+    table = partition_table(open_run_dir(run_dir).read_table(TRIALS_FILE).to_pylist())
     print(json.dumps(table, indent=2))
     print()
     print(to_markdown(table))

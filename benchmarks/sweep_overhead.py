@@ -35,38 +35,70 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
+def _bench_entry():
+    """The benchmark's family: a trial of fixed compute, ``work.seconds`` of matmuls over ``budget.epochs`` reports."""
+    from pydantic import Field
+
+    from trainables.config import ConfigModel, TrialConfig
+    from trainables.registry import TrainableEntry
+
+    class WorkConfig(ConfigModel):
+        seconds: float = Field(default=5.0, gt=0)
+        x: float = 0.5
+
+    class BenchConfig(TrialConfig):
+        work: WorkConfig = WorkConfig()
+
+    class FixedWork:
+        """Follows trainables.loop.Training: each epoch is ``seconds / epochs`` of real matmul work."""
+
+        def __init__(self, config, splits=None):
+            import torch
+
+            self.cfg, self.device = config, "cpu"
+            self.epoch, self.epochs, self.compute = 0, config.budget.epochs, 0.0
+            self.a = torch.randn(256, 256)
+
+        @classmethod
+        def build_model(cls, config, info):
+            return None
+
+        def train_epoch(self):
+            import torch
+
+            start = time.perf_counter()
+            while time.perf_counter() - start < self.cfg.work.seconds / self.epochs:
+                self.a = torch.tanh(self.a @ self.a)
+            self.compute += time.perf_counter() - start
+            self.epoch += 1
+            return 0.0
+
+        def metrics(self):
+            return dict(epoch=self.epoch, val_accuracy=float(self.cfg.work.x), val_loss=0.0, macs=1, energy_uj=0.0, params=1,
+                        density=1.0, train_time_s=self.compute, budget_fraction=self.epoch / self.epochs)
+
+        def state_dict(self):
+            return {"epoch": self.epoch, "compute": self.compute}
+
+        def load_state_dict(self, state):
+            self.epoch, self.compute = int(state["epoch"]), float(state["compute"])
+
+    return TrainableEntry("bench_fixed_work", config=BenchConfig, training=FixedWork)
+
+
 def fixed_work(config: dict) -> None:
-    """A trial of fixed compute: ``work.seconds`` of matmuls in ``budget.epochs`` reports."""
-    import torch
+    """The stock variant's function trainable: the same work as the benchmark family, its own loop."""
     from ray import tune
 
-    from trainables.config import resolve_config
     from trainables.report import make_report
     from trainables.training import configure_threads
 
-    cfg = resolve_config(BENCH_DEFAULTS, config)
+    entry = _bench_entry()
     configure_threads(1)
-    epochs = int(cfg["budget"]["epochs"])
-    per_epoch = float(cfg["work"]["seconds"]) / epochs
-    a = torch.randn(256, 256)
-    compute = 0.0
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        while time.perf_counter() - start < per_epoch:
-            a = torch.tanh(a @ a)
-        compute += time.perf_counter() - start
-        metrics = dict(epoch=epoch, val_accuracy=float(cfg["work"]["x"]), val_loss=0.0, macs=1, energy_uj=0.0, params=1,
-                       density=1.0, train_time_s=compute, budget_fraction=epoch / epochs)
-        tune.report(make_report(metrics))
-
-
-BENCH_DEFAULTS = {
-    "work": {"seconds": 5.0, "x": 0.5},
-    "data": {},
-    "budget": {"epochs": 5, "checkpoint_every": 1, "eval_test": False},
-    "runtime": {"device": "cpu", "threads": 1, "cache_dir": None},
-    "seed": 0,
-}
+    run = entry.training_class()(entry.resolve(config))
+    while run.epoch < run.epochs:
+        run.train_epoch()
+        tune.report(make_report(run.metrics()))
 
 
 def _spec(trials: int, work_s: float, epochs: int, storage: str):
@@ -99,8 +131,7 @@ def _measure(results_compute: float, wall: float, workers: int, trials: int) -> 
 
 
 def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
-    import pyarrow.parquet as pq
-
+    from search.rundir import TRIALS_FILE
     from search.tuner import build_tuner, prepare_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +140,7 @@ def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
         start, cpu = time.perf_counter(), time.process_time()
         tuner.fit()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        rows = pq.read_table(Path(sweep.run_dir) / "trials.parquet").to_pylist()
+        rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
         compute = sum(r["train_time_s"] for r in rows)
         assert len(rows) == trials and all(r["state"] == "TERMINATED" for r in rows)
     return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2))
@@ -149,9 +180,9 @@ def main() -> None:
 
     import ray
 
-    from trainables.registry import TrainableEntry, register_trainable
+    from trainables.registry import register_trainable
 
-    register_trainable(TrainableEntry("bench_fixed_work", fixed_work, BENCH_DEFAULTS, build_model=lambda *a: None))
+    register_trainable(_bench_entry())
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.ERROR)
     try:
         # Warm the cluster once (worker processes, imports) so neither variant pays for it.

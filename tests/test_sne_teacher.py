@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from trainables.costs import model_costs
-from trainables.data import DATA_DEFAULTS, DataInfo, load_splits
+from trainables.config import DataConfig
+from trainables.data import DataInfo, load_splits
+from trainables.sne.config import SNETrialConfig, TeacherConfig
 from trainables.sne.teacher import (
     TEACHERS,
-    TeacherConfig,
     build_teacher,
     load_cached_teacher,
     obtain_teacher,
@@ -23,7 +24,7 @@ from trainables.sne.teacher import (
     teacher_key,
 )
 
-DATA = {**DATA_DEFAULTS, "name": "digits", "val_fraction": 0.2}
+DATA = {**DataConfig().model_dump(), "name": "digits", "val_fraction": 0.2}
 # A teacher that trains in well under a second on digits.
 TINY = {"arch": "cnn", "width": 4, "epochs": 1, "batch_size": 128, "seed": 0}
 
@@ -80,10 +81,13 @@ def test_register_teacher_rejects_duplicates():
 
 
 def test_teacher_config_validation():
+    # Validated as the ``teacher`` section of a trial config, so the error names the dotted parameter.
     with pytest.raises(ValueError, match="teacher.arch"):
-        TeacherConfig.from_mapping({"arch": "vgg"})
-    with pytest.raises(ValueError, match="unknown teacher keys"):
-        TeacherConfig.from_mapping({"depth": 3})
+        SNETrialConfig.model_validate({"teacher": {"arch": "vgg"}})
+    with pytest.raises(ValueError, match=r"teacher\.depth\n\s+Extra inputs are not permitted"):  # an unknown teacher key
+        SNETrialConfig.model_validate({"teacher": {"depth": 3}})
+    with pytest.raises(ValueError, match="arch"):
+        TeacherConfig.model_validate({"arch": "vgg"})
 
 
 def test_teacher_key_depends_on_what_determines_the_teacher():
@@ -99,7 +103,7 @@ def test_teacher_key_depends_on_what_determines_the_teacher():
 def test_cache_trains_once_then_loads_the_same_weights(tmp_path, splits):
     first = obtain_teacher(TINY, DATA, splits, tmp_path)
     second = obtain_teacher(TINY, DATA, splits, tmp_path)
-    _, _, log = teacher_cache_paths(tmp_path, TeacherConfig.from_mapping(TINY), first.key)
+    _, _, log = teacher_cache_paths(tmp_path, TeacherConfig.model_validate(TINY), first.key)
     assert len(_trained_events(log)) == 1
     assert _digest(first.model) == _digest(second.model)
     assert first.accuracy == second.accuracy and first.macs == second.macs > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import ray.tune
 import torch
 from ray import tune
 
@@ -18,8 +19,9 @@ from trainables.data import load_splits
 from trainables.registry import get_trainable
 from trainables.report import BASE_KEYS
 from trainables.sne.adaptive import EnsembleOutputs, SubsetCurve, dynamic_activation, greedy_order, subset_logits
+from trainables.sne.config import SNETrialConfig
 from trainables.sne.distill import student_dropout
-from trainables.sne.trainable import SNE_DEFAULTS, SNE_REPORT_KEYS, SNEConfig
+from trainables.sne.family import SNE_REPORT_KEYS
 from trainables.training import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +59,9 @@ def run_trial(config: dict, keep: Path, resume_from: Path | None = None) -> tupl
     def get_checkpoint():
         return tune.Checkpoint.from_directory(str(resume_from)) if resume_from else None
 
-    with mock.patch.object(sne_module.tune, "report", report), mock.patch.object(sne_module.tune, "get_checkpoint", get_checkpoint):
-        sne_module.sne_trainable(config)
+    # The shared loop (trainables.loop.run_trial) does ``from ray import tune`` when it runs.
+    with mock.patch.object(ray.tune, "report", report), mock.patch.object(ray.tune, "get_checkpoint", get_checkpoint):
+        get_trainable("sne").trainable(config)
     return reports, saved
 
 
@@ -148,14 +151,17 @@ def test_ann_bridge_starts_the_spiking_students_closer_to_the_teacher(tmp_path):
 
 
 def test_sne_config_validation():
+    # Validated as the ``sne`` section of a trial config, so the error names the dotted parameter.
     with pytest.raises(ValueError, match="sne.active"):
-        SNEConfig.from_mapping({"students": 2, "active": 3})
+        SNETrialConfig.model_validate({"sne": {"students": 2, "active": 3}})
     with pytest.raises(ValueError, match="sne.partition"):
-        SNEConfig.from_mapping({"partition": "kmeans"})
+        SNETrialConfig.model_validate({"sne": {"partition": "kmeans"}})
     with pytest.raises(ValueError, match="sne.dropout"):
-        SNEConfig.from_mapping({"dropout": 1.0})
-    assert set(SNE_DEFAULTS) >= {"data", "budget", "cost", "runtime", "seed", "optim", "teacher", "sne", "student"}
-    assert SNE_DEFAULTS["runtime"]["cache_dir"] is None
+        SNETrialConfig.model_validate({"sne": {"dropout": 1.0}})
+    defaults = SNETrialConfig().model_dump()
+    assert set(defaults) >= {"data", "budget", "cost", "runtime", "seed", "optim", "teacher", "sne", "student"}
+    assert defaults["runtime"]["cache_dir"] is None
+    assert get_trainable("sne").defaults == defaults
 
 
 def _outputs(contributions: torch.Tensor, labels: torch.Tensor) -> EnsembleOutputs:
@@ -215,9 +221,11 @@ def test_sne_spaces_load_and_keep_active_within_students(name):
 
 
 def test_with_augmentation_the_teacher_sees_every_augmented_batch():
+    from trainables.config import OptimConfig
     from trainables.data import DataInfo, Splits
-    from trainables.sne.distill import DistillConfig, distill_epoch, teacher_targets
-    from trainables.sne.teacher import TeacherConfig, build_teacher
+    from trainables.sne.config import DistillConfig, TeacherConfig
+    from trainables.sne.distill import distill_epoch, teacher_targets
+    from trainables.sne.teacher import build_teacher
     from trainables.training import make_lr_schedule, make_optimizer
 
     torch.manual_seed(0)
@@ -227,10 +235,10 @@ def test_with_augmentation_the_teacher_sees_every_augmented_batch():
     splits = Splits(info, x, y, x[:8], y[:8], x[:8], y[:8], augment=True)
     teacher = build_teacher(TeacherConfig(width=2), info).eval()
     config = {"sne": {"students": 2, "active": 1}, "student": {"shape": "conv", "channels": 2}, "teacher": {"width": 2}, "seed": 0}
-    ensemble = sne_module.build_ensemble(config, info, teacher, teacher_targets(teacher, x))
+    ensemble = sne_module.build_ensemble(SNETrialConfig.model_validate(config), info, teacher, teacher_targets(teacher, x))
     seen: list[torch.Tensor] = []
     handle = teacher.body.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
-    optimizer = make_optimizer(ensemble.parameters(), {"name": "adam", "lr": 1e-3, "weight_decay": 0.0})
+    optimizer = make_optimizer(ensemble.parameters(), OptimConfig(name="adam", lr=1e-3, weight_decay=0.0))
     schedule = make_lr_schedule(optimizer, "constant", 10)
     parts = distill_epoch(ensemble, teacher, splits, None, optimizer, schedule, 16, torch.Generator().manual_seed(0), 1, DistillConfig())
     handle.remove()

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from trainables.energy import ENERGY_MODELS
 
@@ -219,6 +219,11 @@ class DataConfig(ConfigModel):
     augment: bool = True
     normalize: bool = True
     train_subset: int | None = Field(default=None, ge=1)
+
+    @field_validator("root", "path", mode="before")
+    @classmethod
+    def _path_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @model_validator(mode="after")
     def _npz_needs_path(self) -> DataConfig:

@@ -188,7 +188,7 @@ def snn_layer_ops(
 ) -> tuple[float, float]:
     """Real-valued MACs and synaptic operations of a spiking network run for ``timesteps`` steps.
 
-    Applies the energy model layer by layer (DESIGN.md, "Costs and energy"): a layer fed real
+    Applies the energy model layer by layer: a layer fed real
     values (the first layer under direct input encoding) costs its MACs once — its input is the
     same at every timestep, so its output current is computed once and reused (as the SNE
     students do) — and a layer fed spikes costs ``rate × T × MACs`` synaptic operations.

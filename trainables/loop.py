@@ -12,11 +12,26 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from trainables.config import TrialConfig
+from pydantic import ValidationError
+
+from trainables.config import CrossFieldError, TrialConfig, describe_validation_error
 from trainables.registry import TrainableEntry, get_trainable
 from trainables.report import make_report
 
-__all__ = ["Training", "run_trial", "trial_function", "checkpoint_state"]
+__all__ = ["Training", "TrialConfigError", "config_error_message", "run_trial", "trial_function", "checkpoint_state"]
+
+
+class TrialConfigError(ValueError):
+    """A sampled trial config the family's model rejects (e.g. ``model.groups`` > ``model.width``)."""
+
+
+def config_error_message(exc: ValidationError) -> str:
+    """The first error of a config validation as one line: ``field: what is wrong``."""
+    err = exc.errors()[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, CrossFieldError):
+        return str(cause)
+    return f"{'.'.join(str(p) for p in err['loc'])}: {describe_validation_error(err)}"
 
 
 @runtime_checkable
@@ -68,7 +83,11 @@ def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
     from trainables.training import configure_threads, load_state, save_state
 
     entry = get_trainable(family) if isinstance(family, str) else family
-    cfg = entry.resolve(config)
+    try:
+        cfg = entry.resolve(config)
+    except ValidationError as exc:
+        # pydantic's errors do not survive Ray's pickling; the trial fails with one plain line.
+        raise TrialConfigError(config_error_message(exc)) from None
     configure_threads(cfg.runtime.threads)
     run: Training = entry.training_class()(cfg)
     checkpoint = tune.get_checkpoint()

@@ -42,6 +42,8 @@ class TrainableEntry:
             or the class itself.
         metrics: The family's report keys beyond the base contract, with their meaning.
         description: One line for ``--help`` and docs.
+        example: A tiny, fast config over the defaults (embedded data, a couple of epochs): what
+            the conformance test (``tests/test_trainable_contract.py``) trains for every family.
     """
 
     name: str
@@ -49,6 +51,7 @@ class TrainableEntry:
     training: str | type
     metrics: tuple[Metric, ...] = ()
     description: str = ""
+    example: Mapping[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -4,7 +4,7 @@ With ``G`` groups of inputs and outputs, output group ``o`` is fed by exactly ``
 groups (``block_index[o]``). Its output is one matmul of the gathered input slices
 (``batch × fan_in·in_per_group``) with a dense block weight (``fan_in·in_per_group ×
 out_per_group``); all ``G`` output groups run as one ``baddbmm``. No zero is ever multiplied,
-which is what turns G2G sparsity into wall-clock speed (METHODS.md §1, "Granularity"), and the
+which is what turns G2G sparsity into wall-clock speed, and the
 result equals a masked dense layer with the same connectivity (tests check to 1e-5).
 
 The fixed fan-in per output group is what makes the batched matmul possible, so rewiring at

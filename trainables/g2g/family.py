@@ -26,5 +26,12 @@ ENTRY = register_trainable(
         training="trainables.g2g.trainable:G2GTraining",
         metrics=G2G_METRICS,
         description="G2GNet: group-to-group sparse MLP with DST (and dense / Erdős–Rényi baselines)",
+        example={
+            "data": {"name": "digits", "val_fraction": 0.2, "train_subset": 300},
+            "model": {"width": 32, "depth": 2, "groups": 4, "p_inter": 0.2},
+            "dst": {"enabled": True, "interval": 2, "fraction": 0.2, "grow": "hebbian"},
+            "budget": {"epochs": 3},
+            "optim": {"batch_size": 64},
+        },
     )
 )

@@ -2,7 +2,7 @@
 
 For a layer with input activations ``A_pre`` (samples × n_in) and output activations after the
 nonlinearity ``A_post`` (samples × n_out), ``C_H[j, i] = cos(A_post[:, j], A_pre[:, i])``: both
-are column-normalised and ``C_H = A_postᵀ A_pre`` (METHODS.md §1). The mean-centred variant
+are column-normalised and ``C_H = A_postᵀ A_pre``. The mean-centred variant
 is the Pearson correlation. A unit that never fires (a zero column) scores 0 with every other
 unit rather than NaN, so it is neither favoured nor avoided by rewiring.
 

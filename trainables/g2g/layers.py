@@ -2,7 +2,7 @@
 
 A layer's inputs and outputs are split into ``G`` groups. Each weight gets a fixed mask entry,
 drawn once: kept with probability ``p_intra`` when input and output share a group, ``p_inter``
-otherwise, so the expected density is ``p_intra / G + (1 - 1/G) * p_inter`` (METHODS.md §1).
+otherwise, so the expected density is ``p_intra / G + (1 - 1/G) * p_inter``.
 """
 
 from __future__ import annotations

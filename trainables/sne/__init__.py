@@ -1,4 +1,4 @@
-"""SNE: a teacher ANN distilled into an ensemble of small spiking students (METHODS.md §2).
+"""SNE: a teacher ANN distilled into an ensemble of small spiking students.
 
 Modules, in the order a trial uses them:
 

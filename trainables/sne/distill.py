@@ -1,6 +1,6 @@
 """Distilling the teacher into the ensemble: feature regression, optional logit KL, student dropout.
 
-One training step (METHODS.md §2):
+One training step:
 
 - every student regresses its slice of the teacher's standardised features (MSE on the
   time-averaged output);

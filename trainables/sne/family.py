@@ -35,5 +35,12 @@ ENTRY = register_trainable(
         training="trainables.sne.trainable:SNETraining",
         metrics=SNE_METRICS,
         description="SNE: a teacher ANN distilled into an ensemble of spiking students, run as adaptive subsets",
+        example={
+            "data": {"name": "digits", "val_fraction": 0.2, "train_subset": 300},
+            "teacher": {"arch": "cnn", "width": 8, "epochs": 2, "batch_size": 32, "lr": 1e-2},
+            "sne": {"students": 3, "active": 2, "timesteps": 2, "partition": "correlation"},
+            "student": {"shape": "mlp", "width": 16},
+            "budget": {"epochs": 3},
+        },
     )
 )

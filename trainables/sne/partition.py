@@ -1,6 +1,6 @@
 """Partitions of the teacher's ``D`` feature dimensions into ``K`` parts, one per student.
 
-Pure functions on arrays (METHODS.md §2). Every partition is disjoint, covers ``0 .. D-1`` and is
+Pure functions on arrays. Every partition is disjoint, covers ``0 .. D-1`` and is
 balanced: part sizes are ``floor(D / K)`` or ``ceil(D / K)`` (the sizes of ``np.array_split``),
 so students of one ensemble have the same output width up to one and similar cost.
 

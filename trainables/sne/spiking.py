@@ -1,4 +1,4 @@
-"""Leaky integrate-and-fire neurons trained through an arctan surrogate gradient (METHODS.md §2).
+"""Leaky integrate-and-fire neurons trained through an arctan surrogate gradient.
 
 Membrane dynamics per timestep ``t`` (discrete time, no refractory period)::
 

@@ -3,9 +3,9 @@
 A student is a small spiking network (MLP or conv) of LIF layers run for ``T`` timesteps with
 direct input encoding: the real-valued image is the input current of the first layer at every
 timestep. Its non-spiking linear readout, averaged over time, regresses the student's slice of
-the teacher's features (METHODS.md §2). Each student can also run as a clipped-ReLU ANN of the
+the teacher's features. Each student can also run as a clipped-ReLU ANN of the
 same shape, which is how ``student.init: ann_bridge`` pre-trains it before copying the weights
-into the spiking network (METHODS.md §3).
+into the spiking network.
 
 The ensemble owns ``K`` students, the partition (which student owns which feature dimension),
 the training statistics of the teacher's features (students regress standardised features; a

@@ -2,7 +2,7 @@
 
 A teacher is a :class:`TeacherNet`: a ``body`` mapping images to the pooled penultimate feature
 vector (dimension ``D``) and a linear ``head`` mapping features to class logits. The students
-regress parts of the features; the (fine-tuned) head combines them (METHODS.md §2).
+regress parts of the features; the (fine-tuned) head combines them.
 
 Backbones (``teacher.arch``), registered by name like timm's models:
 
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from trainables.costs import EnergyModel, model_costs
 from trainables.data import DataInfo, Splits
-from trainables.config import OptimConfig
+from trainables.config import DataConfig, OptimConfig
 from trainables.files import write_atomic
 from trainables.sne.config import TEACHER_ARCHS, TeacherConfig
 from trainables.training import evaluate, make_lr_schedule, make_optimizer, train_epoch
@@ -263,8 +263,9 @@ class TeacherRecord:
         return self.macs * model.e_mac_pj * 1e-6
 
 
-def _as_dict(section: Any) -> dict[str, Any]:
-    return section.model_dump() if hasattr(section, "model_dump") else dict(section)
+def _as_dict(data: Any) -> dict[str, Any]:
+    """The full ``data`` section (defaults filled), so equal data gives equal cache keys."""
+    return DataConfig.model_validate(data).model_dump()
 
 
 def teacher_key(teacher: Mapping[str, Any], data: Mapping[str, Any]) -> str:
