@@ -11,7 +11,7 @@ from search.spec import Constraint
 
 
 def _trial(tid, acc, energy, epoch=4):
-    return SimpleNamespace(trial_id=tid, status="TERMINATED", last_result={"val_accuracy": acc, "energy_uj": energy, "epoch": epoch})
+    return SimpleNamespace(trial_id=tid, status="TERMINATED", last_result={"val_accuracy": acc, "energy_uj": energy, "epoch": epoch, "budget_fraction": epoch / 4})
 
 
 def test_lines_show_front_and_a_fixed_reference_hypervolume():

@@ -29,6 +29,8 @@ __all__ = [
     "train_epoch",
     "evaluate",
     "check_finite",
+    "optimisation_state",
+    "restore_optimisation_state",
     "save_state",
     "load_state",
     "CHECKPOINT_FILE",
@@ -135,6 +137,32 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         correct += int((logits.argmax(1) == yb).sum())
         n += len(yb)
     return correct / max(1, n), loss / max(1, n)
+
+
+def optimisation_state(run: Any, model: nn.Module) -> dict[str, Any]:
+    """The state every training run keeps: weights, optimiser, lr schedule, RNGs, epoch, time.
+
+    ``run`` has ``optimizer``, ``lr_schedule``, ``generator``, ``epoch`` and ``train_time_s``.
+    """
+    return {
+        "model": model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "lr_schedule": run.lr_schedule.state_dict(),
+        "generator": run.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": run.epoch,
+        "train_time_s": run.train_time_s,
+    }
+
+
+def restore_optimisation_state(run: Any, model: nn.Module, state: Mapping[str, Any]) -> None:
+    """Load what :func:`optimisation_state` saved back into ``run`` and ``model``."""
+    model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.lr_schedule.load_state_dict(state["lr_schedule"])
+    run.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    run.epoch, run.train_time_s = int(state["epoch"]), float(state["train_time_s"])
 
 
 def save_state(directory: str | os.PathLike, state: Mapping[str, Any]) -> Path:

@@ -20,7 +20,15 @@ from trainables.data import DataInfo, Splits, load_splits
 from trainables.g2g.config import G2GConfig
 from trainables.g2g.model import G2GNet, build_model
 from trainables.g2g.rewiring import DynamicSparseTraining
-from trainables.training import evaluate, make_lr_schedule, make_optimizer, select_device, train_epoch
+from trainables.training import (
+    evaluate,
+    make_lr_schedule,
+    make_optimizer,
+    optimisation_state,
+    restore_optimisation_state,
+    select_device,
+    train_epoch,
+)
 
 __all__ = ["G2GTraining"]
 
@@ -108,25 +116,11 @@ class G2GTraining:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically (CPU); tensors only for ``weights_only``."""
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": self.epoch,
-            "train_time_s": self.train_time_s,
-            "dst": self.dst.state_dict() if self.dst is not None else None,
-        }
+        return {**optimisation_state(self, self.model), "dst": self.dst.state_dict() if self.dst is not None else None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` taken from a run of the same config."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.train_time_s = int(state["epoch"]), float(state["train_time_s"])
+        restore_optimisation_state(self, self.model, state)
         if (state.get("dst") is None) != (self.dst is None):
             raise ValueError("checkpoint and config disagree on dst.enabled")
         if self.dst is not None:

@@ -46,7 +46,7 @@ from trainables.sne.distill import TeacherTargets, distill_epoch, teacher_target
 from trainables.sne.partition import make_partition, part_sizes, sequential_partition
 from trainables.sne.students import SpikingEnsemble, SpikingStudent, student_cost_plan
 from trainables.sne.teacher import TeacherNet, build_teacher, copy_head, obtain_teacher
-from trainables.training import make_lr_schedule, make_optimizer, select_device
+from trainables.training import make_lr_schedule, make_optimizer, optimisation_state, restore_optimisation_state, select_device
 
 __all__ = ["SNETraining", "build_ensemble"]
 
@@ -215,24 +215,11 @@ class SNETraining:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically (CPU); tensors only for ``weights_only``."""
-        return {
-            "model": self.ensemble.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": self.epoch,
-            "train_time_s": self.train_time_s,
-        }
+        return optimisation_state(self, self.ensemble)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` taken from a run of the same config."""
-        self.ensemble.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.train_time_s = int(state["epoch"]), float(state["train_time_s"])
+        restore_optimisation_state(self, self.ensemble, state)
 
 
 def _ann_bridge(
