@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from analysis.pareto import front_summary, pareto_mask, reference_point  # pure functions on arrays
+from search.recorder import record_id
 from search.spec import feasible
 from trainables.report import format_number, is_full_budget
 
@@ -29,6 +30,8 @@ class ProgressPrinter(Callback):
         modes: Their directions (``max``/``min``), for the running best.
         epochs: Full budget, to show how far an early-stopped trial got.
         out: Stream to print to.
+        location: The run dir (:class:`~search.rundir.RunLocation`): where the hypervolume
+            reference is kept, so a resumed sweep's lines stay comparable with earlier ones.
     """
 
     REFERENCE_AFTER = 8
@@ -42,6 +45,7 @@ class ProgressPrinter(Callback):
         out: TextIO | None = None,
         heartbeat_s: float = 30.0,
         constraints: Sequence[Any] = (),
+        location: Any = None,
     ) -> None:
         self.total = total
         self.metrics = list(metrics)
@@ -57,21 +61,28 @@ class ProgressPrinter(Callback):
         self._finite: list[list[float]] = []
         self._front_points: list[list[float]] = []
         self._reference: list[float] | None = None
+        self.location = location
+        self.stopping: Any = None  # set by the driver: true once a signal stops the sweep
+        self._announced: set[str] = set()
         self._started = time.monotonic()
         self._last_print = self._started
 
-    def setup(self, **info: Any) -> None:
-        # Also runs when a pickled sweep is restored (--resume): restart the clock there.
-        self._started = self._last_print = time.monotonic()
-        self._counted_restored = False
+    def continue_from(self, rows: Sequence[dict[str, Any]], reference: dict[str, float] | None = None) -> None:
+        """Count on from an interrupted sweep: its finished rows and its recorded reference."""
+        if reference and all(m in reference for m in self.metrics):
+            self._reference = [float(reference[m]) for m in self.metrics]
+        for row in rows:
+            if row.get("state") not in ("TERMINATED", "ERROR"):
+                continue
+            self.done += 1
+            if row["state"] == "TERMINATED":
+                full = is_full_budget(row.get("budget_fraction"))
+                self._record(row, full)
+                if full and feasible(row, self.constraints):
+                    self._update_best(row)
 
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if not getattr(self, "_counted_restored", True):
-            self.done = max(self.done, sum(t.status in ("TERMINATED", "ERROR") for t in trials))
-            for t in trials:  # a restored sweep: its finished trials are part of the front
-                if t.status == "TERMINATED" and t.last_result:
-                    self._record(t.last_result, is_full_budget(t.last_result.get("budget_fraction")))
-            self._counted_restored = True
+    def setup(self, **info: Any) -> None:
+        self._started = self._last_print = time.monotonic()
 
     def _print(self, text: str) -> None:
         print(text, file=self.out or sys.stdout, flush=True)
@@ -100,6 +111,20 @@ class ProgressPrinter(Callback):
                 self._reference = [float(v) for v in reference_point(self._finite, self.modes)]
                 ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
                 self._print(f"hypervolume reference (fixed for this sweep's progress lines): {ref}")
+                self._save_reference()
+
+    def _save_reference(self) -> None:
+        if self.location is None:
+            return
+        import json
+
+        from search.rundir import PROGRESS_FILE
+
+        text = json.dumps({"hypervolume_reference": dict(zip(self.metrics, self._reference or []))}, indent=2)
+        try:
+            self.location.write_text(PROGRESS_FILE, text + "\n")
+        except OSError:
+            pass  # the progress lines' reference is a convenience: never fail the sweep for it
 
     def _front_text(self) -> str:
         if not self._front_points:
@@ -108,6 +133,15 @@ class ProgressPrinter(Callback):
             return f"  | front {int(pareto_mask(self._front_points, self.modes).sum())}"
         size, hv = front_summary(self._front_points, self.modes, self._reference)
         return f"  | front {size}, hv {hv:.4g}"
+
+    def _update_best(self, last: dict) -> None:
+        for metric, mode in zip(self.metrics, self.modes):
+            v = last.get(metric)
+            if v is None or not math.isfinite(float(v)):
+                continue
+            cur = self.best.get(metric)
+            if cur is None or (v > cur if mode == "max" else v < cur):
+                self.best[metric] = float(v)
 
     def _finish(self, trial: Any, status: str) -> None:
         self.done += 1
@@ -119,15 +153,9 @@ class ProgressPrinter(Callback):
         if status == "done":
             self._record(last, full)
         if status == "done" and full and feasible(last, self.constraints):
-            for metric, mode in zip(self.metrics, self.modes):
-                v = last.get(metric)
-                if v is None or not math.isfinite(float(v)):
-                    continue
-                cur = self.best.get(metric)
-                if cur is None or (v > cur if mode == "max" else v < cur):
-                    self.best[metric] = float(v)
+            self._update_best(last)
         width = len(str(self.total))
-        head = f"[{self._elapsed()}] [{self.done:>{width}}/{self.total}] {trial.trial_id} {status:<5}"
+        head = f"[{self._elapsed()}] [{self.done:>{width}}/{self.total}] {record_id(trial)} {status:<5}"
         self._print(f"{head} {values if status == 'done' else ''}{note}{self._front_text()}".rstrip())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -136,11 +164,20 @@ class ProgressPrinter(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from search.recorder import one_line_error
 
+        if getattr(self, "stopping", None) is not None and self.stopping():
+            return  # the sweep is being stopped: not a trial failure
         self._finish(trial, "error")
-        self._print(f"    {trial.trial_id}: {one_line_error(trial)}")
+        self._print(f"    {record_id(trial)}: {one_line_error(trial)}")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        runtime = (trial.config or {}).get("runtime") or {}
+        if runtime.get("continues") and trial.trial_id not in self._announced:
+            self._announced.add(trial.trial_id)
+            where = "from its checkpoint" if runtime.get("continue_from") else "from the start (it had no checkpoint)"
+            self._print(f"[{self._elapsed()}] {runtime['continues']} continues {where}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(f"[{self._elapsed()}] {trial.trial_id} failed; retrying from its last checkpoint")
+        self._print(f"[{self._elapsed()}] {record_id(trial)} failed; retrying from its last checkpoint")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last_print < self.heartbeat_s:

@@ -22,7 +22,7 @@ from search.rundir import EPOCHS_FILE, TRIALS_FILE, RunLocation, open_run_dir
 from trainables.config import flatten, unflatten
 from trainables.report import BASE_KEYS, INFO_KEYS
 
-__all__ = ["ResultsRecorder", "one_line_error"]
+__all__ = ["ResultsRecorder", "FINAL_STATES", "one_line_error", "record_id"]
 
 
 def one_line_error(trial: Any) -> str:
@@ -69,20 +69,38 @@ def _table(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> pa.Table:
     return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
 
 
+def record_id(trial: Any) -> str:
+    """A Ray trial's id in the run dir: its own, or that of the interrupted trial it continues."""
+    config = getattr(trial, "config", None) or {}
+    runtime = config.get("runtime")
+    continues = runtime.get("continues") if isinstance(runtime, Mapping) else config.get("runtime/continues")
+    return continues or trial.trial_id
+
+
+#: Trial states after which a trial never runs again.
+FINAL_STATES = ("TERMINATED", "ERROR")
+
+
 class ResultsRecorder(Callback):
     """Collect trial reports and outcomes; write ``trials.parquet`` / ``epochs.parquet``.
+
+    ``trials.parquet`` is the run dir's record of what finished: a trial's final row is written
+    before its outcome is told to the Optuna study (``searcher.commit``), so a driver killed at
+    any moment leaves a study that is never ahead of the record (a resumed sweep tells the study
+    what the record holds and it lacks).
 
     Args:
         run_dir: The run dir (a :class:`~search.rundir.RunLocation`, or a local path or URI).
         param_names: Dotted names of the searched and fixed parameters (one column each).
         metric_keys: Report keys to keep (the contract plus the family's own).
-        searcher: Optional; used to record each trial's Optuna trial number.
+        searcher: Optional :class:`~search.searcher.ParetoOptunaSearch`: records each trial's
+            Optuna trial number, and is told to commit a trial's outcome once its row is written.
         flush_interval_s: Minimum seconds between periodic writes.
+        continuations: Unfinished trials a resumed sweep continues: their epoch rows after the
+            checkpoint they continue from are dropped (those epochs run again).
+        stopping: Optional callable; true once the sweep is being stopped by a signal (a trial
+            that fails then is not final: it continues on resume).
     """
-
-    #: Seconds after a trial finished before its older checkpoints are deleted (several of
-    #: Tune's ~10 s snapshot periods).
-    PRUNE_AFTER_S = 60.0
 
     def __init__(
         self,
@@ -91,6 +109,8 @@ class ResultsRecorder(Callback):
         metric_keys: Sequence[str] = BASE_KEYS,
         searcher: Any = None,
         flush_interval_s: float = 3.0,
+        continuations: Sequence[Any] = (),
+        stopping: Any = None,
     ) -> None:
         self.location = run_dir if isinstance(run_dir, RunLocation) else open_run_dir(run_dir)
         self.fs = self.location.filesystem[0]
@@ -98,24 +118,22 @@ class ResultsRecorder(Callback):
         self.metric_keys = list(dict.fromkeys(metric_keys))
         self.searcher = searcher
         self.flush_interval_s = flush_interval_s
+        self.stopping = stopping
         self.trials: dict[str, dict[str, Any]] = {}
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._dirty = False
         self._last_flush = 0.0
-        self._reconciled = False
-        self._to_prune: list[tuple[float, Any, str]] = []
+        self._base_retries: dict[str, int] = {}  # retries of continued trials before the resume
         self._load_existing()
+        for cont in continuations:
+            self._rewind(cont.trial_id, cont.epoch)
 
-    # The callback is pickled with the sweep (tuner.pkl) and unpickled by ``--resume``: what
-    # it knows then is what is on disk, not what it held when the sweep was created.
+    # The callback is pickled with the sweep (Ray Tune's tuner.pkl, never read back by this
+    # tool): keep the pickle small.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(trials={}, epochs={}, _dirty=False, _reconciled=False, _to_prune=[])
+        state.update(trials={}, epochs={}, _dirty=False)
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._load_existing()
 
     # ---- state -----------------------------------------------------------------------------
     def _load_existing(self) -> None:
@@ -130,6 +148,29 @@ class ResultsRecorder(Callback):
                 else:
                     self.epochs[(row["trial_id"], int(row["epoch"]))] = row
 
+    def _rewind(self, trial_id: str, epoch: int) -> None:
+        """Forget the epochs of ``trial_id`` after ``epoch``: it continues from there."""
+        self.epochs = {k: v for k, v in self.epochs.items() if k[0] != trial_id or k[1] <= epoch}
+        row = self.trials.get(trial_id)
+        if row is not None:
+            row["state"] = "PENDING"
+            last = self.epochs.get((trial_id, epoch))
+            for key in self.metric_keys:
+                if key in INFO_KEYS:
+                    continue
+                row[key] = last.get(key, row.get(key)) if last else (0 if key == "epoch" else math.nan)
+        self._dirty = True
+
+    def settle(self, settled: Mapping[str, str | None]) -> None:
+        """Give unfinished rows whose study trial had already ended its state (None: drop the row)."""
+        for trial_id, state in settled.items():
+            if state is None:
+                self.trials.pop(trial_id, None)
+                self.epochs = {k: v for k, v in self.epochs.items() if k[0] != trial_id}
+            elif trial_id in self.trials:
+                self.trials[trial_id]["state"] = state
+        self._dirty = self._dirty or bool(settled)
+
     def _params(self, trial: Any) -> dict[str, Any]:
         config = flatten(unflatten(trial.config))
         return {name: config.get(name) for name in self.param_names}
@@ -141,103 +182,98 @@ class ResultsRecorder(Callback):
         return None
 
     def _update_trial(self, trial: Any, state: str, error: str | None = None) -> None:
-        row = self.trials.get(trial.trial_id, {})
+        key = record_id(trial)
+        row = self.trials.get(key, {})
+        if row.get("state") in FINAL_STATES and key != trial.trial_id:
+            return  # never overwrite a finished trial's record
         last = trial.last_result or {}
         row.update(
             {
-                "trial_id": trial.trial_id,
+                "trial_id": key,
                 "state": state,
                 "error": error,
                 "optuna_trial": self._optuna_number(trial.trial_id) if row.get("optuna_trial") is None else row["optuna_trial"],
                 **self._params(trial),
             }
         )
-        for key in self.metric_keys:
-            if key in last:
-                row[key] = last[key]
+        for k in self.metric_keys:
+            if k in last:
+                row[k] = last[k]
             else:
-                row.setdefault(key, None if key in INFO_KEYS else 0 if key == "epoch" else math.nan)
-        row["retries"] = int(getattr(trial, "num_failures", 0) or 0)
+                row.setdefault(k, None if k in INFO_KEYS else 0 if k == "epoch" else math.nan)
+        row["retries"] = self._base_retries.get(trial.trial_id, 0) + int(getattr(trial, "num_failures", 0) or 0)
         checkpoint = getattr(trial, "checkpoint", None)
         row["checkpoint"] = checkpoint.path if checkpoint is not None else row.get("checkpoint")
-        row["trial_dir"] = getattr(trial, "path", None)
-        self.trials[trial.trial_id] = row
+        row["trial_dir"] = getattr(trial, "path", None) or row.get("trial_dir")
+        self.trials[key] = row
         self._dirty = True
 
-    def _reconcile(self, trials: list) -> None:
-        """Drop rows of trials a killed driver started that the restored sweep does not know.
-
-        Finished trials are kept (their work is done and told to Optuna); unfinished ones
-        would never finish, and their Optuna trials are told FAIL by the searcher.
-        """
-        known = {t.trial_id for t in trials}
-        lost = {tid for tid, row in self.trials.items() if tid not in known and row["state"] not in ("TERMINATED", "ERROR")}
-        for tid in lost:
-            del self.trials[tid]
-        self.epochs = {k: v for k, v in self.epochs.items() if k[0] not in lost}
-        self._reconciled = True
-        self._dirty = self._dirty or bool(lost)
-
     # ---- Tune callback hooks ---------------------------------------------------------------
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if not self._reconciled:
-            self._reconcile(trials)
-
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = record_id(trial)
+        if key != trial.trial_id and trial.trial_id not in self._base_retries:
+            self._base_retries[trial.trial_id] = int(self.trials.get(key, {}).get("retries") or 0)
         self._update_trial(trial, "RUNNING")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        key = record_id(trial)
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        row = {"trial_id": trial.trial_id, **{k: result[k] for k in self.metric_keys if k in result}}
+        row = {"trial_id": key, **{k: result[k] for k in self.metric_keys if k in result}}
         row["epoch"] = epoch
         row["timestamp"] = float(result.get("timestamp", time.time()))
-        self.epochs[(trial.trial_id, epoch)] = row
+        self.epochs[(key, epoch)] = row
         self._update_trial(trial, "RUNNING")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, "TERMINATED")
-        self.flush()
+        self.flush()  # the record first …
+        self._commit(trial)  # … then the study
         checkpoint = getattr(trial, "checkpoint", None)
         if checkpoint is not None:
-            fs = getattr(checkpoint, "filesystem", None) or self.fs
-            self._to_prune.append((time.monotonic(), fs, checkpoint.path))
+            self._prune_checkpoints(getattr(checkpoint, "filesystem", None) or self.fs, checkpoint.path, trial)
 
-    def _prune_checkpoints(self, min_age_s: float) -> None:
-        """Delete finished trials' checkpoints older than their last one.
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.stopping is not None and self.stopping():
+            # Its actor died with the stopping sweep: not a trial failure. It stays unfinished
+            # (its outcome is not told) and a resumed sweep continues it.
+            self._update_trial(trial, "RUNNING")
+            if self.searcher is not None:
+                self.searcher.discard(trial.trial_id)
+            self.flush()
+            return
+        self._update_trial(trial, "ERROR", one_line_error(trial))
+        self.flush()
+        self._commit(trial)
 
-        Only once ``min_age_s`` has passed since the trial finished: until Tune has taken a new
-        snapshot of the sweep (every ~10 s), a resumed sweep could still restore from them.
+    def _commit(self, trial: Any) -> None:
+        if self.searcher is not None and hasattr(self.searcher, "commit"):
+            self.searcher.commit(trial.trial_id)
+
+    def _prune_checkpoints(self, fs: Any, final: str, trial: Any) -> None:
+        """Delete a finished trial's checkpoints other than its last (and its earlier trial dirs').
+
+        Its final row is on disk and nothing resumes a finished trial, so only the final
+        checkpoint (the trained model) is worth keeping.
         """
-        now, keep = time.monotonic(), []
-        for finished, fs, final in self._to_prune:
-            if now - finished < min_age_s:
-                keep.append((finished, fs, final))
-                continue
-            parent = final.rstrip("/").rsplit("/", 1)[0]
+        parent = final.rstrip("/").rsplit("/", 1)[0]
+        dirs = {parent}
+        continued_from = ((trial.config or {}).get("runtime") or {}).get("continue_from")
+        if continued_from:
+            dirs.add(continued_from.split("://", 1)[-1].rstrip("/").rsplit("/", 1)[0])
+        for directory in dirs:
             try:
-                for info in fs.get_file_info(pafs.FileSelector(parent)):
+                for info in fs.get_file_info(pafs.FileSelector(directory)):
                     if info.base_name.startswith("checkpoint_") and info.path.rstrip("/") != final.rstrip("/"):
                         fs.delete_dir(info.path)
             except OSError:
                 pass  # pruning is housekeeping: never fail the sweep for it
-        self._to_prune = keep
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, "ERROR", one_line_error(trial))
-        self.flush()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self._dirty and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
-        if self._to_prune and time.monotonic() - self._to_prune[0][0] >= self.PRUNE_AFTER_S:
-            self._prune_checkpoints(self.PRUNE_AFTER_S)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in trials:  # trials that never started still get a row
-            if trial.trial_id not in self.trials:
-                self._update_trial(trial, trial.status)
         self.flush()
-        self._prune_checkpoints(0.0)  # Tune's final snapshot knows every finished trial
 
     # ---- output ----------------------------------------------------------------------------
     def flush(self) -> None:

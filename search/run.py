@@ -1,8 +1,10 @@
 """Command line: ``python -m search.run SPEC [options]`` runs a sweep.
 
 User errors (a malformed spec, missing data, an unreachable cluster, an occupied run dir, a
-GPU request on a machine without one) print one line starting with ``error:`` and exit with
-status 2 before anything is written. A sweep in which every trial failed exits with status 1.
+GPU request on a machine without one, a damaged run dir on ``--resume``) print one line starting
+with ``error:`` and exit with status 2 before anything is written. A sweep in which every trial
+failed exits with status 1. SIGINT, SIGTERM and SIGHUP stop the sweep cleanly (exit 130, 143,
+129) with one line naming the ``--resume`` command.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from search.cli import EXIT_FAILED, EXIT_INTERRUPTED, fail
+from search.cli import EXIT_FAILED, fail
 
 __all__ = ["main", "build_parser"]
 
@@ -86,16 +88,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import ray
 
-    try:
-        _init_ray(args.address, args.num_cpus)
-    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-        return fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
+    from search.stopping import catch_stop_signals
+
+    sweep = None
     try:
         try:
-            sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
-        except RunDirError as exc:
-            return fail(str(exc))
-        return _run(sweep, info, args)
+            _init_ray(args.address, args.num_cpus)
+        except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+            return fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
+        # After ray.init: a local Ray installs a SIGTERM handler of its own.
+        with catch_stop_signals():
+            if args.address:
+                problem = _unplaceable(spec)
+                if problem:
+                    return fail(problem)
+            try:
+                sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
+            except RunDirError as exc:
+                return fail(str(exc))
+            return _run(sweep, info, args)
+    except KeyboardInterrupt:  # a second stop signal, or one before the sweep started
+        return _interrupted(sweep, args)
     finally:
         ray.shutdown()
 
@@ -114,6 +127,40 @@ def _missing_gpu(spec: Any) -> str | None:
         f"{what} but this machine has no CUDA GPU (torch.cuda.is_available() is False): "
         "set run.resources.gpu: 0 and run.device: auto (or cpu), or join a cluster with GPU nodes (--address)"
     )
+
+
+def _unplaceable(spec: Any, wait_s: float | None = None) -> str | None:
+    """Why no node of the joined cluster can run one trial (checked for up to ``wait_s``), or None.
+
+    An autoscaling cluster may add a node with what is missing, so this waits
+    (``BRAINSWEEP_RESOURCE_WAIT_S``, default 60 s) before giving up.
+    """
+    import time
+
+    import ray
+
+    need = {"CPU": float(spec.run.resources.cpu), "GPU": float(spec.run.resources.gpu)}
+    wait_s = float(os.environ.get("BRAINSWEEP_RESOURCE_WAIT_S", "60")) if wait_s is None else wait_s
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        if any(all(r.get(k, 0.0) >= v for k, v in need.items() if v > 0) for r in nodes):
+            return None
+        if time.monotonic() >= deadline:
+            break
+        if not told:
+            print(f"waiting up to {wait_s:g} s for a node with {_need_text(need)} (one trial's resources) to join the cluster", flush=True)
+            told = True
+        time.sleep(2.0)
+    have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "none alive"
+    return (
+        f"no node of the Ray cluster can run a trial: run.resources asks for {_need_text(need)} per trial, "
+        f"the nodes have {have}; lower run.resources (e.g. run.resources.gpu: 0) or add a node that has them"
+    )
+
+
+def _need_text(need: dict[str, float]) -> str:
+    return " and ".join(f"{v:g} {k}" for k, v in need.items() if v > 0)
 
 
 def _probe_address(address: str, timeout_s: float = 5.0) -> None:
@@ -137,6 +184,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # parquet is our results store
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our ProgressPrinter replaces Tune's tables
+    # Stop signals are this tool's (search.stopping): Tune's own SIGINT handler would stop
+    # the sweep for SIGINT only.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True, "include_dashboard": False}
     # Trial failures and retries are reported by our progress lines, one line each; Tune's
     # own multi-line tracebacks for them would drown the sweep's output.
@@ -145,11 +195,24 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         _probe_address(address)
         ray.init(address=address, **kwargs)
     else:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        # The local Ray processes inherit a blocked SIGTERM/SIGHUP: a signal sent to the whole
+        # process group (``timeout``, Slurm, a closed terminal) then reaches only this driver,
+        # which stops the sweep cleanly and shuts Ray down itself.
+        import signal
+
+        # (search.stopping.catch_stop_signals unblocks them here, its handlers installed.)
+        shield = {signal.SIGTERM, signal.SIGHUP}
+        signal.pthread_sigmask(signal.SIG_BLOCK, shield)
+        try:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, shield)
+            raise
 
 
 def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
-    from search.tuner import build_tuner, finished_trials, restore_tuner
+    from search.stopping import stop_requested
+    from search.tuner import RunDirError, build_tuner, plan_sweep_resume
 
     spec = sweep.spec
     print(
@@ -158,45 +221,74 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
         f"run dir: {sweep.run_dir}   (watch the study: optuna-dashboard {sweep.study_url})",
         flush=True,
     )
-    tuners = []
+    plan = None
     if args.resume:
-        restored = restore_tuner(sweep)
-        if restored is not None:
-            print(f"resuming: {finished_trials(sweep)} trials finished before", flush=True)
-            tuners.append(lambda: restored)
-    # A fresh sweep, or the extension of a resumed one to a larger --num-samples: the searcher
-    # counts the persisted study's trials, so only the missing ones are added.
-    tuners.append(lambda: build_tuner(sweep, progress=not args.quiet, on_cluster=bool(args.address)))
+        try:
+            plan = plan_sweep_resume(sweep)
+        except RunDirError as exc:
+            return fail(str(exc))
+        with_ckpt = sum(c.checkpoint is not None for c in plan.continuations)
+        print(
+            f"resuming: {plan.finished} trials finished before (kept as they are); {len(plan.continuations)} unfinished "
+            f"continue ({with_ckpt} from a checkpoint)" + (f"; {plan.told} outcomes told to the study from trials.parquet" if plan.told else ""),
+            flush=True,
+        )
     try:
-        for make in tuners:
-            if args.resume and finished_trials(sweep) >= spec.num_samples:
-                break
+        if plan is None or plan.continuations or plan.finished < spec.num_samples:
+            from ray.tune.error import TuneError
+
             try:
-                make().fit()
-            except KeyboardInterrupt:  # a second Ctrl-C while Tune was saving its state
-                return _interrupted(sweep, args)
-            if finished_trials(sweep) < spec.num_samples and _was_interrupted(sweep):
-                return _interrupted(sweep, args)
+                build_tuner(sweep, progress=not args.quiet, on_cluster=bool(args.address), plan=plan).fit()
+            except TuneError as exc:
+                lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+                return fail(
+                    f"Ray Tune stopped the sweep: {lines[-1].strip() if lines else 'unknown error'}; finished trials are saved in "
+                    f"{sweep.run_dir} (resume with: {_resume_command(sweep, args)})",
+                    EXIT_FAILED,
+                )
+        if stop_requested():
+            return _interrupted(sweep, args)
     finally:
         sweep.upload_study()
     return _summary(sweep)
 
 
-def _was_interrupted(sweep: Any) -> bool:
-    """Tune handles Ctrl-C by stopping and saving; its fit() then returns normally."""
-    from search.tuner import trial_states
+def _resume_command(sweep: Any, args: argparse.Namespace) -> str:
+    import shlex
 
-    states = trial_states(sweep)
-    return not states or any(state not in ("TERMINATED", "ERROR") for state in states)
+    parts = ["python", "-m", "search.run", args.spec, "--storage", sweep.storage, "--name", sweep.name]
+    for override in args.overrides:
+        parts += ["--set", override]
+    if args.num_samples is not None:
+        parts += ["--num-samples", str(args.num_samples)]
+    if args.address:
+        parts += ["--address", args.address]
+    return " ".join(shlex.quote(p) for p in [*parts, "--resume"])
 
 
 def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
+    """One line: what stopped the sweep, what is saved, how to resume; exit 128 + signal."""
+    import signal
+
+    from search.stopping import stop_signal
+
+    signum = stop_signal() or signal.SIGINT
+    name = signal.Signals(signum).name
+    if sweep is None:
+        print(f"\ninterrupted by {name} before the sweep started: nothing was run", file=sys.stderr, flush=True)
+        return 128 + signum
+    from search.tuner import finished_trials
+
+    try:
+        done = f"{finished_trials(sweep)} of {sweep.spec.num_samples} trials finished"
+    except Exception:  # noqa: BLE001 - the line must be printed whatever the run dir holds
+        done = "finished trials"
     print(
-        f"\ninterrupted: finished trials are saved in {sweep.run_dir}\n"
-        f"resume with: python -m search.run {args.spec} --storage {sweep.storage} --name {sweep.name} --resume",
+        f"\ninterrupted by {name}: {done}, saved in {sweep.run_dir}; resume with: {_resume_command(sweep, args)}",
         file=sys.stderr,
+        flush=True,
     )
-    return EXIT_INTERRUPTED
+    return 128 + signum
 
 
 def _summary(sweep: Any) -> int:

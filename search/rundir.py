@@ -9,6 +9,7 @@ through it. A run dir (``STORAGE/NAME``) holds::
     trials.parquet   one row per trial, refreshed while the sweep runs
     epochs.parquet   one row per report
     analysis.json    hypervolume reference points recorded by the analysis
+    progress.json    the hypervolume reference of the sweep's progress lines (kept on resume)
     <trial dirs>     Ray Tune's experiment state and trial checkpoints
 
 It may be a local (or shared POSIX) path, ``file://…``, or an object store URI (``s3://bucket/
@@ -41,6 +42,7 @@ __all__ = [
     "TRIALS_FILE",
     "EPOCHS_FILE",
     "ANALYSIS_FILE",
+    "PROGRESS_FILE",
     "RunDirError",
     "RunLocation",
     "run_location",
@@ -55,6 +57,7 @@ STUDY_FILE = "study.db"
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 ANALYSIS_FILE = "analysis.json"
+PROGRESS_FILE = "progress.json"
 
 
 class RunDirError(RuntimeError):

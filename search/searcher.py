@@ -1,6 +1,6 @@
-"""Ray Tune's ``OptunaSearch``, fixed for multi-objective sweeps with early stopping.
+"""Ray Tune's ``OptunaSearch``, fixed for multi-objective sweeps with early stopping and resume.
 
-The stock integration has three pitfalls this subclass removes:
+The stock integration has pitfalls this subclass removes:
 
 1. A trial a scheduler stopped early (ASHA) reaches Optuna as COMPLETE with partial-budget
    values, which misleads the sampler and any naive Pareto front. Here it is told PRUNED.
@@ -9,13 +9,22 @@ The stock integration has three pitfalls this subclass removes:
    and ``study.best_trials`` respects them.
 3. The study name is a constant. Here it is unique per sweep and the study is persisted
    (SQLite in the run dir), so ``optuna-dashboard`` can watch a live sweep.
+4. Ray Tune tells the searcher before its callbacks see a finished trial, so a driver killed
+   in between leaves a study ahead of the run dir's record. Here the tell can wait
+   (``defer_tells``) until the record is on disk (:meth:`commit`): the run dir's
+   ``trials.parquet`` is the one record of what finished, and the study never runs ahead of it.
+5. A resumed sweep continues its unfinished trials (:class:`Continuation`): each is suggested
+   again under a new Ray trial, with the same Optuna trial and parameters and the checkpoint to
+   continue from, before any new trial is asked for.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -28,12 +37,69 @@ from search.space import define_by_run
 from search.spec import Spec
 from trainables.report import is_full_budget
 
-__all__ = ["ParetoOptunaSearch", "ORPHAN_ATTR"]
+__all__ = ["ParetoOptunaSearch", "Continuation", "ORPHAN_ATTR", "RAY_TRIAL_ATTR", "classify", "tell_outcome"]
 
 logger = logging.getLogger(__name__)
 
-#: User attribute of Optuna trials a killed driver left behind (told FAIL on resume).
+#: User attribute of Optuna trials a killed driver left behind (sweeps of earlier versions).
 ORPHAN_ATTR = "orphaned_by_driver_restart"
+#: User attribute naming the Ray trial (the run dir's ``trial_id``) of an Optuna trial.
+RAY_TRIAL_ATTR = "ray_trial_id"
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """An unfinished trial of an interrupted sweep, to be continued by a resumed one.
+
+    Attributes:
+        trial_id: Its id in the run dir (kept by every continuation).
+        optuna_trial_id: The storage id of its (RUNNING) Optuna trial.
+        checkpoint: The checkpoint to continue from (path or URI), or None to start over.
+        epoch: The epoch that checkpoint holds (0 without one).
+    """
+
+    trial_id: str
+    optuna_trial_id: int
+    checkpoint: str | None = None
+    epoch: int = 0
+
+
+def classify(metrics: Sequence[str], result: Mapping[str, Any] | None, error: bool) -> tuple[TrialState, list[float] | None]:
+    """The Optuna state (and values) of a finished trial given its last result."""
+    if error or not result:
+        return TrialState.FAIL, None
+    if not is_full_budget(result.get("budget_fraction", 1.0)):
+        return TrialState.PRUNED, None
+    values = [result.get(metric) for metric in metrics]
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, [float(v) for v in values]
+
+
+def tell_outcome(
+    study: optuna.Study,
+    optuna_trial_id: int,
+    metrics: Sequence[str],
+    constraints: Sequence[Any],
+    result: Mapping[str, Any] | None,
+    error: bool,
+) -> TrialState:
+    """Tell ``study`` how one trial ended: state, values, budget and constraint values.
+
+    ``result`` is the trial's last report (or its row in ``trials.parquet``); ``constraints``
+    are the spec's (``metric``, ``violation``).
+    """
+    state, values = classify(metrics, result, error)
+    trial = optuna.Trial(study, optuna_trial_id)
+    if result:
+        budget = result.get("budget_fraction")
+        if budget is not None and math.isfinite(float(budget)):
+            trial.set_user_attr("budget_fraction", float(budget))
+        if state == TrialState.COMPLETE:
+            for constraint in constraints:
+                trial.set_constraint(constraint.text, constraint.violation(float(result[constraint.metric])))
+    study.tell(trial, values, state=state)
+    return state
 
 
 class ParetoOptunaSearch(OptunaSearch):
@@ -43,9 +109,21 @@ class ParetoOptunaSearch(OptunaSearch):
         spec: The validated sweep spec (objectives, constraints, space, sampler, seed).
         study_name: A name unique to this sweep.
         storage: Optuna storage URL (e.g. ``sqlite:///runs/x/study.db``) or ``None`` for memory.
+        num_samples: The sweep's total: no trial is asked for once the study counts this many.
+        continuations: Unfinished trials of an interrupted sweep, suggested first.
+        defer_tells: Hold each outcome until :meth:`commit` (the results recorder calls it once
+            the trial's row is on disk); otherwise tell at once.
     """
 
-    def __init__(self, spec: Spec, study_name: str, storage: str | None = None, num_samples: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        study_name: str,
+        storage: str | None = None,
+        num_samples: int | None = None,
+        continuations: Sequence[Continuation] = (),
+        defer_tells: bool = False,
+    ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         ot_storage = optuna.storages.RDBStorage(storage) if storage else None
         super().__init__(
@@ -60,72 +138,65 @@ class ParetoOptunaSearch(OptunaSearch):
         # The sweep's total counts every trial of the (persisted) study, so a resumed or
         # extended sweep ends with exactly ``num_samples`` trials, whatever ran before.
         self._num_samples = num_samples
+        self._continuations = deque(continuations)
+        #: Ray trial id -> the run dir's trial id, for continued trials.
+        self.continues: dict[str, str] = {}
+        self._defer = defer_tells
+        self._pending: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
 
     @property
     def study(self) -> optuna.Study:
         return self._ot_study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id not in self._ot_trials and self._continuations:
+            return self._continue(trial_id, self._continuations.popleft())
         if self._num_samples is not None and trial_id not in self._ot_trials and self.counted_trials() >= self._num_samples:
             return Searcher.FINISHED
         config = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+        self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        return config
+
+    def _continue(self, trial_id: str, cont: Continuation) -> dict[str, Any]:
+        """Suggest an unfinished trial again: same Optuna trial, same parameters, its checkpoint."""
+        self._ot_trials[trial_id] = optuna.Trial(self._ot_study, cont.optuna_trial_id)
+        config = super().suggest(trial_id)  # the trial's stored parameters (define-by-run replays them)
+        self.continues[trial_id] = cont.trial_id
+        config.setdefault("runtime", {}).update(continues=cont.trial_id, continue_from=cont.checkpoint)
         return config
 
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
             return
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None:  # e.g. a trial created before a restore from a lost searcher state
+        if trial_id not in self._ot_trials:  # e.g. a trial the searcher never suggested
             logger.warning("no Optuna trial for Ray trial %s; result not told", trial_id)
             return
-        if self._storage_state(ot_trial).is_finished():
-            # Told by a driver that was killed after telling but before Tune's snapshot.
-            self._completed_trials.add(trial_id)
-            return
-        state, values = self.classify(result, error)
-        if result:
-            budget = result.get("budget_fraction")
-            if budget is not None:
-                ot_trial.set_user_attr("budget_fraction", float(budget))
-            if state == TrialState.COMPLETE:
-                for constraint in self._constraints:
-                    ot_trial.set_constraint(constraint.text, constraint.violation(float(result[constraint.metric])))
-        self._ot_study.tell(ot_trial, values, state=state)
         self._completed_trials.add(trial_id)
+        self._pending[trial_id] = (dict(result) if result else None, error)
+        if not self._defer:
+            self.commit(trial_id)
+
+    def commit(self, trial_id: str) -> None:
+        """Tell Optuna the held outcome of ``trial_id`` (a no-op when none is held)."""
+        held = self._pending.pop(trial_id, None)
+        if held is None:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        if self._storage_state(ot_trial).is_finished():
+            return  # told by an earlier driver (e.g. when reconciling on resume)
+        tell_outcome(self._ot_study, ot_trial._trial_id, self.metric, self._constraints, *held)
+
+    def discard(self, trial_id: str) -> None:
+        """Forget a held outcome: the trial did not really end (the sweep is being stopped)."""
+        self._pending.pop(trial_id, None)
 
     def counted_trials(self) -> int:
-        """Trials of the study that belong to this sweep (orphans of a killed driver excluded)."""
+        """Trials of the study that belong to this sweep (orphans of earlier versions excluded)."""
         return sum(not t.user_attrs.get(ORPHAN_ATTR) for t in self._ot_study.get_trials(deepcopy=False))
 
     def _storage_state(self, ot_trial: optuna.Trial) -> TrialState:
         return self._ot_study._storage.get_trial(ot_trial._trial_id).state
 
-    def restore(self, checkpoint_path: str) -> None:
-        """Restore Tune's snapshot of the searcher, then reconcile it with the persisted study.
-
-        A killed driver may have asked Optuna for trials after Tune's last snapshot; Tune
-        does not know those trials and will never finish them, so they are told FAIL and
-        marked as orphans (not counted, never left RUNNING). Trials the snapshot knows but
-        that were told after it are marked completed, so they are not told twice.
-        """
-        super().restore(checkpoint_path)
-        known = {t.number for t in self._ot_trials.values()}
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            if trial.number not in known:
-                self._ot_study._storage.set_trial_user_attr(trial._trial_id, ORPHAN_ATTR, True)
-                self._ot_study.tell(trial.number, state=TrialState.FAIL)
-        for trial_id, ot_trial in self._ot_trials.items():
-            if self._storage_state(ot_trial).is_finished():
-                self._completed_trials.add(trial_id)
-
     def classify(self, result: Mapping[str, Any] | None, error: bool) -> tuple[TrialState, list[float] | None]:
         """The Optuna state (and values) a finished Ray trial maps to."""
-        if error or not result:
-            return TrialState.FAIL, None
-        if not is_full_budget(result.get("budget_fraction", 1.0)):
-            return TrialState.PRUNED, None
-        values = [result.get(metric) for metric in self.metric]
-        if any(v is None or not math.isfinite(float(v)) for v in values):
-            return TrialState.FAIL, None
-        return TrialState.COMPLETE, [float(v) for v in values]
+        return classify(self.metric, result, error)

@@ -14,19 +14,32 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.progress import ProgressPrinter
-from search.recorder import ResultsRecorder
-from search.searcher import ParetoOptunaSearch
+from search.recorder import ResultsRecorder, record_id
+from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
+from search.rundir import PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location
+from search.searcher import ORPHAN_ATTR, ParetoOptunaSearch
 from search.spec import Spec, spec_to_yaml
-from search.rundir import SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location
+from search.stopping import SignalStopper, stop_requested
 from trainables.registry import get_trainable
 from trainables.report import INFO_KEYS
 
-__all__ = ["RunDirError", "Sweep", "check_run_dir", "prepare_sweep", "build_tuner", "restore_tuner", "trial_states", "finished_trials", "default_concurrency"]
+__all__ = [
+    "RunDirError",
+    "Sweep",
+    "check_run_dir",
+    "prepare_sweep",
+    "plan_sweep_resume",
+    "build_tuner",
+    "trial_states",
+    "finished_trials",
+    "default_concurrency",
+]
 
 @dataclass(frozen=True)
 class Sweep:
@@ -79,7 +92,11 @@ def check_run_dir(spec: Spec, storage: str | None = None, name: str | None = Non
     if resume and not has_sweep:
         raise RunDirError(f"{location.uri} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
     if resume:
-        _check_same_spec(spec, location.read_text(SPEC_FILE), location.uri)
+        meta = check_trusted(location, spec.trainable)
+        _check_same_spec(spec, location, location.uri)
+        validate_records(location)
+        if location.is_local:
+            _check_study(location, meta["study_name"])
     if not resume and has_sweep:
         raise RunDirError(
             f"{location.uri} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
@@ -101,14 +118,16 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
     if resume:
         if not has_sweep:
             raise RunDirError(f"{location.uri} holds no sweep to resume (no {SWEEP_FILE}); run without --resume to start one")
-        meta = json.loads(location.read_text(SWEEP_FILE))
-        _check_same_spec(spec, location.read_text(SPEC_FILE), location.uri)
+        meta = check_trusted(location, spec.trainable)
+        _check_same_spec(spec, location, location.uri)
+        validate_records(location)
         sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"])
         local_study = sweep.local_dir / STUDY_FILE
         if not location.is_local and not local_study.exists() and location.exists(STUDY_FILE):
             # Resuming on another machine: start from the study copy in the run dir.
             local_study.parent.mkdir(parents=True, exist_ok=True)
             local_study.write_bytes(location.read_bytes(STUDY_FILE))
+        _check_study(location, sweep.study_name, local_study)
         return sweep
     if has_sweep:
         raise RunDirError(
@@ -127,12 +146,30 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
 _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
 
 
-def _check_same_spec(spec: Spec, saved_text: str, run_dir: str) -> None:
+def _check_study(location: RunLocation, study_name: str, path: Path | None = None) -> None:
+    """The run dir's study must be there and readable (checked before anything is written)."""
+    path = path or Path(location.uri) / STUDY_FILE
+    shown = f"{location.uri}/{STUDY_FILE}"
+    if not path.exists() and not location.exists(TRIALS_FILE):
+        return  # stopped before its first trial: the study is created when the sweep starts
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RunDirError(f"{shown}: missing or empty although trials ran; restore it from a backup, or start a new sweep with --name")
+    load_study(study_name, f"sqlite:///{path}", shown)
+
+
+def _check_same_spec(spec: Spec, location: RunLocation, run_dir: str) -> None:
     """A resumed sweep must search the same space with the same objectives as before."""
-    from search.spec import load_yaml, parse_spec
+    from search.spec import SpecError, load_yaml, parse_spec
     from trainables.config import flatten
 
-    saved = parse_spec(load_yaml(saved_text), f"{run_dir}/{SPEC_FILE}", check_sampler=False)
+    try:
+        saved = parse_spec(load_yaml(location.read_text(SPEC_FILE)), f"{run_dir}/{SPEC_FILE}", check_sampler=False)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, SpecError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(
+            f"{run_dir}/{SPEC_FILE}: the spec this sweep ran with is not readable ({first}); "
+            "restore it from a backup, or start a new sweep with --name"
+        ) from None
     now, before = flatten(spec.model_dump()), flatten(saved.model_dump())
     for key in sorted(set(now) | set(before)):
         if key.startswith(_RESUMABLE_CHANGES):
@@ -155,10 +192,53 @@ def default_concurrency(spec: Spec) -> int:
     return max(1, slots)
 
 
+class _RecordAlias:
+    """A trial as ASHA's rungs see it: under its id in the run dir (kept by a continuation)."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+class ResumableASHA(ASHAScheduler):
+    """ASHA whose rungs survive a resume.
+
+    Rung values are kept under each trial's id in the run dir, so a continued trial is not
+    judged again at rungs it already passed, and :meth:`seed` refills the rungs from the epoch
+    rows of the interrupted sweep, so trials after a resume are compared with those before it.
+    """
+
+    def seed(self, epoch_rows: list[dict[str, Any]]) -> None:
+        values = {(r["trial_id"], int(r["epoch"])): r.get(self._metric) for r in epoch_rows}
+        for bracket in self._brackets:
+            for milestone, recorded in bracket._rungs:
+                for (trial_id, epoch), value in values.items():
+                    if epoch == milestone and value is not None and math.isfinite(float(value)):
+                        recorded[trial_id] = self._metric_op * float(value)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = TrialScheduler.CONTINUE
+        if self._time_attr not in result or self._metric not in result:
+            return action
+        if result[self._time_attr] >= self._max_t and self._stop_last_trials:
+            action = TrialScheduler.STOP
+        else:
+            bracket = self._trial_info[trial.trial_id]
+            action = bracket.on_result(_RecordAlias(record_id(trial)), result[self._time_attr], self._metric_op * result[self._metric])
+        if action == TrialScheduler.STOP:
+            self._num_stopped += 1
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        if self._time_attr not in result or self._metric not in result:
+            return
+        bracket = self._trial_info.pop(trial.trial_id)
+        bracket.on_result(_RecordAlias(record_id(trial)), result[self._time_attr], self._metric_op * result[self._metric])
+
+
 def _scheduler(spec: Spec):
     if spec.scheduler.name == "asha":
         metric, mode = spec.scheduler_metric
-        return ASHAScheduler(
+        return ResumableASHA(
             time_attr="epoch",
             metric=metric,
             mode=mode,
@@ -193,25 +273,77 @@ def reuse_actors(spec: Spec, on_cluster: bool) -> bool:
     return not on_cluster
 
 
-def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None = None, on_cluster: bool = False) -> tune.Tuner:
-    """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised)."""
+def plan_sweep_resume(sweep: Sweep) -> ResumePlan:
+    """Reconcile a reopened sweep's study with its record; list the trials to continue."""
+    from search.resume import plan_resume
+
+    if not (sweep.local_dir / STUDY_FILE).exists():
+        return ResumePlan()  # stopped before its first trial
+    study = load_study(sweep.study_name, sweep.study_url, f"{sweep.run_dir}/{STUDY_FILE}")
+    spec = sweep.spec
+    plan = plan_resume(sweep.location, study, list(spec.metrics), list(spec.constraints))
+    counted = sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(ORPHAN_ATTR))
+    if counted > spec.num_samples:
+        raise RunDirError(
+            f"--resume: run.num_samples is {spec.num_samples} but this sweep has already started {counted} trials; "
+            f"pass --num-samples {counted} or more"
+        )
+    return plan
+
+
+def _reference(sweep: Sweep) -> dict[str, float] | None:
+    if not sweep.location.exists(PROGRESS_FILE):
+        return None
+    return json.loads(sweep.location.read_text(PROGRESS_FILE)).get("hypervolume_reference")
+
+
+def build_tuner(
+    sweep: Sweep,
+    progress: bool = True,
+    max_concurrent: int | None = None,
+    on_cluster: bool = False,
+    plan: ResumePlan | None = None,
+) -> tune.Tuner:
+    """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised).
+
+    With ``plan`` (a resumed sweep), the unfinished trials are continued first, and the results
+    recorder, ASHA's rungs and the progress lines count on from the run dir's record.
+    """
     spec = sweep.spec
     entry = get_trainable(spec.trainable)
     concurrency = max_concurrent or default_concurrency(spec)
-    searcher = ParetoOptunaSearch(spec, study_name=sweep.study_name, storage=sweep.study_url, num_samples=spec.num_samples)
+    continuations = plan.continuations if plan is not None else []
+    searcher = ParetoOptunaSearch(
+        spec,
+        study_name=sweep.study_name,
+        storage=sweep.study_url,
+        num_samples=spec.num_samples,
+        continuations=continuations,
+        defer_tells=True,
+    )
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
-    callbacks: list[tune.Callback] = [
-        ResultsRecorder(
-            sweep.location,
-            param_names=[*spec.space, *spec.fixed],
-            metric_keys=[*entry.report_keys, *INFO_KEYS],
-            searcher=searcher,
-        )
-    ]
+    recorder = ResultsRecorder(
+        sweep.location,
+        param_names=[*spec.space, *spec.fixed],
+        metric_keys=[*entry.report_keys, *INFO_KEYS],
+        searcher=searcher,
+        continuations=continuations,
+        stopping=stop_requested,
+    )
+    if plan is not None:
+        recorder.settle(plan.settled)
+        recorder.flush()
+    callbacks: list[tune.Callback] = [recorder]
     if progress:
-        printer = ProgressPrinter(spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs, constraints=spec.constraints)
-        printer.done = finished_trials(sweep)  # an extended sweep counts on from what ran before
+        printer = ProgressPrinter(
+            spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs, constraints=spec.constraints, location=sweep.location
+        )
+        printer.stopping = stop_requested
+        printer.continue_from(list(recorder.trials.values()), _reference(sweep))
         callbacks.append(printer)
+    scheduler = _scheduler(spec)
+    if isinstance(scheduler, ResumableASHA):
+        scheduler.seed(list(recorder.epochs.values()))
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     trainable = tune.with_resources(entry.trainable, resources)
     return tune.Tuner(
@@ -219,7 +351,7 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
         param_space=_param_space(sweep),
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
-            scheduler=_scheduler(spec),
+            scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrency,
             reuse_actors=reuse_actors(spec, on_cluster),
@@ -228,34 +360,14 @@ def build_tuner(sweep: Sweep, progress: bool = True, max_concurrent: int | None 
         run_config=tune.RunConfig(
             name=sweep.name,
             storage_path=sweep.storage,
+            stop=SignalStopper(),
             failure_config=tune.FailureConfig(max_failures=spec.run.max_failures),
-            # Keep every checkpoint of a running trial: a resumed sweep restores trials from
-            # Tune's last snapshot, whose checkpoint must still exist. The recorder prunes a
-            # finished trial's older checkpoints once no snapshot can refer to them.
+            # Keep every checkpoint of a running trial (a resumed sweep continues it from its
+            # newest readable one); the recorder deletes a finished trial's older checkpoints.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=callbacks,
             verbose=0,
         ),
-    )
-
-
-def restore_tuner(sweep: Sweep) -> tune.Tuner | None:
-    """Reopen the interrupted Tune experiment of a run dir (``None`` if it has none).
-
-    Finished trials are kept, unfinished ones resume from their last checkpoint, and the
-    searcher reconciles its snapshot with the persisted Optuna study.
-    """
-    path = sweep.run_dir
-    if not tune.Tuner.can_restore(path):
-        return None
-    entry = get_trainable(sweep.spec.trainable)
-    resources = {"cpu": sweep.spec.run.resources.cpu, "gpu": sweep.spec.run.resources.gpu}
-    return tune.Tuner.restore(
-        path,
-        trainable=tune.with_resources(entry.trainable, resources),
-        resume_unfinished=True,
-        resume_errored=False,
-        param_space=_param_space(sweep),
     )
 
 

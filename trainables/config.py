@@ -267,6 +267,10 @@ class RuntimeConfig(ConfigModel):
     device: Device = "auto"
     threads: int = Field(default=1, ge=1)
     cache_dir: str | None = None
+    #: Set by a resumed sweep: the run dir's id of the interrupted trial this one continues …
+    continues: str | None = None
+    #: … and the checkpoint (path or URI) it continues from (None: it starts over).
+    continue_from: str | None = None
 
 
 class TrialConfig(ConfigModel):

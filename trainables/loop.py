@@ -74,13 +74,14 @@ def checkpoint_state(run: Training, config: TrialConfig) -> dict[str, Any]:
 def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
     """Train one configuration of ``family`` (a registered name or its entry) inside a Ray Tune trial.
 
-    Resumes from Tune's checkpoint when there is one, reports every epoch (every contract key
-    and the family's own) and checkpoints every ``budget.checkpoint_every`` epochs and at the
-    end.
+    Resumes from Tune's checkpoint when there is one (a retried trial), else from
+    ``runtime.continue_from`` (a trial of an interrupted sweep that a resumed one continues),
+    reports every epoch (every contract key and the family's own) and checkpoints every
+    ``budget.checkpoint_every`` epochs and at the end.
     """
     from ray import tune
 
-    from trainables.training import configure_threads, load_state, save_state
+    from trainables.training import configure_threads, load_state
 
     entry = get_trainable(family) if isinstance(family, str) else family
     try:
@@ -91,21 +92,35 @@ def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
     configure_threads(cfg.runtime.threads)
     run: Training = entry.training_class()(cfg)
     checkpoint = tune.get_checkpoint()
+    if checkpoint is None and cfg.runtime.continue_from:
+        checkpoint = tune.Checkpoint(cfg.runtime.continue_from)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = load_state(directory, map_location=run.device)
         state.pop("config", None)
         run.load_state_dict(state)
     every = cfg.budget.checkpoint_every
+    if checkpoint is not None and run.epoch >= run.epochs:
+        # Its final checkpoint was written but the trial's end was never recorded (the driver
+        # stopped first): report the final epoch again (evaluation is deterministic).
+        _report(run, cfg, entry, checkpoint=True)
     while run.epoch < run.epochs:
         run.train_epoch()
-        report = make_report(run.metrics(), entry.extra_report_keys)
-        if run.epoch % every == 0 or run.epoch == run.epochs:
-            with tempfile.TemporaryDirectory() as directory:
-                save_state(directory, checkpoint_state(run, cfg))
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-        else:
-            tune.report(report)
+        _report(run, cfg, entry, checkpoint=run.epoch % every == 0 or run.epoch == run.epochs)
+
+
+def _report(run: Training, cfg: TrialConfig, entry: TrainableEntry, checkpoint: bool) -> None:
+    from ray import tune
+
+    from trainables.training import save_state
+
+    report = make_report(run.metrics(), entry.extra_report_keys)
+    if not checkpoint:
+        tune.report(report)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        save_state(directory, checkpoint_state(run, cfg))
+        tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def trial_function(entry: TrainableEntry) -> Callable[[dict[str, Any]], None]:
