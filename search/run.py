@@ -98,10 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
         # After ray.init: a local Ray installs a SIGTERM handler of its own.
         with catch_stop_signals():
-            if args.address:
-                problem = _unplaceable(spec)
-                if problem:
-                    return fail(problem)
+            problem = _unplaceable(spec, wait_s=None if args.address else 0.0)
+            if problem:
+                return fail(problem)
             try:
                 sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
             except RunDirError as exc:
@@ -133,14 +132,14 @@ def _unplaceable(spec: Any, wait_s: float | None = None) -> str | None:
     """Why no node of the joined cluster can run one trial (checked for up to ``wait_s``), or None.
 
     An autoscaling cluster may add a node with what is missing, so this waits
-    (``BRAINSWEEP_RESOURCE_WAIT_S``, default 60 s) before giving up.
+    (``BRAINSWEEP_RESOURCE_WAIT_S``, default 30 s) before giving up.
     """
     import time
 
     import ray
 
     need = {"CPU": float(spec.run.resources.cpu), "GPU": float(spec.run.resources.gpu)}
-    wait_s = float(os.environ.get("BRAINSWEEP_RESOURCE_WAIT_S", "60")) if wait_s is None else wait_s
+    wait_s = float(os.environ.get("BRAINSWEEP_RESOURCE_WAIT_S", "30")) if wait_s is None else wait_s
     deadline, told = time.monotonic() + wait_s, False
     while True:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]

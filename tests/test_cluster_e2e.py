@@ -81,3 +81,27 @@ def test_sweep_spans_two_nodes_and_survives_a_dead_worker(tmp_path):
     assert len(victim_nodes) == 2, "the killed trial finished on the surviving node"
     victim_epochs = sorted(e["epoch"] for e in epochs if e["trial_id"] == victim)
     assert victim_epochs == list(range(1, n_epochs + 1)), "resumed from its checkpoint: every epoch once"
+
+
+def test_gpu_sweep_on_a_cluster_without_gpus_exits_2_within_a_minute(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(), sort_keys=False))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "BRAINSWEEP_RESOURCE_WAIT_S": "5"}
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "search.run", str(spec), "--storage", str(tmp_path / "runs"), "--address", cluster.address,
+             "--set", "run.resources.gpu=1"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        cluster.shutdown()
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and elapsed < 60, (proc.returncode, elapsed, proc.stderr[-2000:])
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("error: no node of the Ray cluster can run a trial") and "1 GPU" in lines[0], lines
+    assert not (tmp_path / "runs").exists(), "nothing written"
