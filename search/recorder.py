@@ -77,6 +77,18 @@ def record_id(trial: Any) -> str:
     return continues or trial.trial_id
 
 
+def flush_interval() -> float:
+    """Seconds between refreshes of the tables while trials run: ``$BRAINSWEEP_FLUSH_S`` or 3.
+
+    A trial's final row is written at once whatever this is; it only sets how far behind the
+    epoch rows of running trials may be.
+    """
+    try:
+        return max(0.0, float(os.environ.get("BRAINSWEEP_FLUSH_S", "3")))
+    except ValueError:
+        return 3.0
+
+
 #: Trial states after which a trial never runs again.
 FINAL_STATES = ("TERMINATED", "ERROR")
 
@@ -95,7 +107,7 @@ class ResultsRecorder(Callback):
         metric_keys: Report keys to keep (the contract plus the family's own).
         searcher: Optional :class:`~search.searcher.ParetoOptunaSearch`: records each trial's
             Optuna trial number, and is told to commit a trial's outcome once its row is written.
-        flush_interval_s: Minimum seconds between periodic writes.
+        flush_interval_s: Minimum seconds between periodic writes (default: :func:`flush_interval`).
         continuations: Unfinished trials a resumed sweep continues: their epoch rows after the
             checkpoint they continue from are dropped (those epochs run again).
         stopping: Optional callable; true once the sweep is being stopped by a signal (a trial
@@ -108,7 +120,7 @@ class ResultsRecorder(Callback):
         param_names: Sequence[str],
         metric_keys: Sequence[str] = BASE_KEYS,
         searcher: Any = None,
-        flush_interval_s: float = 3.0,
+        flush_interval_s: float | None = None,
         continuations: Sequence[Any] = (),
         stopping: Any = None,
     ) -> None:
@@ -117,7 +129,7 @@ class ResultsRecorder(Callback):
         self.param_names = list(param_names)
         self.metric_keys = list(dict.fromkeys(metric_keys))
         self.searcher = searcher
-        self.flush_interval_s = flush_interval_s
+        self.flush_interval_s = flush_interval() if flush_interval_s is None else flush_interval_s
         self.stopping = stopping
         self.trials: dict[str, dict[str, Any]] = {}
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
