@@ -71,6 +71,8 @@ class ProgressPrinter(Callback):
         """Count on from an interrupted sweep: its finished rows and its recorded reference."""
         if reference and all(m in reference for m in self.metrics):
             self._reference = [float(reference[m]) for m in self.metrics]
+            ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
+            self._print(f"hypervolume reference (kept from before the resume): {ref}")
         for row in rows:
             if row.get("state") not in ("TERMINATED", "ERROR"):
                 continue

@@ -137,7 +137,8 @@ def test_progress_counts_on_and_keeps_the_recorded_reference(tmp_path):
 
     printer.on_trial_complete(0, [], SimpleNamespace(trial_id="d", config={}, last_result={"val_accuracy": 0.8, "energy_uj": 1.0, "epoch": 4, "budget_fraction": 1.0}))
     lines = out.getvalue().splitlines()
-    assert len(lines) == 1 and "[3/6] d done" in lines[0], "no new reference: the recorded one is kept"
+    assert len(lines) == 2 and lines[0] == "hypervolume reference (kept from before the resume): val_accuracy=0.1, energy_uj=10"
+    assert "[3/6] d done" in lines[1], "no new reference: the recorded one is kept"
     assert printer._reference == [0.1, 10.0]
     # A sweep that fixes its reference records it for a later resume.
     fresh = ProgressPrinter(6, ["val_accuracy", "energy_uj"], ["max", "min"], epochs=4, out=io.StringIO(), location=location)
