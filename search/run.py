@@ -316,6 +316,11 @@ def _summary(sweep: Any) -> int:
         )
     candidates = [r for r in full if spec.is_feasible(r)]
     if candidates:
+        from analysis.pareto import pareto_mask  # a pure function on arrays
+
+        # The best per objective among the front: on ties, never a dominated trial.
+        mask = pareto_mask([[float(r.get(m, math.nan)) for m in spec.metrics] for r in candidates], spec.modes)
+        candidates = [r for r, on_front in zip(candidates, mask) if on_front] or candidates
         print("best feasible full-budget trials per objective:" if spec.constraints else "best full-budget trials per objective:")
         cols = [*spec.metrics, "test_accuracy"]
         print(f"  {'objective':<16} {'trial':<14} " + " ".join(f"{c:>14}" for c in cols))

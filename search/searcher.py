@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -135,6 +136,10 @@ class ParetoOptunaSearch(OptunaSearch):
             storage=ot_storage,
         )
         self._constraints = list(spec.constraints)
+        if self._ot_study.metric_names is None:  # optuna-dashboard and plots show the names
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names(list(spec.metrics))
         # The sweep's total counts every trial of the (persisted) study, so a resumed or
         # extended sweep ends with exactly ``num_samples`` trials, whatever ran before.
         self._num_samples = num_samples

@@ -146,3 +146,27 @@ def test_progress_counts_on_and_keeps_the_recorded_reference(tmp_path):
     fresh.on_trial_complete(0, [], SimpleNamespace(trial_id="e", config={}, last_result={"val_accuracy": 0.8, "energy_uj": 1.0, "epoch": 4, "budget_fraction": 1.0}))
     saved = json.loads((tmp_path / "run" / PROGRESS_FILE).read_text())["hypervolume_reference"]
     assert saved == dict(zip(["val_accuracy", "energy_uj"], fresh._reference))
+
+
+def test_closing_summary_names_feasible_front_trials_only(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from search.run import _summary
+
+    spec = parse_spec(tiny_spec(constraints=["macs <= 1000"]))
+    location = run_location(str(tmp_path), "run")
+    (tmp_path / "run").mkdir()
+    rows = [  # b ties a on accuracy but is dominated; c is infeasible; d is stopped early
+        {"trial_id": "a", "state": "TERMINATED", "val_accuracy": 0.9, "macs": 100.0, "budget_fraction": 1.0, "test_accuracy": 0.8},
+        {"trial_id": "b", "state": "TERMINATED", "val_accuracy": 0.9, "macs": 200.0, "budget_fraction": 1.0, "test_accuracy": 0.85},
+        {"trial_id": "c", "state": "TERMINATED", "val_accuracy": 0.99, "macs": 5000.0, "budget_fraction": 1.0, "test_accuracy": 0.9},
+        {"trial_id": "d", "state": "TERMINATED", "val_accuracy": 0.5, "macs": 10.0, "budget_fraction": 0.5, "test_accuracy": math.nan},
+        {"trial_id": "e", "state": "TERMINATED", "val_accuracy": 0.7, "macs": 50.0, "budget_fraction": 1.0, "test_accuracy": 0.6},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "run" / "trials.parquet")
+    code = _summary(SimpleNamespace(spec=spec, location=location, run_dir=location.uri))
+    out = capsys.readouterr().out
+    best = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.startswith("  val_accuracy") or line.startswith("  macs")}
+    assert code == 0 and "best feasible full-budget trials per objective:" in out
+    assert best == {"val_accuracy": "a", "macs": "e"}, out
+    assert "trials: 1 stopped early, 4 terminated" in out

@@ -75,3 +75,11 @@ def test_study_names_are_unique_per_sweep_and_kept_on_resume(tmp_path, spec):
     assert again.study_name == first.study_name
     with pytest.raises(RunDirError, match="no sweep to resume"):
         prepare_sweep(spec, storage=str(tmp_path), name="never", resume=True)
+
+
+def test_study_carries_the_objective_names(tmp_path, spec):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ParetoOptunaSearch(spec, study_name="names", storage=url)
+    assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
+    ParetoOptunaSearch(spec, study_name="names", storage=url)  # reopened (resume): names kept, no error
+    assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
