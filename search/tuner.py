@@ -16,7 +16,7 @@ from typing import Any
 import ray
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.progress import ProgressPrinter
@@ -202,9 +202,10 @@ class _RecordAlias:
 class ResumableASHA(ASHAScheduler):
     """ASHA whose rungs survive a resume.
 
-    Rung values are kept under each trial's id in the run dir, so a continued trial is not
-    judged again at rungs it already passed, and :meth:`seed` refills the rungs from the epoch
-    rows of the interrupted sweep, so trials after a resume are compared with those before it.
+    Every trial is seen under its id in the run dir (kept by a continuation), so a continued
+    trial is not judged again at rungs it already passed, and :meth:`seed` refills the rungs from
+    the epoch rows of the interrupted sweep, so trials after a resume are compared with those
+    before it. The decisions themselves are Ray Tune's.
     """
 
     def seed(self, epoch_rows: list[dict[str, Any]]) -> None:
@@ -215,24 +216,17 @@ class ResumableASHA(ASHAScheduler):
                     if epoch == milestone and value is not None and math.isfinite(float(value)):
                         recorded[trial_id] = self._metric_op * float(value)
 
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, _RecordAlias(record_id(trial)))
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        action = TrialScheduler.CONTINUE
-        if self._time_attr not in result or self._metric not in result:
-            return action
-        if result[self._time_attr] >= self._max_t and self._stop_last_trials:
-            action = TrialScheduler.STOP
-        else:
-            bracket = self._trial_info[trial.trial_id]
-            action = bracket.on_result(_RecordAlias(record_id(trial)), result[self._time_attr], self._metric_op * result[self._metric])
-        if action == TrialScheduler.STOP:
-            self._num_stopped += 1
-        return action
+        return super().on_trial_result(tune_controller, _RecordAlias(record_id(trial)), result)
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        if self._time_attr not in result or self._metric not in result:
-            return
-        bracket = self._trial_info.pop(trial.trial_id)
-        bracket.on_result(_RecordAlias(record_id(trial)), result[self._time_attr], self._metric_op * result[self._metric])
+        super().on_trial_complete(tune_controller, _RecordAlias(record_id(trial)), result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_remove(tune_controller, _RecordAlias(record_id(trial)))
 
 
 def _scheduler(spec: Spec):
