@@ -96,9 +96,15 @@ def tell_outcome(
         budget = result.get("budget_fraction")
         if budget is not None and math.isfinite(float(budget)):
             trial.set_user_attr("budget_fraction", float(budget))
-        if state == TrialState.COMPLETE:
-            for constraint in constraints:
-                trial.set_constraint(constraint.text, constraint.violation(float(result[constraint.metric])))
+        if state == TrialState.COMPLETE and constraints:
+            # One list under "constraints" (spec order), not ``set_constraint``'s "constraints:<name>"
+            # keys: optuna-dashboard 0.21 reads only the list, and Optuna 5 reads the list too (as
+            # constraints "0", "1", ...: feasibility, TPE/NSGA-II/GP, best_trials). Writing both
+            # forms would make Optuna count every constraint twice.
+            violations = [float(c.violation(float(result[c.metric]))) for c in constraints]
+            if any(math.isnan(v) for v in violations):
+                raise ValueError(f"NaN constraint value for Optuna trial {optuna_trial_id}: {violations}")
+            study._storage.set_trial_system_attr(optuna_trial_id, "constraints", violations)
     study.tell(trial, values, state=state)
     return state
 
