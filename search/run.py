@@ -216,7 +216,7 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
     spec = sweep.spec
     print(
         f"sweep {sweep.name}: {spec.num_samples} trials of {spec.trainable} on {spec.data.name} "
-        f"({info.n_train} train / {info.n_val} val), sampler {spec.sampler.name}, scheduler {spec.scheduler.name}\n"
+        f"({info.n_train} train / {info.n_val} val), sampler {spec.sampler.name}, scheduler {spec.scheduler_text()}\n"
         f"run dir: {sweep.run_dir}   (watch the study: optuna-dashboard {sweep.study_url})",
         flush=True,
     )
@@ -345,7 +345,7 @@ def _dry_run(spec: Any) -> None:
     print("objectives: " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
     if spec.constraints:
         print("constraints: " + ", ".join(c.text for c in spec.constraints))
-    print(f"sampler: {spec.sampler.name} (seed {spec.run.seed}); scheduler: {spec.scheduler.name}")
+    print(f"sampler: {spec.sampler.name} (seed {spec.run.seed}); scheduler: {spec.scheduler_text()}")
     print("space:")
     print("\n".join(describe_space(spec)))
     if spec.fixed:

@@ -4,9 +4,11 @@ The stock integration has pitfalls this subclass removes:
 
 1. A trial a scheduler stopped early (ASHA) reaches Optuna as COMPLETE with partial-budget
    values, which misleads the sampler and any naive Pareto front. Here it is told PRUNED.
-2. Spec constraints never reach Optuna. Here each is set on the Optuna trial
-   (``trial.set_constraint``) before ``tell``, so constrained samplers avoid infeasible regions
-   and ``study.best_trials`` respects them.
+2. Spec constraints never reach Optuna. Here their values are stored on the Optuna trial
+   before ``tell`` (as the ``constraints`` list that Optuna's samplers, ``study.best_trials``
+   and optuna-dashboard all read), so constrained samplers avoid infeasible regions.
+6. Multi-objective studies get no learning curves from the stock integration. Here every
+   epoch's value of the first objective (or ASHA's metric) is stored as an intermediate value.
 3. The study name is a constant. Here it is unique per sweep and the study is persisted
    (SQLite in the run dir), so ``optuna-dashboard`` can watch a live sweep.
 4. Ray Tune tells the searcher before its callbacks see a finished trial, so a driver killed
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -38,12 +41,14 @@ from search.space import define_by_run
 from search.spec import Spec
 from trainables.report import is_full_budget
 
-__all__ = ["ParetoOptunaSearch", "Continuation", "ORPHAN_ATTR", "RAY_TRIAL_ATTR", "classify", "tell_outcome"]
+__all__ = ["ParetoOptunaSearch", "Continuation", "CONSTRAINTS_ATTR", "ORPHAN_ATTR", "RAY_TRIAL_ATTR", "classify", "tell_outcome"]
 
 logger = logging.getLogger(__name__)
 
 #: User attribute of Optuna trials a killed driver left behind (sweeps of earlier versions).
 ORPHAN_ATTR = "orphaned_by_driver_restart"
+#: Study user attribute: the spec's constraints, in the order of each trial's constraint values.
+CONSTRAINTS_ATTR = "constraints"
 #: User attribute naming the Ray trial (the run dir's ``trial_id``) of an Optuna trial.
 RAY_TRIAL_ATTR = "ray_trial_id"
 
@@ -77,6 +82,21 @@ def classify(metrics: Sequence[str], result: Mapping[str, Any] | None, error: bo
     return TrialState.COMPLETE, [float(v) for v in values]
 
 
+def _violation(constraint: Any, result: Mapping[str, Any]) -> float:
+    """A constraint's violation (Optuna's sign: > 0 infeasible) in a result.
+
+    A missing or non-finite value cannot be shown to satisfy the constraint: it is infeasible,
+    with the largest finite violation (JSON readers of the study, the dashboard's among them,
+    reject ``inf``).
+    """
+    try:
+        value = float(result.get(constraint.metric))
+    except (TypeError, ValueError):
+        value = math.nan
+    violation = float(constraint.violation(value)) if math.isfinite(value) else math.nan
+    return violation if math.isfinite(violation) else sys.float_info.max
+
+
 def tell_outcome(
     study: optuna.Study,
     optuna_trial_id: int,
@@ -101,10 +121,8 @@ def tell_outcome(
             # keys: optuna-dashboard 0.21 reads only the list, and Optuna 5 reads the list too (as
             # constraints "0", "1", ...: feasibility, TPE/NSGA-II/GP, best_trials). Writing both
             # forms would make Optuna count every constraint twice.
-            violations = [float(c.violation(float(result[c.metric]))) for c in constraints]
-            if any(math.isnan(v) for v in violations):
-                raise ValueError(f"NaN constraint value for Optuna trial {optuna_trial_id}: {violations}")
-            study._storage.set_trial_system_attr(optuna_trial_id, "constraints", violations)
+            # The names are the study's user attribute CONSTRAINTS_ATTR, in the same order.
+            study._storage.set_trial_system_attr(optuna_trial_id, "constraints", [_violation(c, result) for c in constraints])
     study.tell(trial, values, state=state)
     return state
 
@@ -142,6 +160,10 @@ class ParetoOptunaSearch(OptunaSearch):
             storage=ot_storage,
         )
         self._constraints = list(spec.constraints)
+        self._curve_metric = spec.scheduler_metric[0] if spec.scheduler.name == "asha" else spec.metrics[0]
+        if self._constraints and CONSTRAINTS_ATTR not in self._ot_study.user_attrs:
+            # Trials store constraint values as one list (see tell_outcome); this names them.
+            self._ot_study.set_user_attr(CONSTRAINTS_ATTR, [c.text for c in self._constraints])
         if self._ot_study.metric_names is None:  # optuna-dashboard and plots show the names
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -176,12 +198,41 @@ class ParetoOptunaSearch(OptunaSearch):
         config.setdefault("runtime", {}).update(continues=cont.trial_id, continue_from=cont.checkpoint)
         return config
 
+    def on_trial_result(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Store the trial's learning curve in the study: one intermediate value per epoch.
+
+        Optuna's ``Trial.report`` refuses multi-objective studies, so the value (the
+        scheduler's metric, else the first objective) goes to the storage directly, where
+        optuna-dashboard and any pruner read it. A continued trial overwrites the epochs it
+        runs again.
+        """
+        if trial_id not in self._completed_trials:
+            self._store_curve_point(trial_id, result)
+
+    def _store_curve_point(self, trial_id: str, result: Mapping[str, Any] | None) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or not result:
+            return
+        value, step = result.get(self._curve_metric), result.get("epoch")
+        try:
+            value, step = float(value), int(step)
+        except (TypeError, ValueError):
+            return
+        if not math.isfinite(value):
+            return  # Optuna stores NaN, but a diverged epoch is recorded in epochs.parquet already
+        try:
+            self._ot_study._storage.set_trial_intermediate_value(ot_trial._trial_id, step, value)
+        except RuntimeError:
+            pass  # the trial is already finished in the study (told by an earlier driver)
+
     def on_trial_complete(self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
             return
         if trial_id not in self._ot_trials:  # e.g. a trial the searcher never suggested
             logger.warning("no Optuna trial for Ray trial %s; result not told", trial_id)
             return
+        # Ray Tune passes a trial's last result here, not to on_trial_result.
+        self._store_curve_point(trial_id, result)
         self._completed_trials.add(trial_id)
         self._pending[trial_id] = (dict(result) if result else None, error)
         if not self._defer:

@@ -269,11 +269,14 @@ class SamplerSection(_Model):
 
 
 class SchedulerSection(_Model):
-    name: Literal["none", "asha"] = "none"
-    metric: str | None = None  # default: the first objective
+    """Early stopping: ``asha`` ranks one metric, ``mo_asha`` ranks all objectives (and constraints)."""
+
+    name: Literal["none", "asha", "mo_asha"] = "none"
+    metric: str | None = None  # asha only (mo_asha ranks every objective); default: the first objective
     mode: Literal["max", "min"] | None = None
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
+    tie_break: Literal["crowding", "eps_net"] = "crowding"  # mo_asha: order within a Pareto layer
 
 
 class Resources(_Model):
@@ -335,6 +338,19 @@ class Spec(_Model):
         if mode is None:
             mode = next((o.mode for o in self.objectives if o.metric == metric), "max")
         return metric, mode
+
+    def scheduler_text(self) -> str:
+        """The scheduler in words, for the sweep's first line and ``--dry-run``."""
+        sched = self.scheduler
+        if sched.name == "none":
+            return "none"
+        rungs = f"grace {sched.grace_period}, reduction {sched.reduction_factor:g}"
+        if sched.name == "asha":
+            metric, mode = self.scheduler_metric
+            return f"asha on {metric} ({mode}), {rungs}"
+        ranked = ", ".join(self.metrics) + (f" + {len(self.constraints)} constraint(s)" if self.constraints else "")
+        unused = "; scheduler.metric/mode are not used" if sched.metric is not None or sched.mode is not None else ""
+        return f"mo_asha on {ranked} (tie-break {sched.tie_break}), {rungs}{unused}"
 
     def grid(self) -> dict[str, list[Any]] | None:
         """Every value of every searched parameter, for the grid sampler (``None`` for other samplers)."""
@@ -589,7 +605,7 @@ def _check_semantics(spec: Spec, source: str) -> None:
     for i, constraint in enumerate(spec.constraints):
         if constraint.metric not in reportable:
             raise SpecError(source, f"constraints.{i}", f"unknown metric {constraint.metric!r} (reported: {', '.join(sorted(reportable))})")
-    if spec.scheduler.name != "none":
+    if spec.scheduler.name == "asha":
         metric, _ = spec.scheduler_metric
         if metric not in reportable:
             raise SpecError(source, "scheduler.metric", f"unknown metric {metric!r}")

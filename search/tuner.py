@@ -19,6 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from search.mo_asha import MultiObjectiveASHA
 from search.progress import ProgressPrinter
 from search.recorder import ResultsRecorder, record_id
 from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
@@ -240,6 +241,17 @@ def _scheduler(spec: Spec):
             grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
             reduction_factor=spec.scheduler.reduction_factor,
         )
+    if spec.scheduler.name == "mo_asha":
+        return MultiObjectiveASHA(
+            spec.metrics,
+            spec.modes,
+            constraints=spec.constraints,
+            max_t=spec.budget.epochs,
+            grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
+            reduction_factor=spec.scheduler.reduction_factor,
+            tie_break=spec.scheduler.tie_break,
+            trial_key=record_id,
+        )
     return FIFOScheduler()
 
 
@@ -336,7 +348,7 @@ def build_tuner(
         printer.continue_from(list(recorder.trials.values()), _reference(sweep))
         callbacks.append(printer)
     scheduler = _scheduler(spec)
-    if isinstance(scheduler, ResumableASHA):
+    if isinstance(scheduler, (ResumableASHA, MultiObjectiveASHA)):
         scheduler.seed(list(recorder.epochs.values()))
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     trainable = tune.with_resources(entry.trainable, resources)

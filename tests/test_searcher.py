@@ -41,13 +41,15 @@ def test_states_values_and_constraints_reach_optuna(tmp_path, spec):
     by_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert by_id["full"].state == TrialState.COMPLETE
     assert by_id["full"].values == [0.9, 800.0]
-    assert by_id["full"].constraints == {"macs <= 1000": -200.0, "val_accuracy >= 0.5": pytest.approx(-0.4)}
+    # One value per constraint, in spec order; the study names them.
+    assert study.user_attrs["constraints"] == ["macs <= 1000", "val_accuracy >= 0.5"]
+    assert by_id["full"].constraints == {"0": -200.0, "1": pytest.approx(-0.4)}
     assert by_id["stopped"].state == TrialState.PRUNED, "an ASHA-stopped trial must not be COMPLETE"
     assert by_id["stopped"].user_attrs["budget_fraction"] == pytest.approx(1 / 3)
     assert by_id["crashed"].state == TrialState.FAIL
     assert by_id["nan"].state == TrialState.FAIL
     assert by_id["infeasible"].state == TrialState.COMPLETE
-    assert by_id["infeasible"].constraints["macs <= 1000"] == 4000.0
+    assert by_id["infeasible"].constraints["0"] == 4000.0
     # Optuna's own Pareto set honours the constraints: the infeasible trial is excluded.
     assert [t.user_attrs["ray_trial_id"] for t in study.best_trials] == ["full"]
 
@@ -83,3 +85,27 @@ def test_study_carries_the_objective_names(tmp_path, spec):
     assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
     ParetoOptunaSearch(spec, study_name="names", storage=url)  # reopened (resume): names kept, no error
     assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
+
+
+def test_a_missing_constraint_value_is_infeasible_not_a_crash(tmp_path):
+    import sys
+
+    spec = parse_spec(tiny_spec(constraints=["params <= 1000", "val_accuracy >= 0.5"]))
+    searcher = ParetoOptunaSearch(spec, study_name="unit-nan-constraint", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"val_accuracy": 0.9, "macs": 10, "params": math.nan, "budget_fraction": 1.0, "epoch": 3})
+    (trial,) = searcher.study.trials
+    assert trial.state == TrialState.COMPLETE
+    assert trial.constraints["0"] == sys.float_info.max and trial.constraints["1"] < 0
+    assert searcher.study.best_trials == []
+
+
+def test_learning_curve_reaches_the_study_final_epoch_included(tmp_path, spec):
+    searcher = ParetoOptunaSearch(spec, study_name="unit-curve", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher.suggest("a")
+    for epoch, acc in ((1, 0.5), (2, math.nan), (3, 0.7)):
+        searcher.on_trial_result("a", {"val_accuracy": acc, "macs": 10, "budget_fraction": epoch / 4, "epoch": epoch})
+    searcher.on_trial_complete("a", _result(0.8, 10))  # Tune passes the last result here only
+    searcher.on_trial_result("a", {"val_accuracy": 0.1, "epoch": 9})  # late: ignored
+    (trial,) = searcher.study.trials
+    assert trial.intermediate_values == {1: 0.5, 3: 0.8}
