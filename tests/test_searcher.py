@@ -109,3 +109,28 @@ def test_learning_curve_reaches_the_study_final_epoch_included(tmp_path, spec):
     searcher.on_trial_result("a", {"val_accuracy": 0.1, "epoch": 9})  # late: ignored
     (trial,) = searcher.study.trials
     assert trial.intermediate_values == {1: 0.5, 3: 0.8}
+
+
+def test_tpe_samples_a_multi_objective_study_whose_pruned_trials_have_curves():
+    """Stock TPE asks such a study for its single direction and fails; ours ranks pruned
+    trials as Optuna does without curves, and leaves the stored curves untouched."""
+    from search.samplers import SweepTPESampler
+
+    def fill(study):
+        for i in range(12):
+            trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+            study._storage.set_trial_intermediate_value(trial._trial_id, 1, float(i))
+            if i % 3:
+                study.tell(trial, [trial.params["x"], 1 - trial.params["x"]])
+            else:
+                study.tell(trial, state=TrialState.PRUNED)
+
+    stock = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4))
+    with pytest.raises(RuntimeError, match="single direction"):
+        fill(stock)
+
+    ours = optuna.create_study(directions=["maximize", "minimize"], sampler=SweepTPESampler(seed=0, n_startup_trials=4))
+    fill(ours)
+    trial = ours.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert 0 <= trial.params["x"] <= 1
+    assert all(t.intermediate_values for t in ours.trials if t.state == TrialState.PRUNED)
