@@ -17,13 +17,21 @@ Conventions shared by every function here:
   ``-1`` and adds no hypervolume.
 * A reference point is given in the original units, like the points.
 
+Fronts and ranks of two or more objectives, and hypervolumes of three or more, come from moocore
+(dimension sweeps: an O(n log n) front up to three objectives), behind thin wrappers that keep
+the conventions above where moocore's own differ (copies of a point, non-finite rows); one
+objective, and the 2-D hypervolume, are done here. A front of 10,000 trials takes milliseconds,
+and no function builds an ``n x n`` matrix.
+
 The compute/render split follows Optuna: :func:`compute_front` returns a plain
 :class:`ParetoFront`, and renderers (``analysis.plot``) only draw it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import moocore
@@ -48,11 +56,6 @@ __all__ = [
 
 #: The accepted direction strings, as in Ray Tune's ``mode``.
 DIRECTIONS: tuple[str, ...] = ("max", "min")
-
-# Upper bound on the number of elements of one broadcast (block, n, m) comparison; keeps the
-# memory of the O(n^2 m) dominance test to a few megabytes whatever n is.
-_BLOCK_ELEMENTS = 1 << 22
-
 
 # --------------------------------------------------------------------------------------------
 # Validation and conversion
@@ -138,34 +141,40 @@ def _valid_rows(z: np.ndarray) -> np.ndarray:
     return np.isfinite(z).all(axis=1)
 
 
-def _dominance_blocks(
-    dominators: np.ndarray, candidates: np.ndarray
-) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``(rows, block)``: ``block[i, j]`` is True iff ``dominators[rows][i]`` dominates
-    ``candidates[j]``."""
-    n, m = dominators.shape
-    size = max(1, _BLOCK_ELEMENTS // max(1, len(candidates) * m))
-    for start in range(0, n, size):
-        rows = slice(start, min(n, start + size))
-        a = dominators[rows, None, :]
-        b = candidates[None, :, :]
-        yield rows, (a <= b).all(axis=2) & (a < b).any(axis=2)
-
-
-def _dominance_matrix(z: np.ndarray) -> np.ndarray:
-    """``d[i, j]`` is True iff row ``i`` dominates row ``j`` (rows must be finite)."""
-    d = np.empty((len(z), len(z)), dtype=bool)
-    for rows, block in _dominance_blocks(z, z):
-        d[rows] = block
-    return d
+# moocore does the heavy lifting (O(n log n) dimension sweeps for m <= 3, Kung et al. beyond), but
+# its conventions are not ours, so every call below goes through these wrappers:
+#
+# * ``is_nondominated`` keeps only the first of a set of identical non-dominated points unless
+#   ``keep_weakly=True``; we keep every copy.
+# * It has no notion of a missing row: NaN compares false, so a NaN row can be reported
+#   non-dominated *and* make a finite row look dominated, and -inf dominates everything. Only
+#   finite rows are ever passed in.
+# * ``pareto_rank`` ranks every row it is given (int32); non-finite rows get -1 here instead.
+#   It gives identical points the same rank, as the fast non-dominated sort does.
+# * One objective is a total order: done in numpy rather than relying on moocore's m = 1 path.
+#
+# Costs for n finite rows: the mask is O(n log n) up to three objectives; ranks are O(n log n) in
+# 2-D and peel one front at a time from three objectives on (about 0.4 s for the worst case, a
+# chain of 10,000 layers in 3-D); memory stays O(n m) throughout.
 
 
 def _nondominated_min(z: np.ndarray) -> np.ndarray:
-    """Non-dominated mask of finite minimisation rows, without materialising an n x n matrix."""
-    dominated = np.zeros(len(z), dtype=bool)
-    for _, block in _dominance_blocks(z, z):
-        dominated |= block.any(axis=0)
-    return ~dominated
+    """Non-dominated mask of finite minimisation rows; every copy of a tied point is kept."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=bool)
+    if z.shape[1] == 1:
+        return z[:, 0] == z[:, 0].min()
+    return np.asarray(moocore.is_nondominated(np.ascontiguousarray(z), keep_weakly=True), dtype=bool)
+
+
+def _layers_min(z: np.ndarray) -> np.ndarray:
+    """Non-dominated rank (0 = front) of finite minimisation rows; identical rows share a rank."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if z.shape[1] == 1:
+        # Distinct values in increasing order are the layers; -0.0 == 0.0, so they share one.
+        return np.unique(z[:, 0], return_inverse=True)[1].astype(np.int64).reshape(-1)
+    return np.asarray(moocore.pareto_rank(np.ascontiguousarray(z)), dtype=np.int64)
 
 
 def _mask_min(z: np.ndarray) -> np.ndarray:
@@ -175,32 +184,23 @@ def _mask_min(z: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _front_min(z: np.ndarray) -> np.ndarray:
-    index = np.flatnonzero(_mask_min(z))
+def _order_front(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    index = np.flatnonzero(mask)
     # Best first objective first; remaining objectives, then trial index, break ties so the
     # order is deterministic.
     keys = [index] + [z[index, j] for j in range(z.shape[1] - 1, -1, -1)]
     return index[np.lexsort(keys)]
 
 
+def _front_min(z: np.ndarray) -> np.ndarray:
+    return _order_front(z, _mask_min(z))
+
+
 def _ranks_min(z: np.ndarray) -> np.ndarray:
-    valid = np.flatnonzero(_valid_rows(z))
+    """Ranks of minimisation rows, -1 for non-finite ones; O(n) memory (no n x n matrix)."""
+    valid = _valid_rows(z)
     ranks = np.full(len(z), -1, dtype=np.int64)
-    if len(valid) == 0:
-        return ranks
-    dominates = _dominance_matrix(z[valid])
-    # Fast non-dominated sort (Deb et al., NSGA-II): peel one layer at a time, discounting the
-    # points the layer dominates from everyone's "dominated by" count.
-    dominated_by = dominates.sum(axis=0)
-    assigned = np.zeros(len(valid), dtype=bool)
-    layer = dominated_by == 0
-    rank = 0
-    while layer.any():
-        ranks[valid[layer]] = rank
-        assigned |= layer
-        dominated_by -= dominates[layer].sum(axis=0)
-        layer = (dominated_by == 0) & ~assigned
-        rank += 1
+    ranks[valid] = _layers_min(z[valid])
     return ranks
 
 
@@ -303,9 +303,12 @@ def hypervolume_progress(
 ) -> np.ndarray:
     """Hypervolume of the first ``i`` points for ``i = 1..n``: the search progress curve.
 
-    Rows are taken in the given order (trial order). The current front is kept incrementally and
-    the hypervolume is recomputed only when a point enlarges it, so the typical cost is far below
-    ``n`` full hypervolume computations.
+    Rows are taken in the given order (trial order) and the current front is kept incrementally.
+    One objective is a running minimum; two objectives update a sorted staircase and add each new
+    point's uncovered area exactly (O(n log n) overall); three or more add, whenever a point
+    enlarges the front, the volume of its box that the front did not cover yet (one
+    :func:`moocore.hypervolume` of the few front points that bound it). A point is checked
+    against the current front only, never against all the rows seen so far.
 
     Args:
         points: ``(n, m)`` objective values in original units, in trial order.
@@ -314,24 +317,110 @@ def hypervolume_progress(
 
     Returns:
         A float array of length ``n``; element ``i - 1`` equals
-        ``hypervolume(points[:i], directions, reference)``. It is non-decreasing.
+        ``hypervolume(points[:i], directions, reference)`` up to rounding: from two objectives
+        on the curve is a running sum of increments. It is non-decreasing.
     """
     z = to_minimization(points, directions)
     ref = _reference_to_minimization(reference, tuple(directions))
+    # Only finite rows strictly better than the reference can ever add volume; screen them in one
+    # vectorised pass so the loops below visit the candidates only.
+    candidates = _valid_rows(z) & (z < ref).all(axis=1)
+    if z.shape[1] == 1:
+        best = np.minimum.accumulate(np.where(candidates, z[:, 0], ref[0]))
+        return ref[0] - best
+    if z.shape[1] == 2:
+        return _progress_2d(z, ref, candidates)
+    return _progress_nd(z, ref, candidates)
+
+
+def _progress_2d(z: np.ndarray, ref: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Prefix hypervolumes in 2-D: a bisection per point, amortised O(1) arithmetic.
+
+    The front is a staircase kept sorted by the first objective (strictly increasing) and so by
+    the second (strictly decreasing). A new point that is not weakly dominated adds the part of
+    its box ``[p, ref]`` not covered yet, a sum of rectangles over the points it removes; every
+    term is non-negative, so the curve is non-decreasing without any rounding wobble.
+    """
     progress = np.zeros(len(z), dtype=np.float64)
-    front = np.empty((0, z.shape[1]), dtype=np.float64)
+    xs: list[float] = []
+    ys: list[float] = []
+    ref_x, ref_y = float(ref[0]), float(ref[1])
     current = 0.0
-    for i, point in enumerate(z):
-        adds_volume = (
-            np.isfinite(point).all()
-            and (point < ref).all()
-            and not (front <= point).all(axis=1).any()  # not weakly dominated by the front
-        )
-        if adds_volume:
-            front = np.vstack([front[~(point <= front).all(axis=1)], point])
-            current = _hypervolume_min(front, ref)
+    rows = z.tolist()  # Python floats: far cheaper than numpy scalars in a per-point loop
+    for i in np.flatnonzero(candidates).tolist():
+        px, py = rows[i]
+        below = bisect_right(xs, px)  # xs[:below] <= px; the last of them has the lowest y
+        if below and ys[below - 1] <= py:
+            progress[i] = current  # weakly dominated (a copy included): adds nothing
+            continue
+        start = bisect_left(xs, px)  # first front point with x >= px
+        cap = ys[start - 1] if start else ref_y  # points left of px cover y >= cap already
+        k, left, area = start, px, 0.0
+        while k < len(xs) and ys[k] >= py:  # these are dominated by p: they leave the front
+            area += (xs[k] - left) * (cap - py)
+            left, cap = xs[k], ys[k]
+            k += 1
+        area += ((xs[k] if k < len(xs) else ref_x) - left) * (cap - py)
+        xs[start:k] = [px]
+        ys[start:k] = [py]
+        current += area
         progress[i] = current
-    return progress
+    # Rows that were never candidates carry the running value forward.
+    return np.maximum.accumulate(progress) if len(progress) else progress
+
+
+def _progress_nd(z: np.ndarray, ref: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Prefix hypervolumes for three or more objectives, one exact increment per front change.
+
+    A point ``p`` that is not weakly dominated by the current front ``F`` adds
+    ``vol([p, ref]) - hv({max(q, p) : q in F})``: its box minus the part the front already
+    covers. The clipped points are mostly dominated by one another (only ``p``'s neighbours on
+    the front bound its new region), so after one O(f log f) screening the hypervolume is taken
+    of a handful of points instead of the whole front. That matters most from four objectives
+    on, where :func:`moocore.hypervolume` is O(f^2). The front itself lives in a preallocated
+    buffer (no ``vstack`` per point), and a new point is checked against it only, never against
+    all the rows seen so far.
+    """
+    n, m = z.shape
+    progress = np.zeros(n, dtype=np.float64)
+    # Column-major (m, capacity): the per-point tests then run on contiguous columns instead of
+    # reducing over a short axis of length m, several times faster in numpy.
+    columns = np.empty((m, min(max(n, 1), 64)), dtype=np.float64)
+    size = 0
+    current = 0.0
+    rows = z.tolist()
+    ref_values = ref.tolist()
+    for i in np.flatnonzero(candidates).tolist():
+        point = rows[i]
+        kept = columns[:, :size]
+        if size and _all_columns(kept, point, np.less_equal).any():  # weakly dominated
+            progress[i] = current
+            continue
+        box = math.prod(r - v for r, v in zip(ref_values, point))
+        covered = 0.0
+        if size:
+            clipped = np.maximum(kept, np.array(point)[:, None]).T.copy()  # C order for moocore
+            clipped = clipped[moocore.is_nondominated(clipped)]  # copies cover nothing extra
+            covered = float(moocore.hypervolume(clipped, ref=ref))
+        # ``covered`` can exceed ``box`` by a rounding error only; never let the curve go down.
+        current += max(box - covered, 0.0)
+        survivors = kept[:, ~_all_columns(kept, point, np.greater_equal)]
+        size = survivors.shape[1]
+        if size == columns.shape[1]:
+            columns = np.concatenate([columns, np.empty_like(columns)], axis=1)  # amortised doubling
+        columns[:, :size] = survivors
+        columns[:, size] = point
+        size += 1
+        progress[i] = current
+    return np.maximum.accumulate(progress) if n else progress
+
+
+def _all_columns(columns: np.ndarray, point: Sequence[float], compare: np.ufunc) -> np.ndarray:
+    """``compare(columns[j], point[j])`` for every objective ``j``, and-ed: one flag per point."""
+    out = compare(columns[0], point[0])
+    for j in range(1, len(point)):
+        out &= compare(columns[j], point[j])
+    return out
 
 
 def reference_point(
@@ -511,14 +600,15 @@ def compute_front(
         ref_min = _reference_point_min(z, margin=0.1)
     else:
         ref_min = np.full(len(directions), np.nan)  # nothing to derive it from; recorded as NaN
-    front = _front_min(z)
+    ranks = _ranks_min(z)
+    front = _order_front(z, ranks == 0)  # the front is rank 0: no second dominance pass
     volume = _hypervolume_min(z, ref_min) if valid.any() else 0.0
     return ParetoFront(
         objectives=objectives,
         directions=directions,
         points=_read_only(_flip_max_columns(z, directions)),
         front=_read_only(front),
-        ranks=_read_only(_ranks_min(z)),
+        ranks=_read_only(ranks),
         reference=_read_only(_flip_max_columns(ref_min, directions)),
         hypervolume=volume,
         knee=_knee_min(z, front),

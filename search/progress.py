@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from analysis.pareto import front_summary, pareto_mask, reference_point  # pure functions on arrays
+from analysis.pareto import hypervolume, reference_point  # pure functions on arrays
 from search.recorder import record_id
 from search.spec import feasible
 from trainables.report import format_number, is_full_budget
@@ -23,6 +23,12 @@ class ProgressPrinter(Callback):
 
     Each line also shows the current Pareto front's size (full-budget, feasible trials) and,
     once ``REFERENCE_AFTER`` trials have finished, its hypervolume.
+
+    The cost per finished trial does not grow with the number of trials: only the current
+    non-dominated set is kept (each distinct point with its number of copies, since identical
+    points are all on the front), its hypervolume is recomputed only when that set changes, the
+    reference is derived from running per-objective bounds, and running trials are counted from
+    the start/finish callbacks rather than by scanning every trial of the sweep.
 
     Args:
         total: Number of trials the sweep will run.
@@ -56,11 +62,21 @@ class ProgressPrinter(Callback):
         self.done = 0
         self.best: dict[str, float] = {}
         self.constraints = list(constraints)
-        # Objective vectors of finished trials: all finite ones (for the reference point) and
-        # the full-budget feasible ones (the front).
-        self._finite: list[list[float]] = []
-        self._front_points: list[list[float]] = []
+        # Finite objective vectors of finished trials: how many, and their per-objective lowest
+        # and highest values, all that ``reference_point`` reads of them.
+        self._finite_count = 0
+        self._lows: list[float] = []
+        self._highs: list[float] = []
+        # The current Pareto front of the full-budget feasible trials, in minimisation form
+        # (``_signs`` flips the "max" objectives): each distinct point once, with its copies.
+        self._signs = [-1.0 if mode == "max" else 1.0 for mode in self.modes]
+        self._front: list[tuple[float, ...]] = []
+        self._copies: list[int] = []
+        self._front_size = 0  # sum of ``_copies``: ties count once per trial, as in pareto_mask
+        self._front_hv: float | None = None  # cached; None until computed or after a change
         self._reference: list[float] | None = None
+        # Trials started and not finished (nor waiting for a retry), by id.
+        self._live: dict[str, Any] = {}
         self.location = location
         self.stopping: Any = None  # set by the driver: true once a signal stops the sweep
         self._announced: set[str] = set()
@@ -71,6 +87,7 @@ class ProgressPrinter(Callback):
         """Count on from an interrupted sweep: its finished rows and its recorded reference."""
         if reference and all(m in reference for m in self.metrics):
             self._reference = [float(reference[m]) for m in self.metrics]
+            self._front_hv = None
             ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
             self._print(f"hypervolume reference (kept from before the resume): {ref}")
         for row in rows:
@@ -102,15 +119,21 @@ class ProgressPrinter(Callback):
             return
         if not all(math.isfinite(v) for v in point):
             return
-        self._finite.append(point)
+        self._finite_count += 1
+        if self._reference is None:  # only the reference needs the bounds
+            self._lows = [min(p, v) for p, v in zip(self._lows, point)] if self._lows else list(point)
+            self._highs = [max(p, v) for p, v in zip(self._highs, point)] if self._highs else list(point)
         if full and feasible(last, self.constraints):
-            self._front_points.append(point)
+            self._add_to_front(point)
         # The reference is fixed once, from the first few finished trials (early-stopped ones
         # included), so successive lines are comparable; ``python -m analysis.pareto`` derives
         # its own from every trial and records it in the run dir.
-        if self._front_points and len(self._finite) >= min(self.REFERENCE_AFTER, self.total):
+        if self._front_size and self._finite_count >= min(self.REFERENCE_AFTER, self.total):
             if self._reference is None:
-                self._reference = [float(v) for v in reference_point(self._finite, self.modes)]
+                # The reference depends on each objective's best and worst finite value only,
+                # so the two bound rows give exactly what all the rows would.
+                bounds = [self._lows, self._highs]
+                self._reference = [float(v) for v in reference_point(bounds, self.modes)]
                 ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
                 self._print(f"hypervolume reference (fixed for this sweep's progress lines): {ref}")
                 self._save_reference()
@@ -128,13 +151,30 @@ class ProgressPrinter(Callback):
         except OSError:
             pass  # the progress lines' reference is a convenience: never fail the sweep for it
 
+    def _add_to_front(self, point: Sequence[float]) -> None:
+        """Update the current front with a full-budget feasible point; O(front size)."""
+        z = tuple(s * v for s, v in zip(self._signs, point))
+        for k, q in enumerate(self._front):
+            if all(a <= b for a, b in zip(q, z)):  # weakly dominated by a front point
+                if q == z:  # a tie is on the front as well, and adds no volume
+                    self._copies[k] += 1
+                    self._front_size += 1
+                return  # otherwise dominated: neither on the front now nor ever again
+        kept = [(q, c) for q, c in zip(self._front, self._copies) if not all(a <= b for a, b in zip(z, q))]
+        self._front = [q for q, _ in kept] + [z]
+        self._copies = [c for _, c in kept] + [1]
+        self._front_size = sum(self._copies)
+        self._front_hv = None
+
     def _front_text(self) -> str:
-        if not self._front_points:
+        if not self._front_size:
             return ""
         if self._reference is None:
-            return f"  | front {int(pareto_mask(self._front_points, self.modes).sum())}"
-        size, hv = front_summary(self._front_points, self.modes, self._reference)
-        return f"  | front {size}, hv {hv:.4g}"
+            return f"  | front {self._front_size}"
+        if self._front_hv is None:
+            points = [[s * v for s, v in zip(self._signs, q)] for q in self._front]  # original units
+            self._front_hv = hypervolume(points, self.modes, self._reference)
+        return f"  | front {self._front_size}, hv {self._front_hv:.4g}"
 
     def _update_best(self, last: dict) -> None:
         for metric, mode in zip(self.metrics, self.modes):
@@ -161,17 +201,23 @@ class ProgressPrinter(Callback):
         self._print(f"{head} {values if status == 'done' else ''}{note}{self._front_text()}".rstrip())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._live.pop(trial.trial_id, None)  # also called for a pending trial when Tune stops all
         self._finish(trial, "done")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from search.recorder import one_line_error
 
+        self._live.pop(trial.trial_id, None)
         if getattr(self, "stopping", None) is not None and self.stopping():
             return  # the sweep is being stopped: not a trial failure
         self._finish(trial, "error")
         self._print(f"    {record_id(trial)}: {one_line_error(trial)}")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Called on every (re)start: a fresh trial, a continuation of an interrupted sweep's
+        # trial, a retry after on_trial_recover, a paused trial resuming. Keyed by id, so a
+        # restart is never counted twice.
+        self._live[trial.trial_id] = trial
         runtime = (trial.config or {}).get("runtime") or {}
         if runtime.get("continues") and trial.trial_id not in self._announced:
             self._announced.add(trial.trial_id)
@@ -179,11 +225,14 @@ class ProgressPrinter(Callback):
             self._print(f"[{self._elapsed()}] {runtime['continues']} continues {where}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._live.pop(trial.trial_id, None)  # pending until Tune restarts it (on_trial_start)
         self._print(f"[{self._elapsed()}] {record_id(trial)} failed; retrying from its last checkpoint")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last_print < self.heartbeat_s:
             return
-        running = sum(t.status == "RUNNING" for t in trials)
+        # Only the started trials are looked at, not the whole sweep; the status check leaves
+        # out one a scheduler paused (Tune has no callback for that) until it starts again.
+        running = sum(t.status == "RUNNING" for t in self._live.values())
         best = "  ".join(f"best {m}={format_number(v)}" for m, v in self.best.items())
         self._print(f"[{self._elapsed()}] {self.done}/{self.total} finished, {running} running  {best}{self._front_text()}".rstrip())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,10 +15,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from analysis import pareto
 from analysis.pareto import (
     ParetoFront,
     compute_front,
+    front_summary,
     hypervolume,
     hypervolume_progress,
     knee_point,
@@ -163,15 +162,54 @@ def test_front_equals_brute_force(data):
     assert (np.diff(first) >= 0).all(), "front must be sorted best first objective first"
 
 
-@settings(max_examples=30, deadline=None)
-@given(point_sets())
-def test_front_is_independent_of_block_size(data):
-    points, directions = data
-    expected = brute_front(points.tolist(), directions)
-    with mock.patch.object(pareto, "_BLOCK_ELEMENTS", 5):  # force many tiny blocks
-        assert set(np.flatnonzero(pareto_mask(points, directions)).tolist()) == expected
-        ranks = nondominated_ranks(points, directions)
-    assert set(np.flatnonzero(ranks == 0).tolist()) == expected
+def brute_mask_min(z: np.ndarray) -> np.ndarray:
+    """Non-dominated mask of minimisation rows, one vectorised row at a time (for large n)."""
+    valid = np.isfinite(z).all(axis=1)
+    mask = np.zeros(len(z), dtype=bool)
+    finite = z[valid]
+    for j in np.flatnonzero(valid):
+        mask[j] = not ((finite <= z[j]).all(axis=1) & (finite < z[j]).any(axis=1)).any()
+    return mask
+
+
+def brute_ranks_min(z: np.ndarray) -> np.ndarray:
+    """Ranks by peeling brute-force fronts off the remaining finite rows."""
+    ranks = np.full(len(z), -1)
+    left = np.flatnonzero(np.isfinite(z).all(axis=1))
+    rank = 0
+    while len(left):
+        on_front = brute_mask_min(z[left])
+        ranks[left[on_front]] = rank
+        left = left[~on_front]
+        rank += 1
+    return ranks
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("kind", ["ties", "simplex"])
+def test_front_and_ranks_equal_brute_force_at_sizes_past_moocore_thresholds(m, kind):
+    # Hypothesis draws at most 40 points; moocore switches algorithms with n (Kung's recursion
+    # from 4 objectives, merges above 1024 pairs), so compare a few larger sets as well, with
+    # many exact duplicates and some non-finite rows.
+    rng = np.random.default_rng(m)
+    n = 1200
+    if kind == "ties":
+        points = rng.choice([0.0, 1.0, 2.0, 3.0], size=(n, m))
+    else:
+        points = rng.dirichlet(np.ones(m), size=n) + np.abs(rng.normal(0.0, 0.05, (n, m))) * (
+            rng.random((n, 1)) < 0.7
+        )
+        points = np.vstack([points, points[: n // 10]])
+    points[rng.choice(len(points), 30, replace=False), rng.integers(0, m, 30)] = rng.choice(
+        [np.nan, np.inf, -np.inf], 30
+    )
+    directions = ["max", "min", "min", "max", "min"][:m]
+    z = minimised(points, directions)
+    np.testing.assert_array_equal(pareto_mask(points, directions), brute_mask_min(z))
+    sample = rng.choice(len(points), 400, replace=False)  # peeling is slow: a subsample
+    np.testing.assert_array_equal(
+        nondominated_ranks(points[sample], directions), brute_ranks_min(z[sample])
+    )
 
 
 def test_identical_points_are_all_kept():
@@ -184,6 +222,87 @@ def test_non_finite_rows_never_dominate():
     points = [[np.nan, 0.0], [1.0, 1.0], [-np.inf, 5.0], [0.0, np.inf]]
     assert pareto_mask(points, ["min", "min"]).tolist() == [False, True, False, False]
     assert nondominated_ranks(points, ["min", "min"]).tolist() == [-1, 0, -1, -1]
+
+
+# The edge cases below are where moocore's own conventions differ from this module's; the
+# wrappers in analysis.pareto translate them.
+
+
+def test_every_copy_of_a_tied_point_is_kept_in_3d_and_shares_its_rank():
+    # moocore.is_nondominated keeps only the first copy unless keep_weakly=True.
+    points = [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [2.0, 2.0, 3.0], [2.0, 2.0, 3.0]]
+    directions = ["min"] * 3
+    assert pareto_mask(points, directions).tolist() == [True, True, True, False, False]
+    assert nondominated_ranks(points, directions).tolist() == [0, 0, 0, 1, 1]
+    # Boxes 3 x 2 x 1 and 1 x 2 x 3 overlapping in 1 x 2 x 1; the copies add nothing.
+    assert front_summary(points, directions, [4.0, 4.0, 4.0]) == (3, pytest.approx(10.0))
+
+
+def test_a_nan_row_does_not_make_a_finite_row_look_dominated():
+    # Given to moocore as is, NaN compares false: [nan, 1] comes out non-dominated and [1, 1]
+    # dominated; -inf dominates every row.
+    points = [[np.nan, 1.0], [1.0, 1.0], [2.0, 2.0], [-np.inf, 0.0], [0.5, np.nan]]
+    for directions in (["min", "min"], ["max", "max"]):
+        flipped = minimised(points, directions)  # the same set, read in these directions
+        assert pareto_mask(flipped, directions).tolist() == [False, True, False, False, False]
+        assert nondominated_ranks(flipped, directions).tolist() == [-1, 0, 1, -1, -1]
+        assert knee_point(flipped, directions) == 1
+
+
+def test_one_objective_is_a_total_order_with_ties():
+    points = [[1.0], [1.0], [0.0], [2.0], [np.nan], [-0.0]]  # -0.0 == 0.0: a tie
+    assert pareto_mask(points, ["min"]).tolist() == [False, False, True, False, False, True]
+    assert nondominated_ranks(points, ["min"]).tolist() == [1, 1, 0, 2, -1, 0]
+    assert pareto_mask(points, ["max"]).tolist() == [False, False, False, True, False, False]
+    assert nondominated_ranks(points, ["max"]).tolist() == [1, 1, 2, 0, -1, 2]
+    assert pareto_front(points, ["min"]).tolist() == [2, 5]
+    assert hypervolume_progress(points, ["min"], [3.0]).tolist() == [2.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+    assert hypervolume_progress(points, ["max"], [0.5]).tolist() == [0.5, 0.5, 0.5, 1.5, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_no_points_and_one_point(m):
+    directions = ["min"] * m
+    empty = np.empty((0, m))
+    assert pareto_mask(empty, directions).shape == (0,)
+    assert nondominated_ranks(empty, directions).shape == (0,)
+    assert pareto_front(empty, directions).shape == (0,)
+    assert hypervolume(empty, directions, [1.0] * m) == 0.0
+    assert hypervolume_progress(empty, directions, [1.0] * m).shape == (0,)
+    assert front_summary(empty, directions, [1.0] * m) == (0, 0.0)
+    one = np.zeros((1, m))
+    assert pareto_mask(one, directions).tolist() == [True]
+    assert nondominated_ranks(one, directions).tolist() == [0]
+    assert knee_point(one, directions) == 0
+    assert hypervolume_progress(one, directions, [2.0] * m).tolist() == [2.0**m]
+    missing = np.full((1, m), np.nan)
+    assert pareto_mask(missing, directions).tolist() == [False]
+    assert nondominated_ranks(missing, directions).tolist() == [-1]
+    assert hypervolume_progress(missing, directions, [2.0] * m).tolist() == [0.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(point_sets(dims=(1,)) | point_sets(dims=(1,), elements=FLOAT_VALUES))
+def test_one_objective_equals_brute_force(data):
+    points, directions = data
+    expected = brute_front(points.tolist(), directions)
+    assert set(np.flatnonzero(pareto_mask(points, directions)).tolist()) == expected
+    ranks = nondominated_ranks(points, directions)
+    np.testing.assert_array_equal(ranks, brute_ranks_min(minimised(points, directions)))
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_hypervolume_progress_with_copies_and_removals(m):
+    # Duplicates add nothing; a point that removes several front points adds only the uncovered
+    # part of its box.
+    rng = np.random.default_rng(m)
+    base = rng.choice([0.0, 0.5, 1.0, 1.5], size=(60, m))
+    points = np.vstack([base, base[:20], [[0.0] * m]])  # the last point dominates everything
+    reference = [2.0] * m
+    progress = hypervolume_progress(points, ["min"] * m, reference)
+    expected = [hypervolume(points[: i + 1], ["min"] * m, reference) for i in range(len(points))]
+    np.testing.assert_allclose(progress, expected, rtol=1e-12, atol=1e-12)
+    assert progress[-1] == pytest.approx(2.0**m)
 
 
 # ---------------------------------------------------------------------------------------------
