@@ -176,6 +176,7 @@ class ParetoOptunaSearch(OptunaSearch):
         self.continues: dict[str, str] = {}
         self._defer = defer_tells
         self._pending: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
+        self._counted: int | None = None
 
     @property
     def study(self) -> optuna.Study:
@@ -188,6 +189,8 @@ class ParetoOptunaSearch(OptunaSearch):
             return Searcher.FINISHED
         config = super().suggest(trial_id)
         self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        if self._counted is not None:
+            self._counted += 1
         return config
 
     def _continue(self, trial_id: str, cont: Continuation) -> dict[str, Any]:
@@ -253,8 +256,14 @@ class ParetoOptunaSearch(OptunaSearch):
         self._pending.pop(trial_id, None)
 
     def counted_trials(self) -> int:
-        """Trials of the study that belong to this sweep (orphans of earlier versions excluded)."""
-        return sum(not t.user_attrs.get(ORPHAN_ATTR) for t in self._ot_study.get_trials(deepcopy=False))
+        """Trials of the study that belong to this sweep (orphans of earlier versions excluded).
+
+        Read from the study once, then counted on as this searcher asks for trials (the only
+        one asking in this sweep), so a suggestion does not scan every trial.
+        """
+        if self._counted is None:
+            self._counted = sum(not t.user_attrs.get(ORPHAN_ATTR) for t in self._ot_study.get_trials(deepcopy=False))
+        return self._counted
 
     def _storage_state(self, ot_trial: optuna.Trial) -> TrialState:
         return self._ot_study._storage.get_trial(ot_trial._trial_id).state

@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -309,11 +310,13 @@ def build_tuner(
     max_concurrent: int | None = None,
     on_cluster: bool = False,
     plan: ResumePlan | None = None,
+    callbacks: Sequence[tune.Callback] = (),
 ) -> tune.Tuner:
     """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised).
 
     With ``plan`` (a resumed sweep), the unfinished trials are continued first, and the results
     recorder, ASHA's rungs and the progress lines count on from the run dir's record.
+    ``callbacks`` are added after the recorder and the progress lines (e.g. a benchmark's probe).
     """
     spec = sweep.spec
     entry = get_trainable(spec.trainable)
@@ -339,14 +342,15 @@ def build_tuner(
     if plan is not None:
         recorder.settle(plan.settled)
         recorder.flush()
-    callbacks: list[tune.Callback] = [recorder]
+    all_callbacks: list[tune.Callback] = [recorder]
     if progress:
         printer = ProgressPrinter(
             spec.num_samples, spec.metrics, spec.modes, spec.budget.epochs, constraints=spec.constraints, location=sweep.location
         )
         printer.stopping = stop_requested
         printer.continue_from(list(recorder.trials.values()), _reference(sweep))
-        callbacks.append(printer)
+        all_callbacks.append(printer)
+    all_callbacks.extend(callbacks)
     scheduler = _scheduler(spec)
     if isinstance(scheduler, (ResumableASHA, MultiObjectiveASHA)):
         scheduler.seed(list(recorder.epochs.values()))
@@ -371,7 +375,7 @@ def build_tuner(
             # Keep every checkpoint of a running trial (a resumed sweep continues it from its
             # newest readable one); the recorder deletes a finished trial's older checkpoints.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            callbacks=callbacks,
+            callbacks=all_callbacks,
             verbose=0,
         ),
     )

@@ -61,6 +61,9 @@ MALFORMED = [
     (_mutated(sampler={"name": "grid"}, space={"optim.lr": {"log": [1e-3, 1e-2]}}), "space.optim.lr", "grid sampler"),
     (_mutated(scheduler={"name": "asha", "metric": "acc"}), "scheduler.metric", "unknown metric"),
     (_mutated(space={}), "space", "nothing to search"),
+    (_mutated(scheduler={"name": "mo-asha"}), "scheduler.name", "'none', 'asha' or 'mo_asha'"),
+    (_mutated(scheduler={"name": "mo_asha", "tie_break": "eps-net"}), "scheduler.tie_break", "'crowding' or 'eps_net'"),
+    (_mutated(scheduler={"name": "mo_asha", "reduction_factor": 1}), "scheduler.reduction_factor", "greater than 1"),
     ("name: x\ntrainable: g2g\nobjectives: [\n", "", "invalid YAML: line"),
     ("- just\n- a list\n", "", "expected a mapping"),
 ]
@@ -144,3 +147,13 @@ def test_every_shipped_space_is_valid(repo_root):
 
         again = parse_spec(yaml.safe_load(spec_to_yaml(spec)), str(path))
         assert again.model_dump() == spec.model_dump()
+
+
+def test_mo_asha_set_on_the_command_line_describes_itself(tmp_path):
+    """`--set scheduler.name=mo_asha` on a spec written for asha: accepted, and the leftover
+    scheduler.metric is said to be unused rather than silently ignored."""
+    spec_path = _write(tmp_path, _mutated(scheduler={"name": "asha", "metric": "val_accuracy", "grace_period": 2}))
+    spec = load_spec(spec_path, ["scheduler.name=mo_asha", "scheduler.reduction_factor=3E0"])
+    assert spec.scheduler.name == "mo_asha" and spec.scheduler.reduction_factor == 3.0
+    text = spec.scheduler_text()
+    assert text.startswith("mo_asha on ") and "grace 2, reduction 3" in text and "scheduler.metric/mode are not used" in text
