@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from analysis.pareto import nondominated_ranks
+from search.scheduling import LiveTrialQueue
 
 __all__ = [
     "TIE_BREAKS",
@@ -200,7 +201,7 @@ def rung_milestones(grace_period: int, max_t: int, reduction_factor: float) -> l
     return sorted({int(grace_period * reduction_factor**k) for k in range(count)} - {max_t})
 
 
-class MultiObjectiveASHA(FIFOScheduler):
+class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
     """Asynchronous successive halving over all of a sweep's objectives.
 
     Args:
@@ -311,11 +312,17 @@ class MultiObjectiveASHA(FIFOScheduler):
             break
         return TrialScheduler.CONTINUE
 
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.track(trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.untrack(trial)
+
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        return None  # a completed trial's rung results were recorded as they arrived
+        self.untrack(trial)  # its rung results were recorded as they arrived
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        return None
+        self.untrack(trial)
 
     def debug_string(self) -> str:
         rungs = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.rungs.items())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SAMPLERS", "SamplerFactory", "SweepGridSampler", "SweepTPESampler", "make_sampler"]
+__all__ = ["SAMPLERS", "TPE_MAX_HISTORY", "SamplerFactory", "SweepGridSampler", "SweepTPESampler", "make_sampler"]
 
 #: ``factory(options, seed, grid)``: ``options`` are the spec's ``sampler.options`` (keyword
 #: arguments of the Optuna constructor); ``grid`` maps each parameter to its values (grid only).
@@ -59,18 +59,32 @@ def _sweep_grid_sampler_class() -> type:
     return SweepGridSampler
 
 
-class _CurvesOfPrunedHidden:
-    """A multi-objective study as TPE should see it: pruned trials without learning curves.
+#: Finished trials TPE looks at, at most (``max_history`` of the ``tpe`` sampler).
+TPE_MAX_HISTORY = 500
 
-    The sweep stores each trial's learning curve (one objective per epoch) as intermediate
-    values, for optuna-dashboard and pruners. Optuna's multi-objective TPE assumes there are
-    none (``Trial.report`` refuses multi-objective studies) and, finding some on a pruned trial,
-    asks the study for its single direction and fails. Through this view it ranks pruned trials
-    exactly as it does without curves. Everything else is the real study's.
+
+class _TPEView:
+    """A study as our TPE sees it: pruned trials without curves, and a bounded history.
+
+    * **Curves.** The sweep stores each trial's learning curve as intermediate values, for
+      optuna-dashboard and pruners. Optuna's multi-objective TPE assumes there are none
+      (``Trial.report`` refuses multi-objective studies) and, finding some on a pruned trial,
+      asks the study for its single direction and fails. Through this view it ranks pruned
+      trials of a multi-objective study exactly as it does without curves.
+    * **History.** TPE's cost per suggestion grows with the number of finished trials (several
+      passes over every trial per parameter), which would make a 10,000-trial sweep's driver
+      slower with every trial. Past ``max_history`` finished trials it sees the best half of
+      that many (by feasibility, then Pareto layer, or value for one objective: its "good"
+      group stays exact while that group fits) and the most recent of the others.
+
+    Everything else is the real study's.
     """
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Any, hide_curves: bool, max_history: int | None, memo: dict[str, Any]) -> None:
         self._study = study
+        self._hide_curves = hide_curves
+        self._max_history = max_history
+        self._memo = memo  # on the sampler: survives views, one per call
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -81,6 +95,10 @@ class _CurvesOfPrunedHidden:
         from optuna.trial import TrialState
 
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        if self._max_history is not None:
+            trials = self._bounded(trials)
+        if not self._hide_curves:
+            return trials
         out = []
         for trial in trials:
             if trial.state == TrialState.PRUNED and trial.intermediate_values:
@@ -89,19 +107,71 @@ class _CurvesOfPrunedHidden:
             out.append(trial)
         return out
 
+    def _bounded(self, trials: list[Any]) -> list[Any]:
+        from optuna.trial import TrialState
+
+        done = (TrialState.COMPLETE, TrialState.PRUNED)
+        finished = [t for t in trials if t.state in done]
+        if len(finished) <= self._max_history:
+            return trials
+        # The selection is redone once the finished trials have grown by a tenth; trials that
+        # finished since count as recent, so it stays right in between at a flat cost.
+        if len(finished) > self._memo.get("selected_at", 0) * 1.1:
+            self._memo["selected_at"] = len(finished)
+            self._memo["kept"] = self._select(finished)
+            self._memo["newest"] = finished[-1].number
+        kept, newest = self._memo["kept"], self._memo["newest"]
+        return [t for t in trials if t.state not in done or t.number > newest or t.number in kept]
+
+    def _select(self, finished: list[Any]) -> set[int]:
+        import numpy as np
+        from optuna.study import StudyDirection
+        from optuna.trial import TrialState
+
+        from analysis.pareto import nondominated_ranks
+
+        keys: dict[int, tuple[bool, tuple[float, ...]]] = self._memo.setdefault("keys", {})
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        for t in complete:
+            if t.number not in keys:  # a finished trial never changes: read it once
+                keys[t.number] = (any(v > 0 for v in t.constraints.values()), tuple(t.values))
+        numbers = np.array([t.number for t in complete])
+        infeasible = np.array([keys[n][0] for n in numbers], dtype=bool)
+        values = np.array([keys[n][1] for n in numbers], dtype=np.float64).reshape(len(numbers), -1)
+        directions = ["max" if d == StudyDirection.MAXIMIZE else "min" for d in self._study.directions]
+        ranks = nondominated_ranks(values, directions).astype(np.float64)
+        ranks[ranks < 0] = np.inf
+        # Feasible first, then by Pareto layer; ties to the earlier trial.
+        order = np.lexsort((numbers, ranks, infeasible))
+        best = set(numbers[order[: self._max_history // 2]].tolist())
+        rest = [t.number for t in finished if t.number not in best]
+        return best | set(rest[-(self._max_history - len(best)) :])
+
 
 def _sweep_tpe_sampler_class() -> type:
     import optuna
 
     class SweepTPESampler(optuna.samplers.TPESampler):
-        """Optuna's TPE, unaffected by the learning curves a multi-objective sweep stores.
+        """Optuna's TPE, unaffected by stored learning curves, with a bounded history.
 
-        See :class:`_CurvesOfPrunedHidden`; single-objective studies use the curves as TPE does.
+        Args:
+            max_history: Finished trials TPE looks at, at most (default
+                :data:`TPE_MAX_HISTORY`; ``None``: all of them). See :class:`_TPEView`.
+            **options: Keyword arguments of ``optuna.samplers.TPESampler``.
         """
 
-        @staticmethod
-        def _view(study):
-            return _CurvesOfPrunedHidden(study) if len(study.directions) > 1 else study
+        def __init__(self, *args: Any, max_history: int | None = TPE_MAX_HISTORY, **options: Any) -> None:
+            if max_history is not None and (isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 2):
+                raise ValueError(f"max_history must be an integer >= 2 or null, got {max_history!r}")
+            super().__init__(*args, **options)
+            self._max_history = max_history
+            self._memo: dict[str, Any] = {}
+
+        def _view(self, study):
+            multi = len(study.directions) > 1
+            if not multi and self._max_history is None:
+                return study
+            return _TPEView(study, hide_curves=multi, max_history=self._max_history, memo=self._memo)
 
         def sample_relative(self, study, trial, search_space):  # noqa: D102
             return super().sample_relative(self._view(study), trial, search_space)

@@ -250,6 +250,24 @@ class ParetoOptunaSearch(OptunaSearch):
         if self._storage_state(ot_trial).is_finished():
             return  # told by an earlier driver (e.g. when reconciling on resume)
         tell_outcome(self._ot_study, ot_trial._trial_id, self.metric, self._constraints, *held)
+        # Told: nothing asks for this trial again, and the map stays as large as the running set.
+        self._ot_trials.pop(trial_id, None)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray Tune's periodic snapshot of the searcher: a stub, by design.
+
+        The stock integration pickles the whole study, its cache of every trial included, so
+        each snapshot would cost the driver time in proportion to the trials so far. This tool
+        never restores a searcher from Tune's snapshot (``--resume`` rebuilds it from the run
+        dir's record and the study), so the snapshot names the study and holds nothing else.
+        """
+        import pickle
+
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump({"study_name": self._study_name, "restore": "python -m search.run SPEC --resume"}, out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        raise RuntimeError("a sweep resumes from its run dir (python -m search.run SPEC --resume), not from Ray Tune's snapshot")
 
     def discard(self, trial_id: str) -> None:
         """Forget a held outcome: the trial did not really end (the sweep is being stopped)."""

@@ -9,15 +9,15 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import ray
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.mo_asha import MultiObjectiveASHA
@@ -25,6 +25,7 @@ from search.progress import ProgressPrinter
 from search.recorder import ResultsRecorder, record_id
 from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
 from search.rundir import PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location
+from search.scheduling import LiveTrialQueue, QueueFIFOScheduler
 from search.searcher import ORPHAN_ATTR, ParetoOptunaSearch
 from search.spec import Spec, spec_to_yaml
 from search.stopping import SignalStopper, stop_requested
@@ -201,7 +202,7 @@ class _RecordAlias:
         self.trial_id = trial_id
 
 
-class ResumableASHA(ASHAScheduler):
+class ResumableASHA(LiveTrialQueue, ASHAScheduler):
     """ASHA whose rungs survive a resume.
 
     Every trial is seen under its id in the run dir (kept by a continuation), so a continued
@@ -219,15 +220,22 @@ class ResumableASHA(ASHAScheduler):
                         recorded[trial_id] = self._metric_op * float(value)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.track(trial)
         super().on_trial_add(tune_controller, _RecordAlias(record_id(trial)))
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.untrack(trial)
+        super().on_trial_error(tune_controller, _RecordAlias(record_id(trial)))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         return super().on_trial_result(tune_controller, _RecordAlias(record_id(trial)), result)
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.untrack(trial)
         super().on_trial_complete(tune_controller, _RecordAlias(record_id(trial)), result)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self.untrack(trial)
         super().on_trial_remove(tune_controller, _RecordAlias(record_id(trial)))
 
 
@@ -253,7 +261,7 @@ def _scheduler(spec: Spec):
             tie_break=spec.scheduler.tie_break,
             trial_key=record_id,
         )
-    return FIFOScheduler()
+    return QueueFIFOScheduler()
 
 
 def _trial_dirname(trial: Any) -> str:

@@ -134,3 +134,43 @@ def test_tpe_samples_a_multi_objective_study_whose_pruned_trials_have_curves():
     trial = ours.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     assert 0 <= trial.params["x"] <= 1
     assert all(t.intermediate_values for t in ours.trials if t.state == TrialState.PRUNED)
+
+
+def test_tpe_history_is_bounded_to_the_best_and_the_newest():
+    """Past max_history finished trials TPE sees the best half of that many (feasible first,
+    then Pareto layer) and the newest of the rest: its cost stops growing with the sweep."""
+    import numpy as np
+
+    from analysis.pareto import nondominated_ranks
+    from search.samplers import SweepTPESampler, _TPEView
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        x, y = float(rng.uniform()), float(rng.uniform())
+        study._storage.set_trial_system_attr(trial._trial_id, "constraints", [1.0 if i % 7 == 0 else -1.0])
+        study.tell(trial, [x, y])
+    running = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+
+    view = _TPEView(study, hide_curves=True, max_history=20, memo={})
+    seen = view._get_trials(deepcopy=False)
+    finished = [t for t in seen if t.state == TrialState.COMPLETE]
+    assert len(finished) == 20 and running.number in {t.number for t in seen}
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    feasible = [t for t in complete if t.constraints["0"] <= 0]
+    ranks = nondominated_ranks([t.values for t in feasible], ["max", "min"])
+    front = {t.number for t, r in zip(feasible, ranks) if r == 0}
+    assert front <= {t.number for t in finished}, "the best trials must stay in view"
+    assert {t.number for t in complete[-5:]} <= {t.number for t in finished}, "the newest trials must stay in view"
+    newest = {t.number for t in complete[-20:]}
+    old_kept = [t for t in finished if t.number not in newest]
+    assert old_kept and all(t.constraints["0"] <= 0 for t in old_kept), "older trials are kept for being good, and feasible first"
+
+    sampler = SweepTPESampler(seed=0, n_startup_trials=4, max_history=20)
+    tpe_study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for trial in study.trials[:-1]:
+        tpe_study.add_trial(trial)
+    assert 0 <= tpe_study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"] <= 1
+    with pytest.raises(ValueError, match="max_history"):
+        SweepTPESampler(max_history=1)
