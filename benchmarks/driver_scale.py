@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,8 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def _trivial_entry():
@@ -115,16 +117,6 @@ class _Clock:
         return 1000 * (c1 - c0) / n, 1000 * (w1 - w0) / n
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
@@ -168,7 +160,7 @@ def main() -> None:
         "wall_ms_per_trial_first": round(first_wall, 2),
         "wall_ms_per_trial_last": round(last_wall, 2),
         "wall_growth": round(last_wall / first_wall, 3),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
     }
     print(json.dumps(summary))
 

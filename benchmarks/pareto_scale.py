@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,8 @@ import moocore
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 from analysis.pareto import (  # noqa: E402
     compute_front,
@@ -55,7 +56,7 @@ from analysis.pareto import (  # noqa: E402
     to_minimization,
 )
 
-__all__ = ["cpu_model", "main", "make_points", "time_median"]
+__all__ = ["main", "make_points", "time_median"]
 
 
 def make_points(n: int, m: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -94,17 +95,6 @@ def time_median(function: Callable[[], Any], repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return round(statistics.median(times) * 1e3, 3)
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
