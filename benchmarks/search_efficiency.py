@@ -38,13 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+from machine import ROOT, cpu_model, quiet_local_tune  # noqa: E402  (puts the project on sys.path)
+
+quiet_local_tune()
 
 SPACE = ROOT / "spaces" / "g2g_mnist1d.yaml"
 DIRECTIONS = ("max", "min")
