@@ -87,6 +87,12 @@ def test_a_column_whose_type_changes_between_trials_falls_back_to_text(tmp_path)
 
 def test_a_finished_trial_is_recorded_at_once_and_its_epochs_at_the_next_refresh(tmp_path):
     recorder = ResultsRecorder(str(tmp_path), param_names=["model.x"], metric_keys=KEYS, flush_interval_s=3600)
+    _run(recorder, "small", 0.3, epochs=2)  # a small epochs table is written with the final row
+    assert [r["epoch"] for r in pq.read_table(tmp_path / EPOCHS_FILE).to_pylist()] == [1, 2]
+    (tmp_path / EPOCHS_FILE).unlink()
+    (tmp_path / TRIALS_FILE).unlink()
+    recorder = ResultsRecorder(str(tmp_path), param_names=["model.x"], metric_keys=KEYS, flush_interval_s=3600)
+    recorder._epochs_write_s = 1.0  # as if the epochs table had grown large: it waits for the refresh
     _run(recorder, "a", 0.3, epochs=3)
     assert pq.read_table(tmp_path / TRIALS_FILE).column("state").to_pylist() == ["TERMINATED"]
     assert not (tmp_path / EPOCHS_FILE).exists()
