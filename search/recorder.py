@@ -199,9 +199,9 @@ class ResultsRecorder(Callback):
                     self.trials[row["trial_id"]] = row
                 else:
                     self.epochs[(row["trial_id"], int(row["epoch"]))] = row
-        # A finished trial's epoch rows are refreshed every few seconds, its final row at once:
-        # after a hard kill its last epoch may be missing from epochs.parquet; its final row
-        # holds that epoch's report.
+        # Once the epochs table is large, a finished trial's epoch rows wait for the periodic
+        # refresh while its final row is written at once: after a hard kill its last epoch may
+        # be missing from epochs.parquet; its final row holds that epoch's report.
         for trial_id, row in self.trials.items():
             epoch = row.get("epoch")
             if row.get("state") == "TERMINATED" and epoch and (trial_id, int(epoch)) not in self.epochs:
@@ -369,8 +369,9 @@ class ResultsRecorder(Callback):
     def flush(self, epochs: bool = True) -> None:
         """Write ``trials.parquet`` and (with ``epochs``) ``epochs.parquet`` now, atomically.
 
-        A finished trial's row is written at once (``epochs=False``: the record before the
-        study); epoch rows follow with the next periodic refresh.
+        A finished trial's row is written at once, before the study hears of it; its epoch
+        rows with it while that table is small (:meth:`_epochs_cheap`), else (``epochs=False``)
+        with the next periodic refresh.
         """
         final = [k for k, row in self.trials.items() if row.get("state") in FINAL_STATES]
         if self.trials:
