@@ -9,14 +9,24 @@ picks, among the completed full-budget trials that satisfy the spec's constraint
     A spec that reruns exactly this configuration with ``python -m search.run config.yaml``:
     the trial's fully resolved hyper-parameters in ``fixed``, its seed as the only searched
     parameter (a one-point grid), no early stopping.
-``model.pt``
-    The trained weights as a state dict; ``torch.load(path, weights_only=True)`` reads it and
-    :func:`load_bundle_model` rebuilds the model through the trainables registry.
+``model.pt`` / ``preprocessing.json``
+    The deployable model's state dict (``torch.load(path, weights_only=True)`` reads it) and
+    what it takes: inputs in the data set's natural units (pixels in [0, 1], the ``.npz``
+    values as stored), ``N × C × H × W``; the training split's standardisation is inside the
+    model. :func:`load_bundle` rebuilds it, without the sweep or its data.
+``model.onnx`` (G2G) / ``model.nir`` (SNE)
+    The same model outside PyTorch (needs the ``deploy`` extra): an ONNX graph (opset 18;
+    block layers as gather + batched matmul, masked layers' zeros stored sparse), or a NIR
+    graph of the active spiking students and the head. Both are run again by their own
+    runtime (onnxruntime, snntorch) on the validation split.
 ``card.md`` / ``metrics.json``
     Recorded metrics and costs, the validation (and test) accuracy measured again from the
     exported weights, where the trial sits on the sweep's front, and with ``--verify-seeds N``
     the mean ± std of N re-trainings with seeds ``s, s+1, …`` (a sweep of its own, on Ray:
     locally, or on a cluster with ``--address``).
+
+Exporting the trial a bundle directory already holds replaces it (the same command twice gives
+the same bundle); a directory holding another trial's bundle needs ``--overwrite``.
 
 Selection is compute (:func:`select_trials` → :class:`Selection`), export is I/O
 (:func:`export_bundle`, :func:`verify_seeds`). User errors print one line and exit with 2; an
@@ -26,15 +36,17 @@ impossible ``--where`` says so the same way.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import math
 import os
 import posixpath
 import re
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +77,7 @@ __all__ = [
     "Selection",
     "bundle_spec",
     "export_bundle",
+    "load_bundle",
     "load_bundle_model",
     "main",
     "reevaluate",
@@ -78,6 +91,7 @@ REPRODUCE_TOLERANCE = 0.005
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.pt"
+PREPROCESSING_FILE = "preprocessing.json"
 CARD_FILE = "card.md"
 METRICS_FILE = "metrics.json"
 SEEDS_DIR = "seeds"
@@ -373,6 +387,11 @@ class Bundle:
         position: Where it sits on the front (:func:`front_position`).
         objectives: ``[(metric, mode), …]`` of the analysis.
         seeds: The seed re-training, when run.
+        preprocessing: What the model takes and returns (``preprocessing.json``).
+        portable: The portable file's facts (``format``, ``file``, MACs counted from an ONNX
+            graph, its ``val_accuracy`` by its own runtime) or its ``error``; None when the
+            family has no portable format.
+        replaced: ``re-exported`` / ``overwritten`` when an earlier bundle was replaced.
     """
 
     path: Path
@@ -390,6 +409,9 @@ class Bundle:
     position: dict[str, Any]
     objectives: tuple[tuple[str, str], ...]
     seeds: SeedCheck | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    portable: dict[str, Any] | None = None
+    replaced: str = ""
 
     @property
     def reproduction_error(self) -> float | None:
@@ -470,56 +492,85 @@ def _checkpoint_state(run: RunResults, row: Mapping[str, Any]) -> dict[str, Any]
     raise ResultsError(f"trial {row['trial_id']}: checkpoint not found at {candidates[0]} nor {candidates[1]}")
 
 
-def reevaluate(trainable: str, config: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dict[str, float]:
-    """Rebuild a model through the registry, load ``state_dict`` and measure it again.
+def reevaluate(model: Any, data: Mapping[str, Any]) -> dict[str, float]:
+    """Measure a deployable model again on inputs in natural units.
 
     Args:
-        trainable: The registered family name.
-        config: The trial's full resolved config (:func:`search.space.trial_config`).
-        state_dict: The model's weights (strictly matching the rebuilt model: masks included).
+        model: A :class:`~trainables.deploy.DeployableModel` (standardisation included).
+        data: The trial's ``data`` section; its splits are loaded without normalisation.
 
     Returns:
-        ``val_accuracy``, ``val_loss`` and ``test_accuracy`` of the loaded model.
+        ``val_accuracy``, ``val_loss`` and ``test_accuracy`` of the model.
 
     Raises:
         trainables.data.DataError: If the dataset cannot be loaded here.
     """
-    import torch
-
-    from trainables.data import load_splits
-    from trainables.registry import get_trainable
     from trainables.training import evaluate
 
-    splits = load_splits(config["data"], device="cpu")
-    torch.manual_seed(int(config["seed"]))
-    model = get_trainable(trainable).build_model(dict(config), splits.info)
-    model.load_state_dict(state_dict)
+    splits = natural_splits(data)
     val_accuracy, val_loss = evaluate(model, splits.x_val, splits.y_val)
     test_accuracy, _ = evaluate(model, splits.x_test, splits.y_test)
     return {"val_accuracy": val_accuracy, "val_loss": val_loss, "test_accuracy": test_accuracy}
 
 
-def load_bundle_model(bundle_dir: str | os.PathLike[str]) -> Any:
-    """Rebuild an exported model from its bundle (``config.yaml`` + ``model.pt``).
+def natural_splits(data: Mapping[str, Any]) -> Any:
+    """A trial's splits in natural units (what an exported model takes): no normalisation."""
+    from trainables.data import load_splits
+
+    return load_splits({**dict(data), "normalize": False, "augment": False}, device="cpu")
+
+
+def _bundle_config(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
+    from search.space import trial_config
+    from search.spec import load_spec
+
+    spec = load_spec(bundle_dir / CONFIG_FILE)
+    seed = spec.space["seed"].choice[0]  # type: ignore[index]
+    return spec.trainable, trial_config(spec, {"seed": seed})
+
+
+def load_bundle(bundle_dir: str | os.PathLike[str]) -> Any:
+    """The deployable model of a bundle: inputs in natural units, logits out.
+
+    Needs neither the sweep nor its data: the network is rebuilt through the trainables
+    registry from ``config.yaml`` with the shapes in ``preprocessing.json``, and ``model.pt``
+    (read with ``weights_only=True``) fills its weights and the standardisation buffers.
 
     Returns:
-        The model (``torch.nn.Module``) with the exported weights, in eval mode, on CPU.
+        A :class:`~trainables.deploy.DeployableModel` in eval mode, on CPU; its
+        ``class_names`` name the logits and ``preprocessing`` describes the inputs.
+
+    Raises:
+        ResultsError: If the directory is not a complete bundle of this version.
     """
     import torch
 
-    from search.space import trial_config
-    from search.spec import load_spec
-    from trainables.data import check_available
+    from trainables.deploy import DeployableModel, Preprocessing, check_state_keys
     from trainables.registry import get_trainable
 
     bundle_dir = Path(bundle_dir)
-    spec = load_spec(bundle_dir / CONFIG_FILE)
-    seed = spec.space["seed"].choice[0]  # type: ignore[index]
-    config = trial_config(spec, {"seed": seed})
-    info = check_available(config["data"])
-    model = get_trainable(spec.trainable).build_model(config, info)
-    model.load_state_dict(torch.load(bundle_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, PREPROCESSING_FILE) if not (bundle_dir / f).is_file()]
+    if missing:
+        raise ResultsError(f"{bundle_dir}: not a bundle of this version (missing {', '.join(missing)}); export it again with python -m analysis.select")
+    trainable, config = _bundle_config(bundle_dir)
+    preprocessing = Preprocessing.from_json((bundle_dir / PREPROCESSING_FILE).read_text())
+    state = torch.load(bundle_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    try:
+        check_state_keys(state)
+    except ValueError as exc:
+        raise ResultsError(f"{bundle_dir / WEIGHTS_FILE}: {exc}") from None
+    network = get_trainable(trainable).build_model(config, preprocessing.data_info())
+    model = DeployableModel(network, preprocessing)
+    model.load_state_dict(state)
     return model.eval()
+
+
+def load_bundle_model(bundle_dir: str | os.PathLike[str]) -> Any:
+    """The network of a bundle alone, without its standardisation (inputs as the trial saw them).
+
+    Prefer :func:`load_bundle`, which takes inputs in natural units.
+    """
+    return load_bundle(bundle_dir).model
 
 
 def _json_ready(value: Any) -> Any:
@@ -534,24 +585,90 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def export_bundle(selection: Selection, pick: int, out_dir: str | os.PathLike[str], evaluate: bool = True) -> Bundle:
-    """Write the bundle of one pick: config.yaml, model.pt, card.md and metrics.json.
+def _previous_export(path: Path) -> dict[str, Any] | None:
+    """The ``metrics.json`` of the bundle already in ``path``, or None when it holds none."""
+    try:
+        return json.loads((path / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clear_for_export(path: Path, run: RunResults, trial_id: str, overwrite: bool) -> str:
+    """Make ``path`` ready for a bundle; returns ``""``, ``"re-exported"`` or ``"overwritten"``.
+
+    Exporting the trial a bundle already holds (same sweep, same trial) replaces it: an export
+    is a function of the trial, so doing it twice gives the same bundle. Anything else in the
+    directory is only replaced with ``overwrite``.
+    """
+    if not path.exists() or not any(path.iterdir()):
+        return ""
+    previous = _previous_export(path)
+    same = previous is not None and previous.get("trial_id") == trial_id and previous.get("run_dir") == run.location
+    if not same and not overwrite:
+        what = (
+            f"the export of trial {previous.get('trial_id')} of {previous.get('run_dir')}"
+            if previous is not None
+            else "files that are not a bundle"
+        )
+        raise ResultsError(f"{path} already holds {what}; pass --overwrite to replace it, or choose another --export directory")
+    if previous is None and not path.is_dir():
+        raise ResultsError(f"{path} exists and is not a directory")
+    for child in path.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    return "re-exported" if same else "overwritten"
+
+
+def _preprocessing(state: Mapping[str, Any], config: Mapping[str, Any], trial_id: str) -> Any:
+    """The trial's input preprocessing: from its checkpoint, else from its data (older checkpoints)."""
+    from trainables.data import DataError, load_splits
+    from trainables.deploy import Preprocessing
+
+    text = state.get("preprocessing")
+    if isinstance(text, str):
+        return Preprocessing.from_json(text)
+    try:
+        return Preprocessing.from_splits(load_splits(config["data"], device="cpu"))
+    except DataError as exc:
+        raise ResultsError(
+            f"trial {trial_id}: its checkpoint has no preprocessing statistics and its data set cannot be loaded here "
+            f"to compute them ({exc})"
+        ) from None
+
+
+def export_bundle(
+    selection: Selection,
+    pick: int,
+    out_dir: str | os.PathLike[str],
+    evaluate: bool = True,
+    overwrite: bool = False,
+    portable: bool = True,
+) -> Bundle:
+    """Write the bundle of one pick (see the module docstring for its files).
+
+    The model is exported as a :class:`~trainables.deploy.DeployableModel`: its inputs are in
+    the data set's natural units and the training split's standardisation is part of it.
 
     Args:
         selection: The selection (:func:`select_trials`).
         pick: 0-based index into ``selection.picks``.
         out_dir: Parent directory; the bundle is ``out_dir/RUN-TRIAL``.
-        evaluate: Measure the exported weights again (validation and test accuracy).
+        evaluate: Measure the exported model again (validation and test accuracy, and the
+            portable file's validation accuracy with its own runtime).
+        overwrite: Replace a directory that holds another trial's bundle. The same trial's
+            bundle is always replaced (exporting is idempotent).
+        portable: Also write the family's portable file (``model.onnx``, ``model.nir``).
 
     Raises:
-        ResultsError: If the bundle directory already holds files, or the trial has no
-            checkpoint.
+        ResultsError: If the bundle directory holds something else (without ``overwrite``),
+            or the trial has no checkpoint.
     """
     import torch
 
     from search.space import trial_config
     from search.spec import parse_spec
     from trainables.data import DataError
+    from trainables.deploy import DeployableModel
+    from trainables.registry import get_trainable
 
     front = selection.front
     run = front.run
@@ -559,8 +676,6 @@ def export_bundle(selection: Selection, pick: int, out_dir: str | os.PathLike[st
     row = front.row(index)
     trial_id = str(row["trial_id"])
     path = Path(out_dir) / f"{run.name}-{trial_id}"
-    if path.exists() and any(path.iterdir()):
-        raise ResultsError(f"{path} already holds an export; choose another --export directory or remove it")
     params = run.trial_params(row)
     config = trial_config(run.spec, params)
     raw = bundle_spec(run, params, f"{run.name}-{trial_id}")
@@ -568,17 +683,46 @@ def export_bundle(selection: Selection, pick: int, out_dir: str | os.PathLike[st
     state = _checkpoint_state(run, row)
     if "model" not in state:
         raise ResultsError(f"trial {trial_id}: its checkpoint has no 'model' state dict")
+    entry = get_trainable(run.spec.trainable)
+    preprocessing = _preprocessing(state, config, trial_id)
+    network = entry.build_model(config, preprocessing.data_info())
+    network.load_state_dict(state["model"])
+    model = DeployableModel(network, preprocessing).eval()
+
+    replaced = _clear_for_export(path, run, trial_id, overwrite)
     path.mkdir(parents=True, exist_ok=True)
     header = f"# Exported by analysis.select from trial {trial_id} of {run.location}\n# Retrain: python -m search.run {CONFIG_FILE} --storage DIR\n"
     (path / CONFIG_FILE).write_text(header + yaml.safe_dump(raw, sort_keys=False))
-    torch.save(state["model"], path / WEIGHTS_FILE)
+    torch.save(model.state_dict(), path / WEIGHTS_FILE)
+    (path / PREPROCESSING_FILE).write_text(preprocessing.to_json())
+
+    exported: dict[str, Any] | None = None
+    if portable and entry.exporter is not None:
+        metadata = {"trial": f"{run.name}-{trial_id}", "preprocessing": json.loads(preprocessing.to_json())}
+        try:
+            exported = entry.export(model, path, metadata)
+        except ImportError as exc:
+            exported = {"error": str(exc)}
 
     reproduced, note = None, ""
     if evaluate:
         try:
-            reproduced = reevaluate(run.spec.trainable, config, torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+            reproduced = reevaluate(load_bundle(path), config["data"])
+            if exported and "file" in exported:
+                splits = natural_splits(config["data"])
+                logits = np.asarray(entry.run_exported(path, splits.x_val.numpy()))
+                exported["val_accuracy"] = float((logits.argmax(1) == splits.y_val.numpy()).mean())
+                figures = getattr(importlib.import_module(entry.exporter), "neurobench_figures", None)
+                if figures is not None:
+                    try:
+                        exported["neurobench"] = figures(path, splits.x_val, splits.y_val)
+                    except ImportError as exc:
+                        exported["neurobench_error"] = str(exc)
         except DataError as exc:
             note = f"not re-measured: data unavailable here ({exc})"
+        except ImportError as exc:
+            if exported is not None:
+                exported["run_error"] = str(exc)
     else:
         note = "not re-measured (--no-eval)"
     metric_names = [n for n in run.trials.column_names if n not in run.param_names and n not in ("checkpoint", "trial_dir", "node_id", "curve")]
@@ -597,6 +741,9 @@ def export_bundle(selection: Selection, pick: int, out_dir: str | os.PathLike[st
         reproduce_note=note,
         position=front_position(front, index),
         objectives=tuple((o.metric, o.mode) for o in front.objectives),
+        preprocessing=json.loads(preprocessing.to_json()),
+        portable=exported,
+        replaced=replaced,
     )
     write_card(bundle)
     return bundle
@@ -707,6 +854,7 @@ def render_card(bundle: Bundle) -> str:
         f"Sweep `{bundle.run_dir}`, trainable `{bundle.trainable}`, seed {bundle.seed}, "
         f"{_fmt(rec.get('epoch'))} epochs (full budget).",
         "",
+        *_usage_lines(bundle),
         "## Quality",
         "",
     ]
@@ -724,6 +872,7 @@ def render_card(bundle: Bundle) -> str:
         lines += ["", f"Exported weights {bundle.reproduce_note}."]
     lines += ["", "## Costs (per inference sample, as trained)", ""]
     lines += _table(["cost", "value"], [[metrics[m].axis_label + f" (`{m}`)", _fmt(rec.get(m))] for m in _card_metrics(bundle.trainable, "cost") if m in rec])
+    lines += _portable_lines(bundle)
     objectives = ", ".join(f"`{m}` ({mode})" for m, mode in bundle.objectives)
     lines += ["", "## On the Pareto front", "", f"Objectives {objectives}; the front of the sweep's {pos['feasible_trials']} feasible full-budget trials has {pos['front_size']} points."]
     if pos["on_front"]:
@@ -757,12 +906,113 @@ def render_card(bundle: Bundle) -> str:
         "## Files",
         "",
         f"- `{CONFIG_FILE}`: a spec with this trial's resolved config; `python -m search.run {CONFIG_FILE} --storage DIR` trains it again (seed {bundle.seed}).",
-        f"- `{WEIGHTS_FILE}`: the state dict; `torch.load('{WEIGHTS_FILE}', weights_only=True)`. "
-        f"Rebuild the model with `analysis.select.load_bundle_model('{bundle.path.name}')`, or `trainables.registry.get_trainable('{bundle.trainable}').build_model(config, data_info)`.",
+        f"- `{WEIGHTS_FILE}`: the deployable model's state dict (`preprocess.mean`/`preprocess.std`, then the network's `model.*`), "
+        f"read with `torch.load('{WEIGHTS_FILE}', weights_only=True)`; `analysis.select.load_bundle` rebuilds the module from it.",
+        f"- `{PREPROCESSING_FILE}`: input shape, dtype, units and range, the standardisation statistics, class names.",
+        *([f"- `{bundle.portable['file']}`: the model outside PyTorch (see above)."] if bundle.portable and "file" in bundle.portable else []),
         f"- `{METRICS_FILE}`: everything above, machine-readable.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _usage_lines(bundle: Bundle) -> list[str]:
+    """The card's 'Use it' section: what the model takes and a snippet that runs as pasted."""
+    prep = bundle.preprocessing
+    if not prep:
+        return []
+    shape = " × ".join(str(s) for s in prep["input_shape"])
+    low, high = prep["value_range"]
+    where = str(bundle.path)
+    lines = [
+        "## Use it",
+        "",
+        f"Inputs: `{prep['dtype']}` tensors N × {shape} ({prep['layout']}) of {prep['natural_units']}; "
+        f"the training inputs span [{_fmt(low)}, {_fmt(high)}]. The model standardises them itself "
+        f"(per-channel mean {', '.join(_fmt(v) for v in prep['mean'])}, std {', '.join(_fmt(v) for v in prep['std'])}, "
+        f"from the training split): do not normalise them again. It returns {prep['output']} over "
+        f"{len(prep['class_names'])} classes ({', '.join(prep['class_names'][:10])}{', …' if len(prep['class_names']) > 10 else ''}).",
+        "",
+        "```python",
+        "import torch",
+        "from analysis.select import load_bundle",
+        f"model = load_bundle({where!r})  # a torch.nn.Module in eval mode",
+        "x = torch.rand(8, *model.input_shape)  # your inputs, in the units above",
+        "print([model.class_names[i] for i in model(x).argmax(1)])",
+        "```",
+        "",
+    ]
+    portable = bundle.portable or {}
+    if portable.get("format") == "onnx" and "file" in portable:
+        lines += [
+            "Without PyTorch or this package, with onnxruntime:",
+            "",
+            "```python",
+            "import numpy as np, onnxruntime",
+            f"session = onnxruntime.InferenceSession({str(bundle.path / portable['file'])!r})",
+            f"x = np.random.rand(8, {', '.join(str(s) for s in prep['input_shape'])}).astype(np.float32)  # the same units",
+            "logits = session.run(None, {'input': x})[0]",
+            "print(logits.argmax(1))",
+            "```",
+            "",
+        ]
+    if portable.get("format") == "nir" and "file" in portable:
+        lines += [
+            "As a NIR graph (any NIR-capable simulator or chip toolchain), here with snntorch; "
+            f"feed the same input at each of the {portable.get('timesteps')} steps and average the outputs:",
+            "",
+            "```python",
+            "import torch",
+            "from trainables.sne.nir_export import run_nir",
+            f"logits = run_nir({str(bundle.path / portable['file'])!r}, torch.rand(8, {', '.join(str(s) for s in prep['input_shape'])}))",
+            "print(logits.argmax(1))",
+            "```",
+            "",
+        ]
+    return lines
+
+
+def _portable_lines(bundle: Bundle) -> list[str]:
+    """The card's section on the portable file (ONNX / NIR)."""
+    portable = bundle.portable
+    if not portable:
+        return []
+    if "error" in portable:
+        return ["", "## Outside PyTorch", "", f"No portable file was written: {portable['error']}."]
+    recorded = bundle.recorded.get("val_accuracy")
+    name = {"onnx": "ONNX", "nir": "NIR"}.get(portable["format"], portable["format"])
+    lines = ["", f"## Outside PyTorch: `{portable['file']}` ({name})", ""]
+    if portable["format"] == "onnx":
+        macs = portable["macs"]
+        ops = ", ".join(f"{op} × {n}" for op, n in portable["ops"].items())
+        sparse = portable["sparse_initializers"]
+        lines += [
+            f"Opset {portable['opset']}, input `input` (dynamic batch), output `logits`; operators: {ops}.",
+            "Block layers are gathers and batched MatMuls of their blocks (never densified)."
+            + (f" Weights stored sparse (non-zeros only): {', '.join(f'`{n}`' for n in sparse)}." if sparse else ""),
+            "",
+        ]
+        lines += _table(
+            ["MACs per sample", "value"],
+            [
+                ["counted from the ONNX graph, non-zero weights", str(macs["effective"])],
+                ["counted from the ONNX graph, dense", str(macs["dense"])],
+                ["recorded by the sweep (`macs`)", _fmt(bundle.recorded.get("macs"))],
+            ],
+        )
+    else:
+        lines += [portable.get("summary", "")]
+        if portable.get("neurobench"):
+            lines += ["", "NeuroBench's figures for this graph (snntorch import, validation split):", ""]
+            lines += _table(["NeuroBench metric", "value"], [[k, _fmt(v)] for k, v in portable["neurobench"].items()])
+    if "val_accuracy" in portable:
+        delta = abs(portable["val_accuracy"] - float(recorded)) if recorded is not None else math.nan
+        runtime = "onnxruntime" if portable["format"] == "onnx" else "snntorch"
+        lines += ["", f"Validation accuracy of `{portable['file']}` run by {runtime} on natural-unit inputs: "
+                  f"{_fmt(portable['val_accuracy'])} (recorded {_fmt(recorded)}, |Δ| = {100 * delta:.2f} points)."]
+    elif portable.get("run_error"):
+        lines += ["", f"Not run here: {portable['run_error']}."]
+    return lines
 
 
 def _ordinal(n: int) -> str:
@@ -787,6 +1037,8 @@ def write_card(bundle: Bundle) -> None:
         "reproduce_note": bundle.reproduce_note,
         "reproduces": bundle.reproduces,
         "front": bundle.position,
+        "preprocessing": bundle.preprocessing,
+        "portable": bundle.portable,
         "seeds": None
         if bundle.seeds is None
         else {"seeds": list(bundle.seeds.seeds), "rows": list(bundle.seeds.rows), "summary": bundle.seeds.summary, "run_dir": bundle.seeds.run_dir},
@@ -812,6 +1064,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--knee", action="store_true", help="pick the knee of the front of the trials that satisfy the conditions")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="how many trials to pick (default 1)")
     parser.add_argument("--export", metavar="DIR", help="write one bundle per pick into DIR (config.yaml, model.pt, card.md, metrics.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a bundle directory that holds another trial's export (the same trial's is always replaced)")
+    parser.add_argument("--no-portable", action="store_true", help="do not write model.onnx / model.nir")
     parser.add_argument("--no-eval", action="store_true", help="do not measure the exported weights again")
     parser.add_argument("--verify-seeds", type=int, metavar="N", help="re-train each pick with N seeds (a sweep on Ray) and add mean ± std to its card")
     parser.add_argument("--address", metavar="ADDR", help="Ray cluster for --verify-seeds (default: start Ray locally)")
@@ -846,9 +1100,10 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     status = 0
     for k in range(len(selection.picks)):
-        bundle = export_bundle(selection, k, args.export, evaluate=not args.no_eval)
+        bundle = export_bundle(selection, k, args.export, evaluate=not args.no_eval, overwrite=args.overwrite, portable=not args.no_portable)
         files = " ".join(sorted(p.name for p in bundle.path.iterdir()))
-        print(f"exported {bundle.path}: {files}")
+        again = {"re-exported": " (replaced the earlier export of this trial)", "overwritten": " (replaced another trial's bundle: --overwrite)"}.get(bundle.replaced, "")
+        print(f"exported {bundle.path}{again}: {files}")
         if bundle.reproduced is not None:
             recorded = float(bundle.recorded["val_accuracy"])
             error = bundle.reproduction_error or 0.0
@@ -858,6 +1113,12 @@ def _main(args: argparse.Namespace) -> int:
                 status = EXIT_MISMATCH
         else:
             print(f"  weights {bundle.reproduce_note}")
+        portable = bundle.portable or {}
+        if "error" in portable:
+            print(f"  no portable file: {portable['error']}")
+        elif "val_accuracy" in portable:
+            runtime = "onnxruntime" if portable["format"] == "onnx" else "snntorch"
+            print(f"  {portable['file']} run by {runtime}: val_accuracy {portable['val_accuracy']:.4f}")
         if args.verify_seeds:
             print(f"  re-training with {args.verify_seeds} seeds on Ray ({args.address or 'local'}) …", flush=True)
             bundle = verify_seeds(bundle, args.verify_seeds, address=args.address, num_cpus=args.num_cpus)

@@ -578,6 +578,20 @@ def _check_combination(spec: Spec, entry: TrainableEntry, source: str) -> None:
             raise SpecError(source, f"fixed.{path}" if path in spec.fixed else path, describe_validation_error(err)) from None
 
 
+#: Metrics a trial reports only when ``cost.latency`` is on.
+_LATENCY_METRICS = ("latency_ms", "throughput_sps")
+
+
+def _latency_on(spec: Spec) -> bool:
+    """Whether every trial of the spec times its model (``cost.latency`` fixed true, as typed)."""
+    from trainables.config import CostConfig
+
+    try:
+        return "cost.latency" not in spec.space and CostConfig.model_validate({"latency": spec.fixed.get("cost.latency", False)}).latency
+    except ValueError:
+        return False  # the config check reports the bad value itself
+
+
 def _check_semantics(spec: Spec, source: str) -> None:
     """Cross-field checks of the spec itself: references, metrics, sampler fit."""
     reportable = set(spec.entry.report_keys)
@@ -609,6 +623,12 @@ def _check_semantics(spec: Spec, source: str) -> None:
         metric, _ = spec.scheduler_metric
         if metric not in reportable:
             raise SpecError(source, "scheduler.metric", f"unknown metric {metric!r}")
+    timed = [m for m in (*spec.metrics, *(c.metric for c in spec.constraints)) if m in _LATENCY_METRICS]
+    if timed and not _latency_on(spec):
+        raise SpecError(
+            source, "fixed", f"{timed[0]} is measured only with cost.latency: true; add 'cost.latency: true' to fixed "
+            "(or --set cost.latency=true)"
+        )
 
     if spec.sampler.name == "grid":
         for name, param in spec.space.items():

@@ -52,6 +52,7 @@ def test_digits_shapes_classes_and_split_sizes(digits_raw: Any) -> None:
     s = digits_raw
     n_pool = 1797 - 360  # fixed stratified 20 % test split: ceil(0.2 * 1797) = 360
     assert s.info == DataInfo("digits", (1, 8, 8), 10, n_pool - round(0.1 * n_pool), round(0.1 * n_pool), 360)
+    assert s.info.class_names == tuple("0123456789") and "counts 0..16 divided by 16" in s.info.natural_units
     assert s.x_train.shape == (s.info.n_train, 1, 8, 8) and s.x_train.dtype == torch.float32
     assert s.x_val.shape == (144, 1, 8, 8) and s.x_test.shape == (360, 1, 8, 8)
     assert s.y_train.dtype == torch.int64

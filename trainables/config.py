@@ -256,9 +256,18 @@ class BudgetConfig(ConfigModel):
 
 
 class CostConfig(ConfigModel):
-    """The ``cost`` section: which energy-per-operation preset counts ``energy_uj``."""
+    """The ``cost`` section: the energy preset, and whether to time the deployable model.
+
+    ``energy_model`` is the energy-per-operation preset that counts ``energy_uj``. With
+    ``latency: true`` every report also carries ``latency_ms`` (median forward time at batch 1)
+    and ``throughput_sps`` (samples per second at batch 256) of the deployable model (inputs in
+    natural units, preprocessing included) on the trial's device, with ``latency_threads``
+    threads on CPU, and ``latency_device`` names what was timed. Without it both are NaN.
+    """
 
     energy_model: Literal[tuple(ENERGY_MODELS)] = "fp32_45nm"  # type: ignore[valid-type]
+    latency: bool = False
+    latency_threads: int = Field(default=1, ge=1)
 
 
 class RuntimeConfig(ConfigModel):

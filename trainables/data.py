@@ -19,7 +19,7 @@ import socket
 import urllib.error
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,9 @@ class DataInfo:
             ``train_subset``).
         n_val: Samples in the validation split.
         n_test: Samples in the official test split.
+        class_names: Name of each class (``"0"``, ``"1"``, … when the dataset has none).
+        natural_units: What the model's inputs are before normalisation, in words: the
+            values an exported model takes (``"pixels in [0, 1] (uint8 / 255)"``).
     """
 
     name: str
@@ -90,6 +93,9 @@ class DataInfo:
     n_train: int
     n_val: int
     n_test: int
+    # Descriptive: two infos with the same shapes and sizes are equal whatever their names.
+    class_names: tuple[str, ...] = field(default=(), compare=False)
+    natural_units: str = field(default="", compare=False)
 
 
 @dataclass
@@ -148,6 +154,7 @@ class _RawData:
     x_test: Tensor
     y_test: Tensor
     num_classes: int
+    class_names: tuple[str, ...] | None = None  # None: the class indices are the names
 
 
 def _load_raw(cfg: Mapping[str, Any]) -> _RawData:
@@ -176,7 +183,10 @@ def _load_digits() -> _RawData:
     # Sorted so the split_seed permutation acts on a canonical order of the training pool.
     train_t = torch.from_numpy(np.sort(train_idx))
     test_t = torch.from_numpy(np.sort(test_idx))
-    return _RawData(images[train_t], labels[train_t], images[test_t], labels[test_t], num_classes=10)
+    return _RawData(
+        images[train_t], labels[train_t], images[test_t], labels[test_t], num_classes=10,
+        class_names=tuple(str(c) for c in bunch.target_names),
+    )
 
 
 @dataclass(frozen=True)
@@ -311,7 +321,8 @@ def _load_torchvision(name: str, root: Path, download: bool) -> _RawData:
     y_train, y_test = (torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64) for ds in (train, test))
     # The class list is the dataset's definition; the label check guards a hand-made copy.
     num_classes = max(len(train.classes), int(max(y_train.max(), y_test.max())) + 1)
-    return _RawData(x_train, y_train, x_test, y_test, num_classes)
+    names = tuple(str(c) for c in train.classes) if len(train.classes) == num_classes else None
+    return _RawData(x_train, y_train, x_test, y_test, num_classes, class_names=names)
 
 
 def _images_nchw(data: Any) -> Tensor:
@@ -351,6 +362,10 @@ def _load_npz(path_value: str | os.PathLike[str] | None) -> _RawData:
                 arrays[key] = archive[key]
             except (ValueError, OSError, zipfile.BadZipFile) as exc:
                 raise DataError(f"{path}: array {key} cannot be read ({_short_reason(exc)}): {_NPZ_FIX}") from exc
+        try:
+            names = archive["class_names"] if "class_names" in archive.files else None
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: class_names cannot be read ({_short_reason(exc)}): save it as a numpy array of strings") from exc
 
     x_train = _npz_images(path, "x_train", arrays["x_train"])
     x_test = _npz_images(path, "x_test", arrays["x_test"])
@@ -369,7 +384,19 @@ def _load_npz(path_value: str | os.PathLike[str] | None) -> _RawData:
             "scored on them; relabel the classes 0..K-1 over both splits or drop those test samples"
         )
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    return _RawData(x_train, y_train, x_test, y_test, num_classes)
+    return _RawData(x_train, y_train, x_test, y_test, num_classes, class_names=_npz_class_names(path, names, num_classes))
+
+
+def _npz_class_names(path: Path, names: np.ndarray | None, num_classes: int) -> tuple[str, ...] | None:
+    """The optional ``class_names`` array of an ``.npz`` file: one string per class."""
+    if names is None:
+        return None
+    if names.ndim != 1 or len(names) != num_classes or names.dtype.kind not in "US":
+        raise DataError(
+            f"{path}: class_names must be {num_classes} strings, one per class label 0..{num_classes - 1} "
+            f"(found shape {names.shape}, dtype {names.dtype})"
+        )
+    return tuple(str(n) for n in names.tolist())
 
 
 def _npz_images(path: Path, key: str, x: np.ndarray) -> Tensor:
@@ -445,6 +472,14 @@ def _as_float(x: Tensor) -> Tensor:
     return x.to(torch.float32)
 
 
+def _natural_units(name: str, raw: _RawData) -> str:
+    if name == "digits":
+        return "pixel intensities in [0, 1] (scikit-learn's counts 0..16 divided by 16)"
+    if raw.x_train.dtype == torch.uint8:
+        return "pixels in [0, 1] (uint8 values divided by 255)"
+    return "the .npz file's values as stored (float32)"
+
+
 def _info(name: str, raw: _RawData, train_idx: Tensor, val_idx: Tensor) -> DataInfo:
     c, h, w = (int(s) for s in raw.x_train.shape[1:])
     return DataInfo(
@@ -454,6 +489,8 @@ def _info(name: str, raw: _RawData, train_idx: Tensor, val_idx: Tensor) -> DataI
         n_train=len(train_idx),
         n_val=len(val_idx),
         n_test=len(raw.x_test),
+        class_names=raw.class_names or tuple(str(k) for k in range(raw.num_classes)),
+        natural_units=_natural_units(name, raw),
     )
 
 

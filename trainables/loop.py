@@ -65,10 +65,18 @@ class Training(Protocol):
     def build_model(cls, config: TrialConfig, info: Any) -> Any:
         """The ``nn.Module`` of a config with the shapes its trained state dict needs."""
 
+    def deployable(self) -> Any:
+        """The trained network as a :class:`~trainables.deploy.DeployableModel` (natural units in, logits out)."""
+
 
 def checkpoint_state(run: Training, config: TrialConfig) -> dict[str, Any]:
-    """What a checkpoint holds: the run's state dict and the resolved config (JSON)."""
-    return {**run.state_dict(), "config": json.dumps(config.model_dump())}
+    """What a checkpoint holds: the run's state dict, the resolved config (JSON) and, for
+    families with a deployable model, its input preprocessing (JSON; what an export needs)."""
+    state = {**run.state_dict(), "config": json.dumps(config.model_dump())}
+    deployable = getattr(run, "deployable", None)
+    if deployable is not None:
+        state["preprocessing"] = deployable().preprocessing.to_json()
+    return state
 
 
 def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
@@ -98,6 +106,7 @@ def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             state = load_state(directory, map_location=run.device)
         state.pop("config", None)
+        state.pop("preprocessing", None)
         run.load_state_dict(state)
     every = cfg.budget.checkpoint_every
     if checkpoint is not None and run.epoch >= run.epochs:
@@ -114,7 +123,13 @@ def _report(run: Training, cfg: TrialConfig, entry: TrainableEntry, checkpoint: 
 
     from trainables.training import save_state
 
-    report = make_report(run.metrics(), entry.extra_report_keys)
+    values = run.metrics()
+    if cfg.cost.latency:
+        from trainables.deploy import measure_latency
+
+        model = run.deployable()
+        values.update(measure_latency(model, model.input_shape, run.device, threads=cfg.cost.latency_threads))
+    report = make_report(values, entry.extra_report_keys)
     if not checkpoint:
         tune.report(report)
         return

@@ -44,6 +44,12 @@ class TrainableEntry:
         description: One line for ``--help`` and docs.
         example: A tiny, fast config over the defaults (embedded data, a couple of epochs): what
             the conformance test (``tests/test_trainable_contract.py``) trains for every family.
+        exporter: The module that writes the family's portable model files into a bundle
+            (``model.onnx``, ``model.nir``), imported on first use; ``None`` for none. It
+            defines ``export_files(model, directory, metadata) -> dict`` (from the
+            :class:`~trainables.deploy.DeployableModel`; returns a JSON-ready dict with
+            ``format``, ``file`` and what the card shows) and ``run_files(directory, x) ->
+            logits`` (runs the written file with its own runtime on inputs in natural units).
     """
 
     name: str
@@ -52,6 +58,7 @@ class TrainableEntry:
     metrics: tuple[Metric, ...] = ()
     description: str = ""
     example: Mapping[str, Any] = field(default_factory=dict)
+    exporter: str | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -98,6 +105,18 @@ class TrainableEntry:
     def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:
         """``torch.nn.Module`` of a trial config, with the shapes its state dict needs."""
         return self.training_class().build_model(self.resolve(config), info)
+
+    def export(self, model: Any, directory: Any, metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write the family's portable model files for a deployable model (None: the family has none)."""
+        if self.exporter is None:
+            return None
+        return importlib.import_module(self.exporter).export_files(model, directory, metadata)
+
+    def run_exported(self, directory: Any, x: Any) -> Any:
+        """Logits of the portable file in ``directory`` on inputs ``x`` in natural units, by its own runtime."""
+        if self.exporter is None:
+            raise ValueError(f"trainable {self.name!r} exports no portable model file")
+        return importlib.import_module(self.exporter).run_files(directory, x)
 
 
 def register_trainable(entry: TrainableEntry) -> TrainableEntry:

@@ -67,11 +67,17 @@ BASE_METRICS: tuple[Metric, ...] = (
     Metric("train_time_s", "min", "training time", "s", kind="progress"),  # cumulative wall time of this trial
     Metric("budget_fraction", None, "budget fraction", kind="progress"),  # epoch / epochs
     Metric("test_accuracy", "max", "test accuracy", kind="quality"),  # at full budget only; NaN before (never an objective)
+    Metric("latency_ms", "min", "latency at batch 1", "ms", kind="cost"),  # measured with cost.latency; NaN otherwise
+    Metric("throughput_sps", "max", "throughput at batch 256", "samples / s", kind="cost"),  # likewise
 )
 BASE_KEYS: tuple[str, ...] = tuple(m.name for m in BASE_METRICS)
 
-#: Where a report was made (not a metric): the Ray node that ran the trial.
-INFO_KEYS: tuple[str, ...] = ("node_id",)
+#: Where a report was made (not metrics): the Ray node that ran the trial, and the device
+#: that ``latency_ms`` was measured on (None without ``cost.latency``).
+INFO_KEYS: tuple[str, ...] = ("node_id", "latency_device")
+
+#: Contract keys a trainable may leave out of a report: NaN then (measured only sometimes).
+OPTIONAL_KEYS: tuple[str, ...] = ("test_accuracy", "latency_ms", "throughput_sps")
 
 #: The contract's cost keys (lower is better).
 COST_KEYS: tuple[str, ...] = tuple(m.name for m in BASE_METRICS if m.kind == "cost")
@@ -124,7 +130,8 @@ def make_report(values: Mapping[str, Any], extra_keys: Sequence[str] = ()) -> di
 
     Args:
         values: The metrics of this epoch. Must contain every key of ``BASE_KEYS`` except
-            ``test_accuracy``, which defaults to NaN, and every key of ``extra_keys``.
+            those of ``OPTIONAL_KEYS`` (``test_accuracy``, ``latency_ms``, ``throughput_sps``),
+            which default to NaN, and every key of ``extra_keys``.
         extra_keys: The trainable family's own keys (e.g. ``spike_rate``).
 
     Raises:
@@ -133,13 +140,14 @@ def make_report(values: Mapping[str, Any], extra_keys: Sequence[str] = ()) -> di
     report: dict[str, Any] = {}
     for key in (*BASE_KEYS, *extra_keys):
         if key not in values:
-            if key == "test_accuracy":
+            if key in OPTIONAL_KEYS:
                 report[key] = math.nan
                 continue
             raise KeyError(f"report is missing contract key {key!r}")
         value = values[key]
         report[key] = value if isinstance(value, (str, bool)) else _to_number(value)
     report["node_id"] = _node_id()
+    report["latency_device"] = values.get("latency_device")
     return report
 
 

@@ -24,6 +24,7 @@ ENTRY = register_trainable(
         name="g2g",
         config=G2GConfig,
         training="trainables.g2g.trainable:G2GTraining",
+        exporter="trainables.g2g.export",
         metrics=G2G_METRICS,
         description="G2GNet: group-to-group sparse MLP with DST (and dense / Erdős–Rényi baselines)",
         example={

@@ -17,6 +17,7 @@ import torch
 
 from trainables.costs import energy_model, model_costs
 from trainables.data import DataInfo, Splits, load_splits
+from trainables.deploy import DeployableModel, Preprocessing
 from trainables.g2g.config import G2GConfig
 from trainables.g2g.model import G2GNet, build_model
 from trainables.g2g.rewiring import DynamicSparseTraining
@@ -54,6 +55,7 @@ class G2GTraining:
         torch.manual_seed(seed)
         self.splits = splits if splits is not None else load_splits(cfg.data, device=self.device)
         self.model: G2GNet = build_model(cfg, self.splits.info).to(self.device)
+        self._preprocessing: Preprocessing | None = None
         self.batch_size = cfg.optim.batch_size
         self.epochs = cfg.budget.epochs
         self.steps_per_epoch = math.ceil(len(self.splits.y_train) / self.batch_size)
@@ -86,6 +88,12 @@ class G2GTraining:
         self.train_time_s += time.perf_counter() - started
         self.epoch += 1
         return loss
+
+    def deployable(self) -> DeployableModel:
+        """The network behind its input standardisation: natural units in, logits out."""
+        if self._preprocessing is None:
+            self._preprocessing = Preprocessing.from_splits(self.splits)
+        return DeployableModel(self.model, self._preprocessing)
 
     @classmethod
     def build_model(cls, config: G2GConfig, info: DataInfo) -> G2GNet:

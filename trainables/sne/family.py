@@ -33,6 +33,7 @@ ENTRY = register_trainable(
         name="sne",
         config=SNETrialConfig,
         training="trainables.sne.trainable:SNETraining",
+        exporter="trainables.sne.nir_export",
         metrics=SNE_METRICS,
         description="SNE: a teacher ANN distilled into an ensemble of spiking students, run as adaptive subsets",
         example={

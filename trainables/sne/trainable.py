@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from trainables.costs import energy_model
 from trainables.data import DataInfo, Splits, load_splits
+from trainables.deploy import DeployableModel, Preprocessing
 from trainables.sne.adaptive import (
     DYNAMIC_THRESHOLDS,
     EnsembleOutputs,
@@ -118,6 +119,7 @@ class SNETraining:
         torch.manual_seed(seed)
         self.splits = splits if splits is not None else load_splits(cfg.data, device=self.device)
         self.info = self.splits.info
+        self._preprocessing: Preprocessing | None = None
         self.energy = energy_model(cfg.cost.energy_model)
 
         started = time.perf_counter()
@@ -142,6 +144,12 @@ class SNETraining:
         self.plans = [student_cost_plan(s, self.info.input_shape) for s in self.ensemble.students]
         self.epoch = 0
         self.train_time_s = time.perf_counter() - started
+
+    def deployable(self) -> DeployableModel:
+        """The ensemble behind its input standardisation (natural units in, logits of the active students out)."""
+        if self._preprocessing is None:
+            self._preprocessing = Preprocessing.from_splits(self.splits)
+        return DeployableModel(self.ensemble, self._preprocessing)
 
     @classmethod
     def build_model(cls, config: SNETrialConfig, info: DataInfo) -> SpikingEnsemble:

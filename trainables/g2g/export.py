@@ -1,0 +1,58 @@
+"""Portable files of a G2G bundle: ``model.onnx``.
+
+Before export, edge-granular layers (:class:`~trainables.g2g.layers.MaskedLinear`) become plain
+linear layers holding their masked weight ``W ⊙ M``, so the graph has one ``Gemm`` per layer
+whose zeros :func:`~trainables.onnx_export.export_onnx` stores sparse; block-granular layers
+export as they run (gather + batched matmul). The exported graph takes inputs in natural
+units and returns logits, like the bundle's PyTorch model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from trainables.deploy import DeployableModel
+from trainables.g2g.layers import MaskedLinear
+from trainables.onnx_export import export_onnx
+
+__all__ = ["ONNX_FILE", "export_files", "inference_copy", "run_files"]
+
+ONNX_FILE = "model.onnx"
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose masked layers are plain ``nn.Linear`` with the masked weights."""
+    model = copy.deepcopy(model).eval().cpu()
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, MaskedLinear) and child.mask is not None:
+                linear = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+                linear.weight.data.copy_(child.effective_weight().detach())
+                if child.bias is not None:
+                    linear.bias.data.copy_(child.bias.detach())
+                setattr(module, child_name, linear)
+    return model
+
+
+def export_files(model: DeployableModel, directory: str | Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``model.onnx`` into ``directory``; returns what the card shows (opset, ops, MACs)."""
+    info = export_onnx(inference_copy(model), Path(directory) / ONNX_FILE, model.input_shape, metadata)
+    return {"format": "onnx", "file": ONNX_FILE, **info}
+
+
+def run_files(directory: str | Path, x: Any) -> Any:
+    """Logits of ``model.onnx`` by onnxruntime (CPU) on ``x`` (``N × C × H × W`` natural units)."""
+    import numpy as np
+
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError(f"running model.onnx needs onnxruntime: pip install -e '.[deploy]' ({exc})") from None
+    session = onnxruntime.InferenceSession(str(Path(directory) / ONNX_FILE), providers=["CPUExecutionProvider"])
+    batch = np.asarray(x, dtype=np.float32)
+    return np.concatenate([session.run(None, {"input": batch[i : i + 1024]})[0] for i in range(0, len(batch), 1024)])
