@@ -262,3 +262,57 @@ def test_a_directory_holding_another_trials_bundle_needs_overwrite(trained, tmp_
     assert main([str(trained), "--top", "2", "--export", str(tmp_path / "b"), "--no-eval", "--no-portable", "--overwrite"]) == 0
     assert json.loads((target / "metrics.json").read_text())["trial_id"] == other.trial_id
     assert "replaced another trial's bundle" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# NeuroBench on a G2G net
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("granularity", ["block", "edge"])
+def test_neurobench_sees_our_connectivity_and_dense_count(granularity, tmp_path):
+    pytest.importorskip("neurobench", reason="pip install --no-deps neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.static import ConnectionSparsity
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from trainables.g2g.export import neurobench_module
+
+    cfg = G2G.resolve({"model.kind": "g2g", "model.granularity": granularity, "model.groups": 4, "model.width": 64, "model.depth": 2, "model.grouping": "mixer"})
+    net = G2G.build_model(cfg, _INFO).eval()
+    deployable = DeployableModel(net, _PREP).eval()
+    sequential = neurobench_module(deployable)
+    x = torch.rand(40, *_PREP.input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(sequential(x), deployable(x), atol=1e-5, rtol=1e-5)
+    bench = Benchmark(
+        TorchModel(sequential), DataLoader(TensorDataset(x, torch.zeros(40, dtype=torch.long)), batch_size=16), [], [lambda p: p.argmax(-1)],
+        [[ConnectionSparsity], [SynapticOperations, ActivationSparsity]],
+    )
+    result = bench.run(quiet=True)
+    ops = result["SynapticOperations"]
+    export = export_onnx(inference_copy(deployable), tmp_path / "m.onnx", _PREP.input_shape)
+    total = sum(m.weight.numel() for m in sequential if isinstance(m, torch.nn.Linear))
+    # NeuroBench's dense count is every weight of the dense-shaped layers: the ONNX graph's
+    # dense count for masked layers; block layers' graph never holds the zeros at all.
+    assert ops["Dense"] == total
+    if granularity == "edge":
+        assert ops["Dense"] == export["macs"]["dense"]
+    else:
+        assert export["macs"]["dense"] == export["macs"]["effective"] < total
+    # Its connection sparsity is our connectivity's.
+    active = sum(int(m.connection_mask().sum()) for m in net.hidden) + net.classifier.weight.numel()
+    assert result["ConnectionSparsity"] == pytest.approx(round(1 - active / total, 4), abs=1e-4)
+    # NeuroBench skips zero activations (post-ReLU zeros); we count every active connection.
+    relu_outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: relu_outputs.append(o)) for m in sequential if isinstance(m, torch.nn.ReLU)]
+    with torch.no_grad():
+        sequential(x)
+    for hook in hooks:
+        hook.remove()
+    zeros = sum(int((o == 0).sum()) for o in relu_outputs) / sum(o.numel() for o in relu_outputs)
+    assert result["ActivationSparsity"] == pytest.approx(zeros, abs=1e-6)
+    assert ops["Effective_MACs"] <= model_costs(net, _PREP.input_shape).macs
+    assert ops["Effective_ACs"] == 0  # real-valued activations: no accumulate-only work

@@ -56,3 +56,32 @@ def run_files(directory: str | Path, x: Any) -> Any:
     session = onnxruntime.InferenceSession(str(Path(directory) / ONNX_FILE), providers=["CPUExecutionProvider"])
     batch = np.asarray(x, dtype=np.float32)
     return np.concatenate([session.run(None, {"input": batch[i : i + 1024]})[0] for i in range(0, len(batch), 1024)])
+
+
+def neurobench_module(model: nn.Module) -> nn.Sequential:
+    """The network as ``nn.Sequential`` of ``nn.Linear``/``nn.Conv2d`` and ``nn.ReLU`` modules.
+
+    NeuroBench finds connection layers and activations by module type, so the G2G net (whose
+    block layers are not ``nn.Linear`` and whose ReLU is functional) is given to it in this
+    equivalent form: every hidden layer as a linear layer holding its effective weight (zeros
+    outside the connectivity), each followed by an ``nn.ReLU``. The logits are the same.
+    """
+    from trainables.g2g.model import G2GNet
+
+    net = model.model if isinstance(model, DeployableModel) else model
+    if not isinstance(net, G2GNet):
+        raise TypeError(f"expected a G2GNet, got {type(net).__name__}")
+    layers: list[nn.Module] = []
+    if isinstance(model, DeployableModel):
+        layers.append(copy.deepcopy(model.preprocess))
+    frontend = copy.deepcopy(net.frontend)
+    layers += [frontend.conv, nn.Flatten(1)] if hasattr(frontend, "conv") else [nn.Flatten(1)]
+    for layer in net.hidden:
+        weight = layer.effective_weight().detach()
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None)
+        linear.weight.data.copy_(weight)
+        if layer.bias is not None:
+            linear.bias.data.copy_(layer.bias.detach())
+        layers += [linear, nn.ReLU()]
+    layers.append(copy.deepcopy(net.classifier))
+    return nn.Sequential(*layers).eval()
