@@ -66,6 +66,7 @@ __all__ = [
     "SeedCheck",
     "Selection",
     "export_bundle",
+    "load_bundle",
     "load_bundle_model",
     "select_trials",
     "verify_seeds",

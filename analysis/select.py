@@ -703,6 +703,8 @@ def export_bundle(
             exported = entry.export(model, path, metadata)
         except ImportError as exc:
             exported = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001  (the PyTorch bundle stands; say why the portable file is missing)
+            exported = {"error": f"the {run.spec.trainable} exporter failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"}
 
     reproduced, note = None, ""
     if evaluate:
@@ -715,7 +717,7 @@ def export_bundle(
                 figures = getattr(importlib.import_module(entry.exporter), "neurobench_figures", None)
                 if figures is not None:
                     try:
-                        exported["neurobench"] = figures(path, splits.x_val, splits.y_val)
+                        exported["neurobench"] = figures(path, load_bundle(path), splits.x_val, splits.y_val)
                     except ImportError as exc:
                         exported["neurobench_error"] = str(exc)
         except DataError as exc:
@@ -1002,9 +1004,12 @@ def _portable_lines(bundle: Bundle) -> list[str]:
         )
     else:
         lines += [portable.get("summary", "")]
-        if portable.get("neurobench"):
-            lines += ["", "NeuroBench's figures for this graph (snntorch import, validation split):", ""]
-            lines += _table(["NeuroBench metric", "value"], [[k, _fmt(v)] for k, v in portable["neurobench"].items()])
+    if portable.get("neurobench"):
+        source = "the snntorch import of this graph" if portable["format"] == "nir" else "the model as nn.Linear + nn.ReLU layers"
+        lines += ["", f"NeuroBench's figures (per sample, validation split, {source}; see the README for how they differ from ours):", ""]
+        lines += _table(["NeuroBench metric", "value"], [[k, _fmt(v)] for k, v in portable["neurobench"].items()])
+    elif portable.get("neurobench_error"):
+        lines += ["", f"NeuroBench's figures were not computed: {portable['neurobench_error']}."]
     if "val_accuracy" in portable:
         delta = abs(portable["val_accuracy"] - float(recorded)) if recorded is not None else math.nan
         runtime = "onnxruntime" if portable["format"] == "onnx" else "snntorch"

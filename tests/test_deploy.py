@@ -172,6 +172,10 @@ def test_bundle_onnx_classifies_digits_in_natural_units_as_recorded(trained, tmp
     assert json.loads(meta["preprocessing"])["class_names"] == list("0123456789")
     card = (bundle.path / "card.md").read_text()
     assert f"| counted from the ONNX graph, non-zero weights | {int(row['macs'])} |" in card
+    if bundle.portable.get("neurobench"):
+        figures = bundle.portable["neurobench"]
+        assert figures["accuracy"] == pytest.approx(accuracy) and figures["effective_macs"] <= row["macs"]
+        assert "NeuroBench's figures" in card
     # scikit-learn's own digits, as the card says to feed them, are classified as well as recorded
     # (they include the training split, so a little better is fine); raw counts are not.
     x, y = _digits_natural()

@@ -88,7 +88,7 @@ def test_neurobench_counts_our_synaptic_operations_on_spike_fed_linear_layers(di
     model = distilled.deployable().eval()
     nir.write(str(tmp_path / "model.nir"), ensemble_graph(model))
     ours = distilled.metrics()
-    figures = neurobench_figures(tmp_path, natural_inputs(distilled.splits, "val"), distilled.splits.y_val)
+    figures = neurobench_figures(tmp_path, model, natural_inputs(distilled.splits, "val"), distilled.splits.y_val)
     assert figures["accuracy"] == pytest.approx(ours["val_accuracy"], abs=1e-6)
     if model.model.students[0].shape == "mlp":
         # Spike-fed linear layers (hidden layers after the first, readouts): the same count.

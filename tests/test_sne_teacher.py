@@ -135,9 +135,10 @@ def _obtain_in_process(cache_dir: str, splits, barrier, results) -> None:
 
 
 def test_teacher_is_trained_exactly_once_by_four_concurrent_processes(tmp_path, splits):
-    # Separate processes, each opening the lock file itself, as Ray's trial workers do. Forked
-    # rather than spawned: the children need nothing re-imported, which keeps the test fast.
-    ctx = mp.get_context("fork")
+    # Separate processes, each opening the lock file itself, as Ray's trial workers do. Spawned,
+    # as Ray starts its workers: a child forked from this test process (which by now may run
+    # other libraries' threads) can hang on a lock one of those threads held at the fork.
+    ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(4)
     results = ctx.Queue()
     procs = [ctx.Process(target=_obtain_in_process, args=(str(tmp_path), splits, barrier, results)) for _ in range(4)]

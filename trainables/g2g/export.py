@@ -85,3 +85,45 @@ def neurobench_module(model: nn.Module) -> nn.Sequential:
         layers += [linear, nn.ReLU()]
     layers.append(copy.deepcopy(net.classifier))
     return nn.Sequential(*layers).eval()
+
+
+def neurobench_figures(directory: str | Path, model: DeployableModel, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:
+    """NeuroBench's workload and static metrics of a bundle's deployable model on ``x``, ``y``.
+
+    The model is given to NeuroBench's ``TorchModel`` as :func:`neurobench_module`.
+    NeuroBench's ``Effective_MACs`` skip zero activations (ReLU outputs), where ``macs``
+    counts every active connection; its connection sparsity is the zeros of the dense-shaped
+    layers (the G2G connectivity).
+
+    Returns:
+        ``effective_macs``, ``dense_ops``, ``activation_sparsity``, ``connection_sparsity``,
+        ``accuracy`` (per sample).
+    """
+    import importlib
+
+    try:
+        importlib.import_module("neurobench")
+    except ImportError as exc:
+        raise ImportError(f"NeuroBench's figures need: pip install --no-deps neurobench ({exc})") from None
+    import torch
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.static import ConnectionSparsity
+    from neurobench.metrics.workload import ActivationSparsity, ClassificationAccuracy, SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    module = neurobench_module(model)
+    loader = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)), batch_size=batch_size)
+    bench = Benchmark(
+        TorchModel(module), loader, [], [lambda p: p.argmax(-1)],
+        [[ConnectionSparsity], [SynapticOperations, ActivationSparsity, ClassificationAccuracy]],
+    )
+    results = bench.run(quiet=True)
+    ops = results["SynapticOperations"]
+    return {
+        "effective_macs": float(ops["Effective_MACs"]),
+        "dense_ops": float(ops["Dense"]),
+        "activation_sparsity": float(results["ActivationSparsity"]),
+        "connection_sparsity": float(results["ConnectionSparsity"]),
+        "accuracy": float(results["ClassificationAccuracy"]),
+    }

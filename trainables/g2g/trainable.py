@@ -93,7 +93,7 @@ class G2GTraining:
         """The network behind its input standardisation: natural units in, logits out."""
         if self._preprocessing is None:
             self._preprocessing = Preprocessing.from_splits(self.splits)
-        return DeployableModel(self.model, self._preprocessing)
+        return DeployableModel(self.model, self._preprocessing).to(self.device)
 
     @classmethod
     def build_model(cls, config: G2GConfig, info: DataInfo) -> G2GNet:

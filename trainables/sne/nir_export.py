@@ -221,8 +221,10 @@ def run_files(directory: str | Path, x: Any) -> Any:
     return run_nir(Path(directory) / NIR_FILE, torch.as_tensor(np.asarray(x))).numpy()
 
 
-def neurobench_figures(directory: str | Path, x: Tensor, y: Tensor, batch_size: int = 64) -> dict[str, float]:
-    """NeuroBench's workload and static metrics of ``model.nir`` imported by snntorch.
+def neurobench_figures(directory: str | Path, model: Any, x: Tensor, y: Tensor, batch_size: int = 64) -> dict[str, float]:
+    """NeuroBench's workload and static metrics of ``directory/model.nir`` imported by snntorch.
+
+    ``model`` (the bundle's deployable model) is not used: NeuroBench measures the NIR graph.
 
     Runs ``neurobench``'s ``SynapticOperations``, ``ActivationSparsity``,
     ``ConnectionSparsity`` and ``ClassificationAccuracy`` through its ``SNNTorchModel``, with

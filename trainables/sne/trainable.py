@@ -149,7 +149,7 @@ class SNETraining:
         """The ensemble behind its input standardisation (natural units in, logits of the active students out)."""
         if self._preprocessing is None:
             self._preprocessing = Preprocessing.from_splits(self.splits)
-        return DeployableModel(self.ensemble, self._preprocessing)
+        return DeployableModel(self.ensemble, self._preprocessing).to(self.device)
 
     @classmethod
     def build_model(cls, config: SNETrialConfig, info: DataInfo) -> SpikingEnsemble:
