@@ -47,7 +47,7 @@ __all__ = ["NIR_FILE", "DT", "ensemble_graph", "export_files", "import_nir", "ru
 NIR_FILE = "model.nir"
 #: The time step snntorch's NIR exporter and importer assume (they hard-code it).
 DT = 1e-4
-_INSTALL_HINT = "NIR export needs the deploy extra: pip install -e '.[deploy]' (nir, snntorch)"
+_INSTALL_HINT = "NIR export needs the deploy extra: pip install -e '.[deploy]' (nir, nirtorch, snntorch)"
 
 
 def _require(module: str) -> Any:
