@@ -505,9 +505,12 @@ def reevaluate(model: Any, data: Mapping[str, Any]) -> dict[str, float]:
     Raises:
         trainables.data.DataError: If the dataset cannot be loaded here.
     """
+    return _measure(model, natural_splits(data))
+
+
+def _measure(model: Any, splits: Any) -> dict[str, float]:
     from trainables.training import evaluate
 
-    splits = natural_splits(data)
     val_accuracy, val_loss = evaluate(model, splits.x_val, splits.y_val)
     test_accuracy, _ = evaluate(model, splits.x_test, splits.y_test)
     return {"val_accuracy": val_accuracy, "val_loss": val_loss, "test_accuracy": test_accuracy}
@@ -709,15 +712,16 @@ def export_bundle(
     reproduced, note = None, ""
     if evaluate:
         try:
-            reproduced = reevaluate(load_bundle(path), config["data"])
+            splits = natural_splits(config["data"])
+            reloaded = load_bundle(path)
+            reproduced = _measure(reloaded, splits)
             if exported and "file" in exported:
-                splits = natural_splits(config["data"])
                 logits = np.asarray(entry.run_exported(path, splits.x_val.numpy()))
                 exported["val_accuracy"] = float((logits.argmax(1) == splits.y_val.numpy()).mean())
                 figures = getattr(importlib.import_module(entry.exporter), "neurobench_figures", None)
                 if figures is not None:
                     try:
-                        exported["neurobench"] = figures(path, load_bundle(path), splits.x_val, splits.y_val)
+                        exported["neurobench"] = figures(path, reloaded, splits.x_val, splits.y_val)
                     except ImportError as exc:
                         exported["neurobench_error"] = str(exc)
         except DataError as exc:

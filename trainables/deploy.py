@@ -21,7 +21,7 @@ import json
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ __all__ = [
     "Preprocessing",
     "Standardize",
     "THROUGHPUT_BATCH",
+    "check_state_keys",
     "measure_latency",
     "natural_inputs",
 ]
@@ -68,7 +69,6 @@ class Preprocessing:
     dtype: str = "float32"
     output: str = "logits"
     layout: str = "NCHW"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_splits(cls, splits: Any) -> Preprocessing:

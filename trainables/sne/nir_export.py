@@ -157,11 +157,11 @@ def export_files(model: DeployableModel, directory: str | Path, metadata: Mappin
     return {"format": "nir", "file": NIR_FILE, "timesteps": timesteps, "students": students, "nodes": kinds, "summary": summary}
 
 
-def import_nir(path: str | Path, exact: bool = True) -> nn.Module:
+def import_nir(path: str | Path | Any, exact: bool = True) -> nn.Module:
     """Import a ``model.nir`` with snntorch (``snntorch.import_nir.import_from_nir``).
 
     Args:
-        path: The ``.nir`` file.
+        path: The ``.nir`` file, or a graph already read with ``nir.read``.
         exact: Patch each imported ``snn.Leaky`` to our neuron (reset by subtraction in the
             same step, spike at ``v ≥ θ``); for inference only (no surrogate gradient).
 
@@ -173,7 +173,7 @@ def import_nir(path: str | Path, exact: bool = True) -> nn.Module:
     from snntorch.import_nir import import_from_nir
 
     with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its graph rewrites
-        net = import_from_nir(nir.read(str(path)))
+        net = import_from_nir(path if isinstance(path, nir.NIRGraph) else nir.read(str(path)))
     if exact:
         for module in net.modules():
             if isinstance(module, snn.Leaky):
@@ -197,16 +197,21 @@ def run_nir(path: str | Path, x: Tensor, timesteps: int | None = None, exact: bo
     """Logits of a ``model.nir`` run by snntorch on ``x`` (natural units): the mean over ``T`` steps.
 
     Args:
-        path: The ``.nir`` file (or an already imported module).
+        path: The ``.nir`` file (or an already imported module, with ``timesteps``).
         x: ``N × C × H × W`` inputs.
         timesteps: ``T``; default: the graph's own (its ``timesteps`` metadata).
         exact: See :func:`import_nir`.
         per_step: Return the ``T × N × classes`` outputs instead of their mean.
     """
-    if timesteps is None:
+    if isinstance(path, nn.Module):
+        net = path
+    else:
         nir = _require("nir")
-        timesteps = int(nir.read(str(path)).metadata["timesteps"])
-    net = path if isinstance(path, nn.Module) else import_nir(path, exact=exact)
+        graph = nir.read(str(path))
+        timesteps = int(graph.metadata["timesteps"]) if timesteps is None else timesteps
+        net = import_nir(graph, exact=exact)
+    if timesteps is None:
+        raise ValueError("timesteps is required with an already imported module")
     outputs = []
     for start in range(0, len(x), 512):
         batch = torch.as_tensor(x[start : start + 512], dtype=torch.float32)
@@ -246,9 +251,9 @@ def neurobench_figures(directory: str | Path, model: Any, x: Tensor, y: Tensor, 
     from neurobench.models import SNNTorchModel
     from torch.utils.data import DataLoader, TensorDataset
 
-    path = Path(directory) / NIR_FILE
-    timesteps = int(nir.read(str(path)).metadata["timesteps"])
-    net = import_nir(path)
+    graph = nir.read(str(Path(directory) / NIR_FILE))
+    timesteps = int(graph.metadata["timesteps"])
+    net = import_nir(graph)
     loader = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)), batch_size=batch_size)
 
     def direct(data: Any) -> Any:
