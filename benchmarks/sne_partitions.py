@@ -1,14 +1,18 @@
 """Partition comparison for SNE: informed (correlation, class) vs sequential vs random, over seeds.
 
-Runs one grid sweep (partition x seed, everything else fixed) through the normal sweep CLI on the
-embedded digits, then prints, for every subset size k, the mean and standard deviation over seeds
-of the test accuracy of each partition, as JSON and as a Markdown table::
+Runs one grid sweep (partition x seed x ensemble size K, everything else fixed) through the
+normal sweep CLI, then prints, for every K and subset size k, the mean and standard deviation over
+seeds of the test accuracy of each partition, as JSON and as Markdown tables::
 
-    python -m benchmarks.sne_partitions --storage runs            # run the sweep, then report
-    python -m benchmarks.sne_partitions --read runs/sne_partitions # report an existing sweep
+    python -m benchmarks.sne_partitions --storage runs             # digits28, K in {4, 8}, 5 seeds
+    python -m benchmarks.sne_partitions --data digits --students 4  # the embedded 8x8 digits
+    python -m benchmarks.sne_partitions --read runs/sne_partitions  # report an existing sweep
 
-The teacher is shared by every trial (``teacher.seed`` is fixed; the trial ``seed`` drives the
-students, the data order and the seeded partitions), so the rows differ only by the partition.
+``digits28`` (the default) is the harder offline set: scikit-learn's digits redrawn at 28x28 with
+strong distortions and clutter (see ``trainables.data``). The teacher is shared by every trial
+(``teacher.seed`` is fixed; the trial ``seed`` drives the students, the data order and the seeded
+partitions), so the rows differ only by the partition. ``--teacher-checkpoint`` reuses a trained
+teacher of the same config (e.g. the ``teacher-*.pt`` of an earlier sweep's cache).
 """
 
 from __future__ import annotations
@@ -29,31 +33,46 @@ __all__ = ["partition_spec", "partition_table", "to_markdown", "main"]
 PARTITIONS = ("correlation", "class", "sequential", "random")
 
 
-def partition_spec(seeds: int, students: int, epochs: int, width: int) -> dict[str, Any]:
-    """The grid sweep: ``sne.partition`` x ``seed``, small mlp students, digits."""
+def partition_spec(
+    seeds: int,
+    students: Sequence[int],
+    epochs: int,
+    width: int,
+    data: str = "digits28",
+    teacher_epochs: int = 10,
+    teacher_checkpoint: str | None = None,
+) -> dict[str, Any]:
+    """The grid sweep: ``sne.partition`` x ``seed`` x ``sne.students``, mlp students with batch norm."""
+    space: dict[str, Any] = {"sne.partition": {"choice": list(PARTITIONS)}, "seed": {"choice": list(range(seeds))}}
+    if len(students) > 1:
+        space["sne.students"] = {"choice": list(students)}
+    fixed: dict[str, Any] = {} if len(students) > 1 else {"sne.students": students[0]}
+    if teacher_checkpoint:
+        fixed["teacher.checkpoint"] = str(Path(teacher_checkpoint).resolve())
     return {
         "name": "sne_partitions",
         "trainable": "sne",
         "description": "partition comparison: informed vs sequential vs random, mean over seeds",
-        "data": {"name": "digits", "val_fraction": 0.2},
+        "data": {"name": data, "val_fraction": 0.2},
         "budget": {"epochs": epochs},
         "objectives": [{"metric": "val_accuracy", "mode": "max"}, {"metric": "energy_uj", "mode": "min"}],
-        "space": {"sne.partition": {"choice": list(PARTITIONS)}, "seed": {"choice": list(range(seeds))}},
+        "space": space,
         "fixed": {
+            **fixed,
             "teacher.arch": "cnn",
             "teacher.width": 32,
-            "teacher.epochs": 20,
-            "sne.students": students,
+            "teacher.epochs": teacher_epochs,
             "sne.active": 1,
             "sne.timesteps": 4,
             "sne.dropout": 0.25,
             "student.shape": "mlp",
             "student.width": width,
             "student.depth": 1,
+            "student.norm": "batch",
             "optim.batch_size": 64,
         },
         "sampler": {"name": "grid"},
-        "run": {"num_samples": seeds * len(PARTITIONS), "resources": {"cpu": 1}, "seed": 0},
+        "run": {"num_samples": seeds * len(PARTITIONS) * len(students), "resources": {"cpu": 1}, "seed": 0},
     }
 
 
@@ -63,6 +82,17 @@ def partition_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Args:
         rows: ``trials.parquet`` rows of the partition sweep (full-budget trials are used).
     """
+    from trainables.sne.adaptive import SubsetCurve
+
+    by_k: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_k.setdefault(int(row.get("sne.students") or 0), []).append(row)
+    if len(by_k) > 1:
+        return {"by_students": {k: _one_table(by_k[k]) for k in sorted(by_k)}}
+    return _one_table(rows)
+
+
+def _one_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     from trainables.sne.adaptive import SubsetCurve
 
     per: dict[str, list[SubsetCurve]] = {}
@@ -95,7 +125,9 @@ def partition_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def to_markdown(table: dict[str, Any]) -> str:
-    """Rows: partitions; columns: k; cells: mean ± std test accuracy over seeds."""
+    """Rows: partitions; columns: k; cells: mean ± std test accuracy over seeds (one table per K)."""
+    if "by_students" in table:
+        return "\n\n".join(f"K = {k}:\n\n{to_markdown(t)}" for k, t in table["by_students"].items())
     parts = table["partitions"]
     if not parts:
         return "(no finished trials)"
@@ -114,10 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sne_partitions", description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default="runs", help="parent of the run dir (default runs)")
     parser.add_argument("--read", metavar="RUN_DIR", help="report an existing partition sweep instead of running one")
+    parser.add_argument("--data", default="digits28", help="data.name (default digits28, the harder offline set)")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--students", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--width", type=int, default=32, help="hidden units of each mlp student")
+    parser.add_argument("--students", type=int, nargs="+", default=[4, 8], help="ensemble sizes K (default 4 8)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--width", type=int, default=128, help="hidden units of each mlp student")
+    parser.add_argument("--teacher-epochs", type=int, default=10)
+    parser.add_argument("--teacher-checkpoint", help="a trained teacher of the same config to load instead of training")
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -130,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from search.run import main as run_sweep
 
-        spec = partition_spec(args.seeds, args.students, args.epochs, args.width)
+        spec = partition_spec(
+            args.seeds, args.students, args.epochs, args.width, args.data, args.teacher_epochs, args.teacher_checkpoint
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sne_partitions.yaml"
             path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -102,11 +102,26 @@ def test_check_available_matches_load_splits_for_digits(digits_raw: Any) -> None
     assert check_available({"name": "digits"}) == digits_raw.info
 
 
+def test_digits28_is_a_fixed_set_of_distinct_28x28_images() -> None:
+    from trainables.data import DIGITS28_SIZES, _load_digits28
+
+    a, b = _load_digits28(), _load_digits28()
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_test, b.x_test), "the same pixels on every run"
+    assert a.x_train.dtype == torch.uint8 and tuple(a.x_train.shape[1:]) == (1, 28, 28)
+    assert (len(a.x_train), len(a.x_test)) == DIGITS28_SIZES
+    assert set(a.y_train.tolist()) == set(a.y_test.tolist()) == set(range(10))
+    splits = load_splits({"name": "digits28", "val_fraction": 0.2, "normalize": False})
+    assert splits.info.input_shape == (1, 28, 28) and splits.info.n_test == DIGITS28_SIZES[1]
+    assert 0.0 <= float(splits.x_train.min()) and float(splits.x_train.max()) <= 1.0
+    # Distorted, not resized: no two samples of the training pool are the same image.
+    assert len({row.tobytes() for row in a.x_train.flatten(1).numpy()}) == len(a.x_train)
+
+
 def test_config_validation() -> None:
     # The DataConfig model names the offending key and, for a bad name, the allowed ones.
     with pytest.raises(ValueError, match=r"val_frac\n\s+Extra inputs are not permitted"):  # an unknown key
         load_splits({"name": "digits", "val_frac": 0.2})
-    with pytest.raises(ValueError, match=r"name\n\s+Input should be 'digits', 'fashion_mnist', 'cifar10', 'cifar100' or 'npz'"):
+    with pytest.raises(ValueError, match=r"name\n\s+Input should be 'digits', 'digits28', 'fashion_mnist', 'cifar10', 'cifar100' or 'npz'"):
         check_available({"name": "mnist"})
     with pytest.raises(ValueError, match="val_fraction"):
         check_available({"name": "digits", "val_fraction": 1.0})

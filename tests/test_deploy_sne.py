@@ -27,21 +27,33 @@ from trainables.training import save_state
 pytest.importorskip("snntorch")
 
 
-def _config(shape: str) -> dict:
+#: case -> (student section, extra sne keys): plain mlp and conv students, and conv students with
+#: every option the exported graph must carry (stride-2 stem, batch norm folded into the weights,
+#: learnt per-layer leak and threshold).
+CASES = {
+    "mlp": ({"shape": "mlp", "width": 32, "depth": 2}, {}),
+    "conv": ({"shape": "conv", "channels": 4, "depth": 2}, {}),
+    "conv_options": ({"shape": "conv", "channels": 4, "depth": 2, "stem_stride": 2, "norm": "batch"}, {"learn_neuron": True}),
+}
+
+
+def _config(case: str) -> dict:
+    student, sne = CASES[case]
     return {
         "data": {"name": "digits", "val_fraction": 0.2},
         "teacher": {"arch": "cnn", "width": 8, "epochs": 4, "batch_size": 32, "lr": 1e-2},
-        "sne": {"students": 3, "active": 2, "timesteps": 4, "partition": "correlation"},
-        "student": {"shape": shape, "width": 32, "channels": 4, "depth": 2},
+        "sne": {"students": 3, "active": 2, "timesteps": 4, "partition": "correlation", **sne},
+        "student": student,
         "optim": {"lr": 5e-3},
         "budget": {"epochs": 4},
         "seed": 1,
     }
 
 
-@pytest.fixture(scope="module", params=["mlp", "conv"])
+@pytest.fixture(scope="module", params=list(CASES))
 def distilled(request) -> SNETraining:
     run = SNETraining(SNE.resolve(_config(request.param)))
+    run.case = request.param
     while run.epoch < run.epochs:
         run.train_epoch()
     assert run.metrics()["val_accuracy"] > 0.6  # fixes the greedy order, as a trial's report does
@@ -113,9 +125,9 @@ def test_sne_bundle_writes_a_nir_file_that_snntorch_runs_to_the_recorded_accurac
         "space": {"seed": {"choice": [1]}},
         "fixed": {k: v for k, v in {
             **{f"teacher.{k}": v for k, v in _config("mlp")["teacher"].items()},
-            **{f"sne.{k}": v for k, v in _config("mlp")["sne"].items()},
+            **{f"sne.{k}": v for k, v in _config(distilled.case)["sne"].items()},
             "optim.lr": 5e-3,
-            **{f"student.{k}": v for k, v in _config(distilled.cfg.student.shape)["student"].items()},
+            **{f"student.{k}": v for k, v in _config(distilled.case)["student"].items()},
         }.items()},
         "sampler": {"name": "random"},
         "run": {"num_samples": 1, "seed": 0},

@@ -211,7 +211,7 @@ def test_student_dropout_keeps_at_least_one_student_per_sample():
     assert student_dropout(10, 4, 0.0, generator).all()
 
 
-@pytest.mark.parametrize("name", ["sne_quickstart.yaml", "sne_cifar10.yaml"])
+@pytest.mark.parametrize("name", ["sne_quickstart.yaml", "sne_cifar10.yaml", "sne_digits28.yaml", "sne_fashion.yaml"])
 def test_sne_spaces_load_and_keep_active_within_students(name):
     spec = load_spec(ROOT / "spaces" / name)
     assert spec.trainable == "sne"

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Dataset names a spec may use as ``data.name``.
-DATASETS: tuple[str, ...] = ("digits", "fashion_mnist", "cifar10", "cifar100", "npz")
+DATASETS: tuple[str, ...] = ("digits", "digits28", "fashion_mnist", "cifar10", "cifar100", "npz")
 #: Environment variable giving the default data root when ``data.root`` is not set.
 DATA_ENV_VAR = "BRAINSWEEP_DATA"
 _FALLBACK_DATA_ROOT = Path("~/.cache/brainsweep/data")
@@ -197,7 +197,8 @@ class DataConfig(ConfigModel):
     """The ``data`` section.
 
     Attributes:
-        name: ``digits`` (embedded), ``fashion_mnist``, ``cifar10``, ``cifar100`` or ``npz``.
+        name: ``digits`` (embedded), ``digits28`` (generated from it offline: distorted 28x28
+            digits, harder), ``fashion_mnist``, ``cifar10``, ``cifar100`` or ``npz``.
         root: Folder holding the torchvision datasets; unset: ``$BRAINSWEEP_DATA``, else
             ``~/.cache/brainsweep/data``.
         path: The ``.npz`` file for ``name: npz`` (arrays ``x_train, y_train, x_test, y_test``).
@@ -210,7 +211,7 @@ class DataConfig(ConfigModel):
             validation split does not depend on it.
     """
 
-    name: Literal["digits", "fashion_mnist", "cifar10", "cifar100", "npz"] = "digits"
+    name: Literal["digits", "digits28", "fashion_mnist", "cifar10", "cifar100", "npz"] = "digits"
     root: str | None = None
     path: str | None = None
     download: bool = True

@@ -17,6 +17,7 @@ __all__ = [
     "PARTITIONS",
     "STUDENT_SHAPES",
     "STUDENT_INITS",
+    "STUDENT_NORMS",
     "TeacherConfig",
     "NeuronConfig",
     "DistillConfig",
@@ -26,19 +27,24 @@ __all__ = [
 ]
 
 #: Teacher backbones (``trainables.sne.teacher`` registers one factory per name).
-TEACHER_ARCHS: tuple[str, ...] = ("cnn", "resnet18", "cornet_s")
+TEACHER_ARCHS: tuple[str, ...] = ("cnn", "mlp", "resnet18", "cornet_s")
 #: How the teacher's feature dimensions are split among the students.
 PARTITIONS: tuple[str, ...] = ("sequential", "random", "correlation", "class")
 STUDENT_SHAPES: tuple[str, ...] = ("mlp", "conv")
 STUDENT_INITS: tuple[str, ...] = ("scratch", "ann_bridge")
+STUDENT_NORMS: tuple[str, ...] = ("none", "batch")
 
 
 class TeacherConfig(ConfigModel):
     """The ``teacher`` section of an SNE config.
 
     Attributes:
-        arch: A registered backbone (``cnn``, ``resnet18``, ``cornet_s``).
-        width: Base channel width (``cnn``, ``cornet_s``; ResNet-18's is fixed at 64).
+        arch: A registered backbone (``cnn``, ``mlp``, ``resnet18``, ``cornet_s``). ``cnn``
+            runs 1-D (1x3 convs over ``W``) on ``H == 1`` samples (vectors, 1-D signals);
+            ``mlp`` (flattened input, two hidden layers of ``4 x width`` units) takes any
+            shape; ``resnet18`` and ``cornet_s`` need images (``H > 1``).
+        width: Base channel width (``cnn``, ``cornet_s``; ``mlp``: a quarter of its hidden
+            units; ResNet-18's is fixed at 64).
         epochs: Training epochs (ignored when ``checkpoint`` is set).
         optimizer: ``adam``, ``adamw`` or ``sgd``.
         lr: Learning rate (cosine-annealed per step).
@@ -71,12 +77,14 @@ class NeuronConfig(ConfigModel):
         beta: Membrane leak factor.
         threshold: Firing threshold.
         surrogate_slope: ``alpha`` of the arctan surrogate gradient.
+        learnable: Train each layer's leak and threshold (starting at ``beta``, ``threshold``).
     """
 
     timesteps: int = Field(default=4, ge=1)
     beta: float = Field(default=0.9, ge=0, le=1)
     threshold: float = Field(default=1.0, gt=0)
     surrogate_slope: float = Field(default=2.0, gt=0)
+    learnable: bool = False
 
 
 class DistillConfig(ConfigModel):
@@ -105,6 +113,8 @@ class SNEConfig(ConfigModel):
         beta: LIF leak factor.
         threshold: LIF firing threshold.
         surrogate_slope: Arctan surrogate slope ``alpha``.
+        learn_neuron: Learn one leak ``beta`` and one threshold per spiking layer (parametric
+            LIF, Fang et al. 2021), starting from ``beta`` and ``threshold``.
         dropout: Per-sample probability of dropping a student while training.
         kl_weight: Weight of the logit KL term (0: feature MSE + head cross-entropy only).
         kl_temperature: Temperature of the KL term.
@@ -119,6 +129,7 @@ class SNEConfig(ConfigModel):
     beta: float = Field(default=0.9, ge=0, le=1)
     threshold: float = Field(default=1.0, gt=0)
     surrogate_slope: float = Field(default=2.0, gt=0)
+    learn_neuron: bool = False
     dropout: float = Field(default=0.25, ge=0, lt=1)
     kl_weight: float = Field(default=0.0, ge=0)
     kl_temperature: float = Field(default=4.0, gt=0)
@@ -134,7 +145,10 @@ class SNEConfig(ConfigModel):
         return self
 
     def neuron(self) -> NeuronConfig:
-        return NeuronConfig(timesteps=self.timesteps, beta=self.beta, threshold=self.threshold, surrogate_slope=self.surrogate_slope)
+        return NeuronConfig(
+            timesteps=self.timesteps, beta=self.beta, threshold=self.threshold, surrogate_slope=self.surrogate_slope,
+            learnable=self.learn_neuron,
+        )
 
     def distill(self) -> DistillConfig:
         return DistillConfig(dropout=self.dropout, kl_weight=self.kl_weight, kl_temperature=self.kl_temperature)
@@ -146,12 +160,17 @@ class StudentConfig(ConfigModel):
     Attributes:
         shape: ``mlp`` (flattened input, ``depth`` spiking hidden layers of ``width`` units) or
             ``conv`` (a 3x3 conv of ``channels`` channels, then ``depth - 1`` stride-2 3x3 convs
-            doubling the channels).
+            doubling the channels; 1x3 convs striding along ``W`` on ``H == 1`` inputs).
         width: Hidden units of an mlp student.
         channels: Channels of a conv student's first layer. Separate from ``width`` because a
             conv channel costs ``9 x H x W`` times more than an mlp unit: one range cannot
             suit both.
         depth: Spiking hidden layers.
+        stem_stride: Stride of a conv student's first layer: 1, or 2 to halve the resolution at
+            once (28x28 and larger inputs: a quarter of the neurons and operations after it).
+        norm: ``none`` or ``batch``: batch norm on each spiking layer's input current while
+            training, folded into the layer's weights and bias for inference (no extra
+            operation, and none in the exported graph).
         init: ``scratch`` or ``ann_bridge`` (train as a clipped-ReLU ANN first, then as an SNN).
         bridge_epochs: ANN pre-training epochs of ``ann_bridge`` (before the budgeted epochs).
     """
@@ -160,6 +179,8 @@ class StudentConfig(ConfigModel):
     width: int = Field(default=64, ge=1)
     channels: int = Field(default=8, ge=1)
     depth: int = Field(default=1, ge=1)
+    stem_stride: Literal[1, 2] = 1
+    norm: Literal[STUDENT_NORMS] = "none"  # type: ignore[valid-type]
     init: Literal[STUDENT_INITS] = "scratch"  # type: ignore[valid-type]
     bridge_epochs: int = Field(default=5, ge=0)
 

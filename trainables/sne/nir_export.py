@@ -11,6 +11,10 @@ ensemble's logits. For each active student (the first ``sne.active`` of its gree
   student's first ``Affine`` (``W / s``, ``b - W m / s``). A padded convolution cannot absorb
   the mean at the image border, so conv students share one 1×1 per-channel ``Conv2d`` node
   (``standardize``) in front of them instead (omitted when the sweep did not normalise).
+* The 1x3 kernels of a conv student on one-row inputs (vectors, 1-D signals: ``H == 1``) are
+  written as 3x3 kernels with zero outer rows and padding 1 on ``H``: the same outputs, since
+  those rows only meet zero padding, but a graph that nir's own type check (``nir.read``)
+  accepts; nir 1.0.x infers a ``Conv2d``'s output shape from the kernel's height alone.
 * ``LIF`` nodes carry our discrete ``β`` the way snntorch's exporter maps ``snn.Leaky``
   (``dt = 1e-4``, ``τ = dt / (1 - β)``, ``r = τ / dt``, ``v_leak = v_reset = 0``), so its importer
   gives back ``β`` exactly; ``β = 1`` is written as ``1 - 1e-9`` (float32 rounds it to 1).
@@ -69,6 +73,22 @@ def _lif(nir: Any, beta: float, threshold: float, shape: Any) -> Any:
     return nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(shape), v_threshold=np.full(shape, float(threshold)), v_reset=np.zeros(shape))
 
 
+def _square_kernel(weight: Tensor, padding: tuple[int, int], hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+    """A ``1 x k`` kernel on one-row inputs as the equivalent ``k x k`` one: zero outer rows, ``H`` padding ``(k - 1) / 2``.
+
+    nir (1.0.x) infers a ``Conv2d``'s output shape from the kernel's height alone, so a graph
+    with the 1-D students' 1x3 kernels fails its own type check when read back (``nir.read``).
+    On a one-row input the added rows only ever meet zero padding: the outputs are the same,
+    and NeuroBench's effective operations too (it counts non-zero weights on non-zero inputs).
+    """
+    kh, kw = weight.shape[-2:]
+    if kh == kw or not (kh == 1 and hw[0] == 1 and padding[0] == 0 and kw % 2 == 1):
+        return weight, padding
+    square = weight.new_zeros((*weight.shape[:2], kw, kw))
+    square[:, :, (kw - 1) // 2] = weight[:, :, 0]
+    return square, ((kw - 1) // 2, padding[1])
+
+
 def ensemble_graph(model: DeployableModel, k: int | None = None) -> Any:
     """The ``nir.NIRGraph`` of a deployable ensemble's first ``k`` students (default: its ``active``)."""
     nir = _require("nir")
@@ -106,10 +126,11 @@ def ensemble_graph(model: DeployableModel, k: int | None = None) -> Any:
             prev = "standardize"
         for i, (layer, lif) in enumerate(zip(student.layers, student.lifs)):
             name = f"{pre}.layers.{i}"
-            weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
+            weight, bias = (t.double() for t in student.folded_layer(i))  # batch norm, if any, folded in
             if isinstance(layer, nn.Conv2d):
+                weight, padding = _square_kernel(weight, tuple(layer.padding), hw)
                 nodes[name] = nir.Conv2d(
-                    input_shape=hw, weight=_f32(weight), stride=tuple(layer.stride), padding=tuple(layer.padding),
+                    input_shape=hw, weight=_f32(weight), stride=tuple(layer.stride), padding=padding,
                     dilation=tuple(layer.dilation), groups=layer.groups, bias=_f32(bias),
                 )
                 shape = nodes[name].output_type["output"]

@@ -55,8 +55,8 @@ class ArctanSpike(torch.autograd.Function):
 
 def lif_sequence(
     currents: Tensor,
-    beta: float,
-    threshold: float,
+    beta: float | Tensor,
+    threshold: float | Tensor,
     alpha: float = 2.0,
     detach_reset: bool = True,
 ) -> tuple[Tensor, Tensor]:
@@ -64,8 +64,9 @@ def lif_sequence(
 
     Args:
         currents: ``T x ...`` input current per timestep (any trailing shape).
-        beta: Leak factor in ``[0, 1]`` (1 = perfect integrator).
-        threshold: Firing threshold (> 0); also the amount subtracted on a spike.
+        beta: Leak factor in ``[0, 1]`` (1 = perfect integrator); a scalar tensor when learnt.
+        threshold: Firing threshold (> 0); also the amount subtracted on a spike; a scalar
+            tensor when learnt (it then gets gradient through the surrogate and the reset).
         alpha: Slope of the arctan surrogate gradient.
         detach_reset: Do not backpropagate through the reset. The reset only moves the
             membrane by a constant when a spike fires; routing gradient through it as well
@@ -95,25 +96,58 @@ class LIF(nn.Module):
     neurons) to :attr:`sample_spikes`, so evaluation can turn measured spikes into synaptic
     operations per sample. Recording never affects the output.
 
+    With ``learnable=True`` the layer's leak and threshold are trained with the weights (one of
+    each per layer, as in Fang et al. 2021's parametric LIF): ``beta = sigmoid(b)`` stays in
+    ``(0, 1)`` and ``threshold = softplus(t)`` stays positive; both start at the given values.
+    :attr:`beta` and :attr:`threshold` always read the current values as floats (what the energy
+    model, the ANN bridge and the NIR export use).
+
     Args:
-        beta: Leak factor.
-        threshold: Firing threshold.
+        beta: Leak factor (initial value when learnable; learnable needs ``0 < beta < 1``).
+        threshold: Firing threshold (initial value when learnable).
         alpha: Surrogate-gradient slope.
+        learnable: Train ``beta`` and ``threshold``.
     """
 
-    def __init__(self, beta: float = 0.9, threshold: float = 1.0, alpha: float = 2.0) -> None:
+    def __init__(self, beta: float = 0.9, threshold: float = 1.0, alpha: float = 2.0, learnable: bool = False) -> None:
         super().__init__()
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         if threshold <= 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.beta, self.threshold, self.alpha = float(beta), float(threshold), float(alpha)
+        self.alpha = float(alpha)
+        self.learnable = bool(learnable)
+        if self.learnable:
+            # The logit of beta = 1 (or 0) is infinite: start just inside the open interval.
+            b = min(max(float(beta), 1e-3), 1 - 1e-3)
+            self.beta_logit = nn.Parameter(torch.tensor(math.log(b / (1 - b))))
+            # softplus^-1(threshold), stable for large thresholds
+            t = float(threshold)
+            self.threshold_raw = nn.Parameter(torch.tensor(t + math.log(-math.expm1(-t))))
+        else:
+            self._beta, self._threshold = float(beta), float(threshold)
         self.recording = False
         self.sample_spikes: Tensor | None = None  # N spike counts, accumulated while recording
         self.neurons = 0  # neurons per sample (set on the first recorded forward)
 
+    def beta_tensor(self) -> Tensor | float:
+        return torch.sigmoid(self.beta_logit) if self.learnable else self._beta
+
+    def threshold_tensor(self) -> Tensor | float:
+        return torch.nn.functional.softplus(self.threshold_raw) if self.learnable else self._threshold
+
+    @property
+    def beta(self) -> float:
+        """The current leak factor."""
+        return float(self.beta_tensor().detach()) if self.learnable else self._beta
+
+    @property
+    def threshold(self) -> float:
+        """The current firing threshold."""
+        return float(self.threshold_tensor().detach()) if self.learnable else self._threshold
+
     def forward(self, currents: Tensor) -> Tensor:
-        spikes, _ = lif_sequence(currents, self.beta, self.threshold, self.alpha)
+        spikes, _ = lif_sequence(currents, self.beta_tensor(), self.threshold_tensor(), self.alpha)
         if self.recording:
             counts = spikes.detach().sum(dim=0).flatten(1).sum(dim=1)
             self.neurons = int(spikes[0, 0].numel())
@@ -132,4 +166,4 @@ class LIF(nn.Module):
         return counts
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, threshold={self.threshold}, alpha={self.alpha}"
+        return f"beta={self.beta:.4g}, threshold={self.threshold:.4g}, alpha={self.alpha}, learnable={self.learnable}"

@@ -52,7 +52,6 @@ class SpikingStudent(nn.Module):
         super().__init__()
         self.shape = cfg.shape
         self.timesteps = neuron.timesteps
-        self.threshold = neuron.threshold
         self.spiking = True  # False: run as the clipped-ReLU ANN of the same shape (ann_bridge)
         c, h, w = (int(s) for s in input_shape)
         layers: list[nn.Module] = []
@@ -62,39 +61,64 @@ class SpikingStudent(nn.Module):
             flat = cfg.width
         else:
             channels = [c] + [cfg.channels * 2**i for i in range(cfg.depth)]
+            # H == 1 (vectors, 1-D signals): 1-D convs over W; a 3x3 kernel would pay for two
+            # rows that only ever see zero padding.
+            one_d = h == 1
+            kernel, padding, stride = ((1, 3), (0, 1), (1, 2)) if one_d else (3, 1, 2)
             for i in range(cfg.depth):
                 # Stride-2 convs instead of pooling: pooled spikes are no longer binary, and every
-                # layer after the first must see spikes for its work to be accumulate-only.
-                layers.append(nn.Conv2d(channels[i], channels[i + 1], 3, stride=1 if i == 0 else 2, padding=1))
-                if i > 0:
-                    h, w = (h + 1) // 2, (w + 1) // 2
+                # layer after the first must see spikes for its work to be accumulate-only. The
+                # first layer strides only with stem_stride: 2 (large inputs).
+                strided = i > 0 or cfg.stem_stride == 2
+                layers.append(nn.Conv2d(channels[i], channels[i + 1], kernel, stride=stride if strided else 1, padding=padding))
+                if strided:
+                    h, w = (h, (w + 1) // 2) if one_d else ((h + 1) // 2, (w + 1) // 2)
             flat = channels[-1] * h * w
         self.layers = nn.ModuleList(layers)
-        self.lifs = nn.ModuleList(LIF(neuron.beta, neuron.threshold, neuron.surrogate_slope) for _ in layers)
+        # Batch norm between each weight layer and its neurons (student.norm: batch) normalises
+        # the input current while training; at inference it is an affine map folded into the
+        # layer (folded_layer), so it costs no operation and the exported graph has none.
+        self.norms = nn.ModuleList(_norm(cfg.norm, layer) for layer in layers)
+        self.lifs = nn.ModuleList(
+            LIF(neuron.beta, neuron.threshold, neuron.surrogate_slope, learnable=neuron.learnable) for _ in layers
+        )
         self.readout = nn.Linear(flat, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """``N x C x H x W`` images -> ``N x out_dim`` (time-averaged readout when spiking)."""
         h = x.flatten(1) if self.shape == "mlp" else x
         if not self.spiking:
-            for layer in self.layers:
+            for layer, norm, lif in zip(self.layers, self.norms, self.lifs):
                 # Clipped ReLU: the ANN activation a rate-coded LIF neuron can represent (its
                 # firing rate lies in [0, 1] spikes per step and grows with current / threshold),
                 # so the copied weights start near a working SNN.
-                h = torch.clamp(layer(h) / self.threshold, 0.0, 1.0)
+                h = torch.clamp(norm(layer(h)) / lif.threshold_tensor(), 0.0, 1.0)
             return self.readout(h.flatten(1))
         n, steps = x.shape[0], self.timesteps
         # Direct encoding feeds the same input at every step, so the first layer's current is
-        # computed once and repeated. The energy model still charges its MACs at every step
-        # (see StudentCostPlan): a conservative count.
-        current = self.layers[0](h)
+        # computed once and repeated (the energy model charges it once, at E_MAC).
+        current = self.norms[0](self.layers[0](h))
         spikes = self.lifs[0](current.unsqueeze(0).expand(steps, *current.shape))
-        for layer, lif in zip(self.layers[1:], self.lifs[1:]):
-            current = layer(spikes.flatten(0, 1)).unflatten(0, (steps, n))
+        for layer, norm, lif in zip(self.layers[1:], self.norms[1:], self.lifs[1:]):
+            current = norm(layer(spikes.flatten(0, 1))).unflatten(0, (steps, n))
             spikes = lif(current)
         # The readout is linear, so averaging its output over time equals reading out the mean
         # spike train; its cost is still counted per step from the measured rate.
         return self.readout(spikes.mean(dim=0).flatten(1))
+
+    def folded_layer(self, i: int) -> tuple[Tensor, Tensor]:
+        """Weight and bias of hidden layer ``i`` with its batch norm (inference statistics) folded in.
+
+        ``norm(W x + b) = (gamma / sigma) (W x + b - mu) + beta``: scale each output's weights by
+        ``gamma / sigma`` and shift its bias. Without a norm these are the layer's own tensors.
+        """
+        layer, norm = self.layers[i], self.norms[i]
+        weight, bias = layer.weight.detach(), layer.bias.detach()
+        if isinstance(norm, nn.Identity):
+            return weight, bias
+        scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
+        weight = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
+        return weight, (bias - norm.running_mean) * scale + norm.bias.detach()
 
     def start_recording(self) -> None:
         """Count each sample's spikes per LIF layer from the next forward on."""
@@ -104,6 +128,14 @@ class SpikingStudent(nn.Module):
     def stop_recording(self) -> list[Tensor]:
         """Per-sample spike counts of each LIF layer since :meth:`start_recording`."""
         return [lif.stop_recording() for lif in self.lifs]
+
+
+def _norm(kind: str, layer: nn.Module) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if isinstance(layer, nn.Conv2d):
+        return nn.BatchNorm2d(layer.out_channels)
+    return nn.BatchNorm1d(layer.out_features)
 
 
 @dataclass(frozen=True)
@@ -145,8 +177,9 @@ def student_cost_plan(student: SpikingStudent, input_shape: Sequence[int]) -> St
     modules = [(f"layers.{i}", layer) for i, layer in enumerate(student.layers)] + [("readout", student.readout)]
     device = next(student.parameters()).device
     example = torch.zeros((1, *input_shape), device=device)
-    was_spiking = student.spiking
+    was_spiking, was_training = student.spiking, student.training
     student.spiking = True
+    student.eval()  # a batch of one: batch norm must use its running statistics
     try:
         # Later layers see the T steps folded into the batch, so their counted positions are
         # per step; the first layer and the readout run once per sample in the forward.
@@ -158,6 +191,7 @@ def student_cost_plan(student: SpikingStudent, input_shape: Sequence[int]) -> St
     with torch.no_grad():
         student(example)
     student.stop_recording()
+    student.train(was_training)
     neurons = tuple(lif.neurons for lif in student.lifs)
     return StudentCostPlan(
         layer_macs=tuple(layer.macs for layer in report.layers),

@@ -1,18 +1,24 @@
 """Teacher ANNs of the spiking ensemble: a registry of backbones, training, and a sweep-wide cache.
 
-A teacher is a :class:`TeacherNet`: a ``body`` mapping images to the pooled penultimate feature
+A teacher is a :class:`TeacherNet`: a ``body`` mapping inputs to the pooled penultimate feature
 vector (dimension ``D``) and a linear ``head`` mapping features to class logits. The students
 regress parts of the features; the (fine-tuned) head combines them.
+
+Inputs are ``C x H x W`` samples as the loader yields them; ``H == 1`` means vectors (an ``N x D``
+``.npz`` array is ``1 x 1 x D``) or 1-D signals (``N x 1 x L`` is ``1 x 1 x L``).
 
 Backbones (``teacher.arch``), registered by name like timm's models:
 
 - ``cnn``: a plain VGG-style CNN for small images (three stages of two 3x3 convs, widths
-  ``w, 2w, 4w``, max-pool between stages, global average pool; ``D = 4w``).
+  ``w, 2w, 4w``, max-pool between stages, global average pool; ``D = 4w``). On ``H == 1``
+  inputs it is the same network in 1-D over ``W``: 1x3 convs, 1x2 max-pools.
+- ``mlp``: for inputs of any shape (flattened): two hidden ``Linear`` + ``BatchNorm1d`` + ReLU
+  layers of ``4w`` units (``D = 4w``).
 - ``resnet18``: torchvision's ResNet-18 adapted to 32x32 inputs (3x3 stride-1 stem, no max-pool;
-  ``D = 512``).
+  ``D = 512``). Images only.
 - ``cornet_s``: CORnet-S (Kubilius et al. 2019): areas V1, V2, V4, IT with recurrence inside
   V2/V4/IT (2, 4, 2 passes), scaled by ``width`` (the original is 64) and with a stride-1 V1 for
-  small images (``D = 8w``).
+  small images (``D = 8w``). Images only.
 
 The teacher is trained once per configuration and shared by every trial of a sweep: the first
 trial to need it trains it under an exclusive file lock in ``runtime.cache_dir``; the others wait on
@@ -71,7 +77,7 @@ class TeacherNet(nn.Module):
     """An ANN classifier split into a feature ``body`` and a linear ``head``.
 
     Args:
-        body: Maps ``N x C x H x W`` images to ``N x D`` features.
+        body: Maps ``N x C x H x W`` inputs to ``N x D`` features.
         feature_dim: ``D``.
         num_classes: Outputs of the head.
     """
@@ -118,8 +124,18 @@ def build_teacher(cfg: TeacherConfig, info: DataInfo) -> TeacherNet:
 # ---- backbones ---------------------------------------------------------------------------------
 
 
-def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+def _conv_bn(c_in: int, c_out: int, kernel: int | tuple[int, int] = 3, padding: int | tuple[int, int] = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, padding=padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _images_only(arch: str, info: DataInfo) -> None:
+    """Raise for vectors and 1-D signals (``H == 1``): ``arch`` is built for images."""
+    if int(info.input_shape[1]) == 1:
+        shape = " x ".join(str(int(s)) for s in info.input_shape)
+        raise ValueError(
+            f"teacher.arch {arch!r} needs images (H > 1), but the data's samples are {shape} (C x H x W: "
+            "vectors or 1-D signals); use teacher.arch: cnn (1-D convs over W) or mlp"
+        )
 
 
 @register_teacher("cnn")
@@ -127,15 +143,49 @@ def _cnn(cfg: TeacherConfig, info: DataInfo) -> TeacherNet:
     c, h, w = info.input_shape
     widths = (cfg.width, 2 * cfg.width, 4 * cfg.width)
     layers: list[nn.Module] = []
-    size, c_in = min(h, w), c
+    # H == 1 (vectors, 1-D signals): the same network in 1-D over W. A 3x3 kernel there would
+    # only ever meet zero padding in its outer rows, and a 2x2 pool could not halve H = 1.
+    one_d = h == 1
+    kernel, padding, pool = ((1, 3), (0, 1), (1, 2)) if one_d else (3, 1, 2)
+    size, c_in = w if one_d else min(h, w), c
     for stage, width in enumerate(widths):
         if stage > 0 and size >= 2:
-            layers.append(nn.MaxPool2d(2))
+            layers.append(nn.MaxPool2d(pool))
             size //= 2
-        layers += _conv_bn(c_in, width) + _conv_bn(width, width)
+        layers += _conv_bn(c_in, width, kernel, padding) + _conv_bn(width, width, kernel, padding)
         c_in = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return TeacherNet(nn.Sequential(*layers), widths[-1], info.num_classes)
+
+
+class _BatchNorm1d(nn.BatchNorm1d):
+    """``BatchNorm1d`` that normalises a training batch of one sample with its running statistics.
+
+    A batch of one has no batch variance (``nn.BatchNorm1d`` raises), and the loader keeps the
+    last partial batch, so ``n_train % batch_size == 1`` would otherwise stop the teacher's
+    training. Same parameters and state dict as ``nn.BatchNorm1d``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+@register_teacher("mlp")
+def _mlp(cfg: TeacherConfig, info: DataInfo) -> TeacherNet:
+    d_in = math.prod(int(s) for s in info.input_shape)
+    hidden = 4 * cfg.width
+    body = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(d_in, hidden, bias=False),
+        _BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden, bias=False),
+        _BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+    )
+    return TeacherNet(body, hidden, info.num_classes)
 
 
 class _ResNetBody(nn.Module):
@@ -150,6 +200,7 @@ class _ResNetBody(nn.Module):
 
 @register_teacher("resnet18")
 def _resnet18(cfg: TeacherConfig, info: DataInfo) -> TeacherNet:
+    _images_only("resnet18", info)
     import torchvision  # only this backbone needs it; importing it costs about a second
 
     net = torchvision.models.resnet18(weights=None, num_classes=info.num_classes)
@@ -203,6 +254,7 @@ class _CORblockS(nn.Module):
 
 @register_teacher("cornet_s")
 def _cornet_s(cfg: TeacherConfig, info: DataInfo) -> TeacherNet:
+    _images_only("cornet_s", info)
     w = cfg.width
     body = nn.Sequential(
         # V1 at stride 1: the reference 7x7/2 conv + max-pool is sized for 224x224 images.

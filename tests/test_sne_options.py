@@ -1,0 +1,109 @@
+"""Distillation options of SNE students: learnable leak and threshold, batch norm folded for inference.
+
+Each option is checked at its mechanism (values, gradients, folding) and through a real trial:
+a student trained with it reports every contract key, and its energy is the one counted from
+its measured spikes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.test_sne_trainable import run_trial, tiny_config
+from trainables.report import BASE_KEYS
+from trainables.sne.adaptive import SubsetCurve
+from trainables.sne.config import NeuronConfig, StudentConfig
+from trainables.sne.family import SNE_REPORT_KEYS
+from trainables.sne.spiking import LIF
+from trainables.sne.students import SpikingStudent, student_cost_plan
+
+E_MAC_UJ, E_AC_UJ = 4.6e-6, 0.9e-6  # fp32 at 45 nm, in µJ
+
+
+def test_learnable_lif_starts_at_the_given_values_and_matches_the_fixed_neuron():
+    torch.manual_seed(0)
+    currents = torch.randn(5, 7, 3) * 1.5
+    fixed, learnt = LIF(beta=0.8, threshold=0.7), LIF(beta=0.8, threshold=0.7, learnable=True)
+    assert learnt.beta == pytest.approx(0.8, abs=1e-6) and learnt.threshold == pytest.approx(0.7, abs=1e-6)
+    assert torch.equal(fixed(currents), learnt(currents))
+    assert [name for name, _ in learnt.named_parameters()] == ["beta_logit", "threshold_raw"]
+    assert list(fixed.parameters()) == []
+    # A perfect integrator (beta = 1) is kept just inside the open interval of the sigmoid.
+    assert 0.99 < LIF(beta=1.0, learnable=True).beta < 1.0
+
+
+def test_learnable_lif_gets_gradient_for_leak_and_threshold_and_stays_in_range():
+    torch.manual_seed(0)
+    lif = LIF(beta=0.9, threshold=1.0, learnable=True)
+    currents = torch.rand(4, 32, 16)
+    lif(currents).mean().backward()
+    assert lif.beta_logit.grad is not None and lif.beta_logit.grad != 0
+    assert lif.threshold_raw.grad is not None and lif.threshold_raw.grad < 0, "a higher threshold must lower the spike rate"
+    with torch.no_grad():  # far steps cannot leave the valid ranges
+        lif.beta_logit.fill_(40.0)
+        lif.threshold_raw.fill_(-40.0)
+    assert 0 < lif.beta <= 1 and lif.threshold > 0
+
+
+@pytest.mark.parametrize("shape", ["mlp", "conv"])
+def test_batch_norm_folds_into_the_layer_exactly(shape):
+    torch.manual_seed(0)
+    cfg = StudentConfig(shape=shape, width=6, channels=3, depth=2, norm="batch")
+    student = SpikingStudent(cfg, NeuronConfig(timesteps=3), (1, 6, 6), out_dim=4)
+    student.train()
+    for _ in range(3):  # move the running statistics away from (0, 1)
+        student(torch.rand(16, 1, 6, 6) * 3)
+    with torch.no_grad():
+        for norm in student.norms:
+            norm.weight.uniform_(0.5, 2.0)
+            norm.bias.uniform_(-1.0, 1.0)
+    student.eval()
+    x = torch.rand(8, 1, 6, 6)
+    h = x.flatten(1) if shape == "mlp" else x
+    weight, bias = student.folded_layer(0)
+    folded = torch.nn.functional.linear(h, weight, bias) if shape == "mlp" else torch.nn.functional.conv2d(h, weight, bias, padding=1)
+    torch.testing.assert_close(folded, student.norms[0](student.layers[0](h)))
+    # The folded layer has the layer's shape: batch norm adds no operation to the cost plan.
+    plain = SpikingStudent(StudentConfig(shape=shape, width=6, channels=3, depth=2), NeuronConfig(timesteps=3), (1, 6, 6), out_dim=4)
+    assert student_cost_plan(student, (1, 6, 6)).layer_macs == student_cost_plan(plain, (1, 6, 6)).layer_macs
+    assert student.training is False, "counting costs keeps the module's mode"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sne": {"learn_neuron": True}},
+        {"student": {"shape": "conv", "channels": 4, "depth": 2, "norm": "batch"}},
+        {"student": {"shape": "mlp", "width": 16, "norm": "batch", "init": "ann_bridge", "bridge_epochs": 1}, "sne": {"learn_neuron": True, "kl_weight": 1.0}},
+    ],
+    ids=["learn_neuron", "conv+batch_norm", "mlp+batch_norm+learn+bridge+kl"],
+)
+def test_a_trial_with_the_option_reports_the_contract_and_energy_from_its_spikes(options, tmp_path):
+    config = tiny_config(tmp_path / "cache", budget={"epochs": 2})
+    for section, values in options.items():
+        config[section] = {**config[section], **values}
+    reports, _ = run_trial(config, tmp_path / "trial")
+    assert [r["epoch"] for r in reports] == [1, 2]
+    for r in reports:
+        assert not [k for k in (*BASE_KEYS, *SNE_REPORT_KEYS) if k not in r]
+        assert math.isfinite(r["val_loss"]) and 0 < r["spike_rate"] < 1 and r["synops"] > 0
+        # Energy = real-valued MACs at E_MAC + measured synaptic operations at E_AC.
+        assert r["energy_uj"] == pytest.approx(r["macs"] * E_MAC_UJ + r["synops"] * E_AC_UJ, rel=1e-6)
+    assert reports[1]["distill_mse"] < reports[0]["distill_mse"], "the students learn their feature slices"
+    curve = SubsetCurve.from_json(reports[-1]["curve"])
+    assert curve.energy_uj == sorted(curve.energy_uj) and len(set(curve.energy_uj)) == 3, "each student adds energy"
+
+
+def test_learnt_neuron_parameters_move_and_travel_in_the_state_dict(tmp_path):
+    from trainables.sne.trainable import SNETraining
+
+    run = SNETraining(tiny_config(tmp_path / "cache", sne={"learn_neuron": True}, student={"depth": 2}))
+    before = [(lif.beta, lif.threshold) for s in run.ensemble.students for lif in s.lifs]
+    run.train_epoch()
+    after = [(lif.beta, lif.threshold) for s in run.ensemble.students for lif in s.lifs]
+    assert all(b != a for b, a in zip(before, after))
+    state = run.ensemble.state_dict()
+    assert "students.0.lifs.1.beta_logit" in state and "students.0.lifs.1.threshold_raw" in state
