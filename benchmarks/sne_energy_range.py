@@ -46,8 +46,10 @@ def _ends(param: Any) -> list[Any]:
     return list(dict.fromkeys(bounds))
 
 
-def energy_ratios(spec_path: str, rates: list[float], input_shape: tuple[int, int, int] | None = None) -> dict[str, Any]:
-    """Cost every combination of the space's size-parameter ends at each rate; return the bounds."""
+def energy_ratios(
+    spec_path: str, rates: list[float], input_shape: tuple[int, int, int] | None = None, every: bool = False
+) -> dict[str, Any]:
+    """Cost every combination of the space's size-parameter ends at each rate; return the bounds (and, with ``every``, each row)."""
     import torch
 
     from search.space import trial_config
@@ -101,7 +103,7 @@ def energy_ratios(spec_path: str, rates: list[float], input_shape: tuple[int, in
             rows.append({"params": params, "rate": rate, "energy_uj": energy, "ratio": teacher_uj / energy})
     low = min(rows, key=lambda r: r["ratio"])
     high = max(rows, key=lambda r: r["ratio"])
-    return {
+    out = {
         "spec": spec_path,
         "input_shape": list(input_shape),
         "teacher_macs": int(teacher_macs),
@@ -115,15 +117,21 @@ def energy_ratios(spec_path: str, rates: list[float], input_shape: tuple[int, in
         "dearest": low,
         "cheapest": high,
     }
+    if every:
+        out["rows"] = rows
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="an SNE spec (spaces/sne_*.yaml)")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.3], help="assumed spikes per neuron per step")
+    parser.add_argument("--every", action="store_true", help="print the ratio of every combination too")
     parser.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"), help="for data.name: npz")
     args = parser.parse_args(argv)
-    out = energy_ratios(args.spec, args.rates, tuple(args.input_shape) if args.input_shape else None)
+    out = energy_ratios(args.spec, args.rates, tuple(args.input_shape) if args.input_shape else None, args.every)
+    for row in out.pop("rows", []):
+        print(f"{row['ratio']:9.1f}x  rate {row['rate']}  " + "  ".join(f"{k}={v}" for k, v in row["params"].items()))
     print(
         f"{out['spec']}: teacher {out['teacher_macs']:,} MACs ({out['teacher_energy_uj']} µJ); "
         f"{out['combinations']} size combinations at rates {out['rates']}: energy ratio "

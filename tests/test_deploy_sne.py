@@ -29,11 +29,12 @@ pytest.importorskip("snntorch")
 
 #: case -> (student section, extra sne keys): plain mlp and conv students, and conv students with
 #: every option the exported graph must carry (stride-2 stem, batch norm folded into the weights,
+#: pooled readout written as one affine map,
 #: learnt per-layer leak and threshold).
 CASES = {
     "mlp": ({"shape": "mlp", "width": 32, "depth": 2}, {}),
     "conv": ({"shape": "conv", "channels": 4, "depth": 2}, {}),
-    "conv_options": ({"shape": "conv", "channels": 4, "depth": 2, "stem_stride": 2, "norm": "batch"}, {"learn_neuron": True}),
+    "conv_options": ({"shape": "conv", "channels": 4, "depth": 2, "stem_stride": 2, "norm": "batch", "readout": "pool"}, {"learn_neuron": True}),
 }
 
 

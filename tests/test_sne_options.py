@@ -107,3 +107,24 @@ def test_learnt_neuron_parameters_move_and_travel_in_the_state_dict(tmp_path):
     assert all(b != a for b, a in zip(before, after))
     state = run.ensemble.state_dict()
     assert "students.0.lifs.1.beta_logit" in state and "students.0.lifs.1.threshold_raw" in state
+
+
+def test_stride_two_stem_and_pooled_readout_shapes_and_costs():
+    neuron = NeuronConfig(timesteps=2)
+    flat = SpikingStudent(StudentConfig(shape="conv", channels=4, depth=2), neuron, (1, 28, 28), out_dim=5)
+    stem = SpikingStudent(StudentConfig(shape="conv", channels=4, depth=2, stem_stride=2), neuron, (1, 28, 28), out_dim=5)
+    pooled = SpikingStudent(StudentConfig(shape="conv", channels=4, depth=2, stem_stride=2, readout="pool"), neuron, (1, 28, 28), out_dim=5)
+    x = torch.rand(3, 1, 28, 28)
+    assert flat(x).shape == stem(x).shape == pooled(x).shape == (3, 5)
+    plans = [student_cost_plan(s, (1, 28, 28)) for s in (flat, stem, pooled)]
+    # 28x28 -> 14x14 (-> 7x7): the stem's first layer has a quarter of the neurons and MACs.
+    assert plans[0].neurons == (4 * 28 * 28, 8 * 14 * 14) and plans[1].neurons == (4 * 14 * 14, 8 * 7 * 7)
+    assert plans[1].layer_macs[0] * 4 == plans[0].layer_macs[0]
+    assert stem.readout.in_features == 8 * 7 * 7 and pooled.readout.in_features == 8
+    # Pooled: the readout maps 8 channel rates (8 x 5 MACs), and pooling adds one accumulate per
+    # spike of the last layer, charged at the measured rate like every spike-fed layer.
+    assert plans[2].layer_macs == (*plans[1].layer_macs[:2], 8 * 5, 8 * 7 * 7)
+    assert plans[2].sources == (None, 0, 1, 1)
+    real, synops = plans[2].ops([0.5 * 2 * n for n in plans[2].neurons])  # rate 0.5 everywhere
+    assert real == plans[2].layer_macs[0]
+    assert synops == pytest.approx(0.5 * 2 * sum(plans[2].layer_macs[1:]))

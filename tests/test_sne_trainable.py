@@ -145,7 +145,7 @@ def test_the_teacher_is_cached_for_the_next_trial(trial, tmp_path):
 
 def test_ann_bridge_starts_the_spiking_students_closer_to_the_teacher(tmp_path):
     cache = tmp_path / "cache"
-    scratch, _ = run_trial(tiny_config(cache, budget={"epochs": 1}), tmp_path / "a")
+    scratch, _ = run_trial(tiny_config(cache, budget={"epochs": 1}, student={"init": "scratch"}), tmp_path / "a")
     bridged, _ = run_trial(tiny_config(cache, budget={"epochs": 1}, student={"init": "ann_bridge", "bridge_epochs": 4}), tmp_path / "b")
     assert bridged[0]["distill_mse"] < scratch[0]["distill_mse"]
 

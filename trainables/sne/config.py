@@ -168,10 +168,15 @@ class StudentConfig(ConfigModel):
         depth: Spiking hidden layers.
         stem_stride: Stride of a conv student's first layer: 1, or 2 to halve the resolution at
             once (28x28 and larger inputs: a quarter of the neurons and operations after it).
+        readout: ``flat`` (a linear map of every position's spike rate) or ``pool`` (of each
+            channel's rate averaged over positions, like the teacher's pooled features: far
+            fewer weights, shift-tolerant; conv students only, the same as ``flat`` for mlp).
         norm: ``none`` or ``batch``: batch norm on each spiking layer's input current while
             training, folded into the layer's weights and bias for inference (no extra
             operation, and none in the exported graph).
-        init: ``scratch`` or ``ann_bridge`` (train as a clipped-ReLU ANN first, then as an SNN).
+        init: ``ann_bridge`` (train as a clipped-ReLU ANN first, then as an SNN; the default:
+            ANN epochs cost about ``1/T`` of spiking ones and the copied weights lose little
+            accuracy as an SNN) or ``scratch``.
         bridge_epochs: ANN pre-training epochs of ``ann_bridge`` (before the budgeted epochs).
     """
 
@@ -180,8 +185,9 @@ class StudentConfig(ConfigModel):
     channels: int = Field(default=8, ge=1)
     depth: int = Field(default=1, ge=1)
     stem_stride: Literal[1, 2] = 1
+    readout: Literal["flat", "pool"] = "flat"
     norm: Literal[STUDENT_NORMS] = "none"  # type: ignore[valid-type]
-    init: Literal[STUDENT_INITS] = "scratch"  # type: ignore[valid-type]
+    init: Literal[STUDENT_INITS] = "ann_bridge"  # type: ignore[valid-type]
     bridge_epochs: int = Field(default=5, ge=0)
 
 

@@ -150,7 +150,11 @@ def ensemble_graph(model: DeployableModel, k: int | None = None) -> Any:
             nodes[f"{pre}.flatten_out"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=-3, end_dim=-1)
             edges.append((prev, f"{pre}.flatten_out"))
             prev = f"{pre}.flatten_out"
-        nodes[f"{pre}.readout"] = nir.Affine(weight=_f32(student.readout.weight), bias=_f32(student.readout.bias))
+        readout = student.readout.weight.detach().double()
+        if student.pool:  # pooling then readout = one affine map over every position, W / (H W)
+            positions = int(np.prod(shape[1:]))
+            readout = readout.repeat_interleave(positions, dim=1) / positions
+        nodes[f"{pre}.readout"] = nir.Affine(weight=_f32(readout), bias=_f32(student.readout.bias))
         scatter = torch.zeros(d, len(part), dtype=torch.float64)
         scatter[part, torch.arange(len(part))] = f_std[part]
         nodes[f"{pre}.scatter"] = nir.Linear(weight=_f32(scatter))

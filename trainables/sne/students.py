@@ -51,6 +51,9 @@ class SpikingStudent(nn.Module):
     def __init__(self, cfg: StudentConfig, neuron: NeuronConfig, input_shape: Sequence[int], out_dim: int) -> None:
         super().__init__()
         self.shape = cfg.shape
+        # pool: the readout sees each channel's spikes averaged over positions (conv only; an mlp
+        # layer has no positions, so there it is the same as flat).
+        self.pool = cfg.readout == "pool" and cfg.shape == "conv"
         self.timesteps = neuron.timesteps
         self.spiking = True  # False: run as the clipped-ReLU ANN of the same shape (ann_bridge)
         c, h, w = (int(s) for s in input_shape)
@@ -73,7 +76,7 @@ class SpikingStudent(nn.Module):
                 layers.append(nn.Conv2d(channels[i], channels[i + 1], kernel, stride=stride if strided else 1, padding=padding))
                 if strided:
                     h, w = (h, (w + 1) // 2) if one_d else ((h + 1) // 2, (w + 1) // 2)
-            flat = channels[-1] * h * w
+            flat = channels[-1] * (1 if cfg.readout == "pool" else h * w)
         self.layers = nn.ModuleList(layers)
         # Batch norm between each weight layer and its neurons (student.norm: batch) normalises
         # the input current while training; at inference it is an affine map folded into the
@@ -93,7 +96,7 @@ class SpikingStudent(nn.Module):
                 # firing rate lies in [0, 1] spikes per step and grows with current / threshold),
                 # so the copied weights start near a working SNN.
                 h = torch.clamp(norm(layer(h)) / lif.threshold_tensor(), 0.0, 1.0)
-            return self.readout(h.flatten(1))
+            return self.readout(self._pooled(h).flatten(1))
         n, steps = x.shape[0], self.timesteps
         # Direct encoding feeds the same input at every step, so the first layer's current is
         # computed once and repeated (the energy model charges it once, at E_MAC).
@@ -104,7 +107,10 @@ class SpikingStudent(nn.Module):
             spikes = lif(current)
         # The readout is linear, so averaging its output over time equals reading out the mean
         # spike train; its cost is still counted per step from the measured rate.
-        return self.readout(spikes.mean(dim=0).flatten(1))
+        return self.readout(self._pooled(spikes.mean(dim=0)).flatten(1))
+
+    def _pooled(self, h: Tensor) -> Tensor:
+        return h.mean(dim=(-2, -1)) if self.pool else h
 
     def folded_layer(self, i: int) -> tuple[Tensor, Tensor]:
         """Weight and bias of hidden layer ``i`` with its batch norm (inference statistics) folded in.
@@ -143,7 +149,8 @@ class StudentCostPlan:
     """Which layers of a student see real values and which see spikes, with their MACs.
 
     Attributes:
-        layer_macs: MACs of each weight layer for one timestep (hidden layers, then readout).
+        layer_macs: MACs of each weight layer for one timestep (hidden layers, then readout;
+            then, with a pooled readout, the pooling's one accumulate per last-layer neuron).
         sources: For each weight layer, the index of the LIF layer feeding it, or None for the
             first layer, which sees the real-valued input (direct encoding).
         neurons: Neurons per LIF layer.
@@ -193,8 +200,13 @@ def student_cost_plan(student: SpikingStudent, input_shape: Sequence[int]) -> St
     student.stop_recording()
     student.train(was_training)
     neurons = tuple(lif.neurons for lif in student.lifs)
+    layer_macs = [layer.macs for layer in report.layers]
+    if student.pool:
+        # Pooling before the readout: one accumulate per spike of the last layer, per step.
+        layer_macs.append(neurons[-1])
+        sources.append(len(student.layers) - 1)
     return StudentCostPlan(
-        layer_macs=tuple(layer.macs for layer in report.layers),
+        layer_macs=tuple(layer_macs),
         sources=tuple(sources),
         neurons=neurons,
         timesteps=student.timesteps,
