@@ -1,4 +1,4 @@
-"""Distillation options of SNE students: learnable leak and threshold, batch norm folded for inference.
+"""Options of SNE students: learnable leak and threshold, batch norm folded for inference, stride-2 stem, pooled readout.
 
 Each option is checked at its mechanism (values, gradients, folding) and through a real trial:
 a student trained with it reports every contract key, and its energy is the one counted from
@@ -77,9 +77,10 @@ def test_batch_norm_folds_into_the_layer_exactly(shape):
     [
         {"sne": {"learn_neuron": True}},
         {"student": {"shape": "conv", "channels": 4, "depth": 2, "norm": "batch"}},
+        {"student": {"shape": "conv", "channels": 4, "depth": 2, "stem_stride": 2, "readout": "pool", "init": "scratch"}},
         {"student": {"shape": "mlp", "width": 16, "norm": "batch", "init": "ann_bridge", "bridge_epochs": 1}, "sne": {"learn_neuron": True, "kl_weight": 1.0}},
     ],
-    ids=["learn_neuron", "conv+batch_norm", "mlp+batch_norm+learn+bridge+kl"],
+    ids=["learn_neuron", "conv+batch_norm", "conv+stem2+pool+scratch", "mlp+batch_norm+learn+bridge+kl"],
 )
 def test_a_trial_with_the_option_reports_the_contract_and_energy_from_its_spikes(options, tmp_path):
     config = tiny_config(tmp_path / "cache", budget={"epochs": 2})
