@@ -7,6 +7,8 @@ and ``constraints:<name>`` keys) and counts both; optuna-dashboard 0.21 shows on
 
 from __future__ import annotations
 
+import inspect
+
 import contextlib
 import json
 import math
@@ -164,7 +166,9 @@ def test_samplers_and_best_trials_see_single_violations(told_study):
     # The GP sampler's constraint matrix: one column per spec constraint.
     from optuna.samplers._gp.sampler import _get_constraint_vals_and_feasibility
 
-    values, is_feasible = _get_constraint_vals_and_feasibility(study, complete)
+    # Optuna 5.0 passes the study too; 5.1 reads each trial's ``constraints`` alone.
+    args = (complete,) if len(inspect.signature(_get_constraint_vals_and_feasibility).parameters) == 1 else (study, complete)
+    values, is_feasible = _get_constraint_vals_and_feasibility(*args)
     assert values.shape == (3, len(CONSTRAINTS))
     assert is_feasible.tolist() == [True, False, False]
 
