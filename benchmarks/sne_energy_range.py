@@ -71,7 +71,6 @@ def energy_ratios(
         input_shape, classes = SHAPES[name]
     else:
         classes = 10
-    base = spec.base_config()
     searched = {k: _ends(p) for k, p in spec.space.items() if k in SIZE_PARAMS}
     keys = list(searched)
     first = trial_config(spec, {})
@@ -84,7 +83,7 @@ def energy_ratios(
     rows = []
     for values in itertools.product(*(searched[k] for k in keys)):
         params = dict(zip(keys, values))
-        students = int(params.get("sne.students", base.get("sne", {}).get("students", first["sne"]["students"])))
+        students = int(params.get("sne.students", first["sne"]["students"]))
         active = params.get("sne.active", first["sne"]["active"])
         if isinstance(active, str):  # "$sne.students": the dependent end
             active = students
