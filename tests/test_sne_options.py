@@ -79,8 +79,9 @@ def test_batch_norm_folds_into_the_layer_exactly(shape):
         {"student": {"shape": "conv", "channels": 4, "depth": 2, "norm": "batch"}},
         {"student": {"shape": "conv", "channels": 4, "depth": 2, "stem_stride": 2, "readout": "pool", "init": "scratch"}},
         {"student": {"shape": "mlp", "width": 16, "norm": "batch", "init": "ann_bridge", "bridge_epochs": 1}, "sne": {"learn_neuron": True, "kl_weight": 1.0}},
+        {"student": {"shape": "conv", "channels": 4, "depth": 2, "init": "ann_bridge", "bridge_epochs": 1}, "sne": {"augment": "shift"}},
     ],
-    ids=["learn_neuron", "conv+batch_norm", "conv+stem2+pool+scratch", "mlp+batch_norm+learn+bridge+kl"],
+    ids=["learn_neuron", "conv+batch_norm", "conv+stem2+pool+scratch", "mlp+batch_norm+learn+bridge+kl", "conv+bridge+shift"],
 )
 def test_a_trial_with_the_option_reports_the_contract_and_energy_from_its_spikes(options, tmp_path):
     config = tiny_config(tmp_path / "cache", budget={"epochs": 2})
@@ -129,3 +130,61 @@ def test_stride_two_stem_and_pooled_readout_shapes_and_costs():
     real, synops = plans[2].ops([0.5 * 2 * n for n in plans[2].neurons])  # rate 0.5 everywhere
     assert real == plans[2].layer_macs[0]
     assert synops == pytest.approx(0.5 * 2 * sum(plans[2].layer_macs[1:]))
+
+
+def test_shift_moves_each_sample_within_two_pixels_without_mirroring():
+    from trainables.data import shift_batch
+
+    # A single bright pixel per sample: after the shift it sits within 2 pixels of where it was.
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    out = shift_batch(x, gen)
+    assert torch.equal(out, shift_batch(x, torch.Generator().manual_seed(0))), "seeded: the same offsets"
+    offsets = set()
+    for sample in out:
+        (r, c) = torch.nonzero(sample[0]).tolist()[0]
+        assert abs(r - 4) <= 2 and abs(c - 4) <= 2 and sample.sum() == 1.0
+        offsets.add((r - 4, c - 4))
+    assert len(offsets) > 10, "samples get different offsets"
+    # An asymmetric image is moved, never mirrored: its content stays in the same order.
+    ramp = torch.arange(1.0, 10.0).expand(8, 1, 9, 9).clone()
+    moved = shift_batch(ramp, gen)
+    nonzero = moved[moved > 0].view(-1)
+    for row in moved[:, 0]:
+        for line in row:
+            values = line[line > 0]
+            assert torch.all(values[1:] > values[:-1])
+    assert nonzero.numel() > 0
+    # 1-D signals (H = 1) move along W only.
+    signal = torch.zeros(32, 2, 1, 12)
+    signal[:, :, 0, 6] = 1.0
+    shifted = shift_batch(signal, gen)
+    assert shifted.shape == signal.shape and torch.all(shifted.sum(dim=(2, 3)) == 1.0)
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        shift_batch(x[0], gen)
+
+
+def test_shift_distillation_runs_the_teacher_on_the_shifted_inputs(tmp_path):
+    from trainables.sne.trainable import SNETraining
+
+    run = SNETraining(tiny_config(tmp_path / "cache", sne={"augment": "shift"}, student={"init": "scratch"}))
+    assert run.targets is None, "shifted inputs need the teacher's targets per batch, not the precomputed ones"
+    seen: list[torch.Tensor] = []
+    handle = run.teacher.model.body.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    run.train_epoch()
+    handle.remove()
+    samples = torch.cat(seen)
+    assert len(samples) == len(run.splits.y_train)
+    originals = run.splits.x_train
+    unchanged = sum(bool((originals == s).flatten(1).all(dim=1).any()) for s in samples)
+    assert unchanged < len(samples) / 2, "the teacher must label the shifted inputs"
+    plain = SNETraining(tiny_config(tmp_path / "cache"))
+    assert plain.targets is not None
+
+
+def test_a_misspelt_augment_names_the_field(tmp_path):
+    from trainables.sne.trainable import SNETraining
+
+    with pytest.raises(ValueError, match="augment"):
+        SNETraining(tiny_config(tmp_path / "cache", sne={"augment": "shfit"}))

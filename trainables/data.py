@@ -41,6 +41,7 @@ __all__ = [
     "load_splits",
     "iterate_batches",
     "augment_batch",
+    "shift_batch",
 ]
 
 
@@ -689,6 +690,41 @@ def iterate_batches(
         if augment:
             xb = augment_batch(xb, gen)
         yield xb, yb
+
+
+def shift_batch(x: Tensor, generator: torch.Generator, *, shift: int = 2) -> Tensor:
+    """Move each sample by its own random offset of up to ``shift`` pixels per axis (no flip).
+
+    The image is zero-padded by ``shift`` on each side and cropped back to ``H x W`` at a random
+    offset, so content moves by ``-shift .. shift`` pixels and what leaves the frame is replaced
+    by zeros (the channel mean on normalised inputs). Samples with ``H = 1`` (vectors and 1-D
+    signals) move along ``W`` only. Unlike :func:`augment_batch` nothing is mirrored, so it
+    suits digits and other inputs whose handedness matters.
+
+    Args:
+        x: Batch ``N x C x H x W``.
+        generator: Source of the offsets; the same generator state gives the same output.
+        shift: Largest offset in pixels (>= 0).
+
+    Returns:
+        A new tensor of the same shape, dtype and device as ``x``.
+
+    Raises:
+        ValueError: if ``x`` is not 4-dimensional or ``shift`` is negative.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"shift_batch expects N x C x H x W, got shape {tuple(x.shape)}")
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
+    n, c, h, w = x.shape
+    ph = 0 if h == 1 else shift
+    padded = torch.nn.functional.pad(x, (shift, shift, ph, ph))
+    dy = torch.randint(0, 2 * ph + 1, (n,), generator=generator, device=generator.device).to(x.device)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator, device=generator.device).to(x.device)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]
+    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * shift))
+    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
 def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:

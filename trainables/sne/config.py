@@ -17,6 +17,7 @@ __all__ = [
     "PARTITIONS",
     "STUDENT_SHAPES",
     "STUDENT_INITS",
+    "DISTILL_AUGMENTS",
     "STUDENT_NORMS",
     "TeacherConfig",
     "NeuronConfig",
@@ -32,6 +33,7 @@ TEACHER_ARCHS: tuple[str, ...] = ("cnn", "mlp", "resnet18", "cornet_s")
 PARTITIONS: tuple[str, ...] = ("sequential", "random", "correlation", "class")
 STUDENT_SHAPES: tuple[str, ...] = ("mlp", "conv")
 STUDENT_INITS: tuple[str, ...] = ("scratch", "ann_bridge")
+DISTILL_AUGMENTS: tuple[str, ...] = ("none", "shift")
 STUDENT_NORMS: tuple[str, ...] = ("none", "batch")
 
 
@@ -94,11 +96,15 @@ class DistillConfig(ConfigModel):
         dropout: Probability of dropping each student, per sample, in the head's input.
         kl_weight: Weight of the logit KL term (0 disables it).
         kl_temperature: Softmax temperature of the KL term.
+        augment: ``none``, or ``shift``: each training input moved by a random offset of up to
+            2 pixels per axis (zero-padded, no flip; along W only for ``H = 1`` signals), with the
+            teacher run on the moved input for its targets.
     """
 
     dropout: float = Field(default=0.25, ge=0, lt=1)
     kl_weight: float = Field(default=0.0, ge=0)
     kl_temperature: float = Field(default=4.0, gt=0)
+    augment: Literal[DISTILL_AUGMENTS] = "none"  # type: ignore[valid-type]
 
 
 class SNEConfig(ConfigModel):
@@ -118,6 +124,9 @@ class SNEConfig(ConfigModel):
         dropout: Per-sample probability of dropping a student while training.
         kl_weight: Weight of the logit KL term (0: feature MSE + head cross-entropy only).
         kl_temperature: Temperature of the KL term.
+        augment: ``shift`` distils on randomly shifted training inputs (up to 2 pixels per axis),
+            the teacher labelling each shifted input; ``none`` (the default) distils on the
+            inputs as stored. Independent of ``data.augment`` (which also trains the teacher).
         dynamic_threshold: Confidence at which dynamic activation stops adding students.
     """
 
@@ -133,6 +142,7 @@ class SNEConfig(ConfigModel):
     dropout: float = Field(default=0.25, ge=0, lt=1)
     kl_weight: float = Field(default=0.0, ge=0)
     kl_temperature: float = Field(default=4.0, gt=0)
+    augment: Literal[DISTILL_AUGMENTS] = "none"  # type: ignore[valid-type]
     dynamic_threshold: float = Field(default=0.9, gt=0, le=1)
 
     @model_validator(mode="after")
@@ -151,7 +161,9 @@ class SNEConfig(ConfigModel):
         )
 
     def distill(self) -> DistillConfig:
-        return DistillConfig(dropout=self.dropout, kl_weight=self.kl_weight, kl_temperature=self.kl_temperature)
+        return DistillConfig(
+            dropout=self.dropout, kl_weight=self.kl_weight, kl_temperature=self.kl_temperature, augment=self.augment
+        )
 
 
 class StudentConfig(ConfigModel):

@@ -9,6 +9,8 @@ One training step:
   students works at inference;
 - the head is fine-tuned with cross-entropy on the labels, on detached features: it adapts to the
   students without pulling their regression away from the teacher;
+- optionally (``augment: shift``) each input is moved by a random offset of up to 2 pixels and
+  the teacher labels the moved input: more distinct inputs for the same training set;
 - optionally (``kl_weight > 0``) a KL term between the ensemble's logits and the teacher's,
   through the head, trains students and head together (Hinton et al.'s temperature-scaled KL).
 """
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.data import Splits, iterate_batches
+from trainables.data import Splits, iterate_batches, shift_batch
 from trainables.sne.config import DistillConfig
 from trainables.sne.students import SpikingEnsemble
 from trainables.sne.teacher import TeacherNet
@@ -109,11 +111,14 @@ def distill_epoch(
 
     Args:
         targets: Precomputed teacher outputs on ``splits.x_train``; None when inputs are
-            augmented, in which case the teacher runs on each augmented batch.
+            augmented (``splits.augment`` or ``cfg.augment``), in which case the teacher runs on
+            each augmented batch.
 
     Raises:
         DivergedError: on a non-finite loss.
     """
+    if targets is not None and (splits.augment or cfg.augment != "none"):
+        raise ValueError("augmented distillation needs the teacher on each batch: pass targets=None")
     ensemble.train()
     teacher.eval()
     index = torch.arange(len(splits.y_train), device=splits.y_train.device)
@@ -122,6 +127,8 @@ def distill_epoch(
     # Batches of (input, sample index): the index finds the labels and precomputed targets.
     for xb, idx in iterate_batches(splits.x_train, index, batch_size, shuffle=True, generator=generator, augment=splits.augment):
         yb = splits.y_train[idx]
+        if cfg.augment == "shift":
+            xb = shift_batch(xb, generator)
         if targets is None:
             with torch.no_grad():
                 feats = teacher.features(xb)
