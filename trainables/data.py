@@ -712,19 +712,10 @@ def shift_batch(x: Tensor, generator: torch.Generator, *, shift: int = 2) -> Ten
     Raises:
         ValueError: if ``x`` is not 4-dimensional or ``shift`` is negative.
     """
-    if x.dim() != 4:
-        raise ValueError(f"shift_batch expects N x C x H x W, got shape {tuple(x.shape)}")
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
-    n, c, h, w = x.shape
-    ph = 0 if h == 1 else shift
-    padded = torch.nn.functional.pad(x, (shift, shift, ph, ph))
-    dy = torch.randint(0, 2 * ph + 1, (n,), generator=generator, device=generator.device).to(x.device)
-    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator, device=generator.device).to(x.device)
-    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]
-    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]
-    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * shift))
-    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+    pad_h = 0 if x.dim() == 4 and x.shape[2] == 1 else shift
+    return _random_crop(x, generator, pad_h=pad_h, pad_w=shift, flip=False, caller="shift_batch")
 
 
 def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) -> Tensor:
@@ -747,20 +738,27 @@ def augment_batch(x: Tensor, generator: torch.Generator, *, padding: int = 4) ->
     Raises:
         ValueError: if ``x`` is not 4-dimensional.
     """
+    return _random_crop(x, generator, pad_h=padding, pad_w=padding, flip=True, caller="augment_batch")
+
+
+def _random_crop(x: Tensor, generator: torch.Generator, *, pad_h: int, pad_w: int, flip: bool, caller: str) -> Tensor:
+    """Zero-pad ``x`` by ``pad_h`` rows and ``pad_w`` columns on each side, crop back to ``H x W``
+    at a random offset per sample and, with ``flip``, mirror each sample with probability 1/2.
+    The work is one gather over the padded batch, with no per-sample Python loop."""
     if x.dim() != 4:
-        raise ValueError(f"augment_batch expects N x C x H x W, got shape {tuple(x.shape)}")
+        raise ValueError(f"{caller} expects N x C x H x W, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    span = 2 * padding + 1
+    padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
     # Drawn on the generator's device (a CPU generator cannot fill a CUDA tensor), then moved.
-    dy = torch.randint(0, span, (n,), generator=generator, device=generator.device).to(x.device)
-    dx = torch.randint(0, span, (n,), generator=generator, device=generator.device).to(x.device)
-    flip = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device)
-
+    dy = torch.randint(0, 2 * pad_h + 1, (n,), generator=generator, device=generator.device).to(x.device)
+    dx = torch.randint(0, 2 * pad_w + 1, (n,), generator=generator, device=generator.device).to(x.device)
     cols_fwd = torch.arange(w, device=x.device)
-    # Flipping is folded into the column index: read columns right to left inside the crop.
-    cols = dx[:, None] + torch.where(flip[:, None], cols_fwd.flip(0)[None, :], cols_fwd[None, :])
+    if flip:
+        mirror = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device)
+        # Flipping is folded into the column index: read columns right to left inside the crop.
+        cols = dx[:, None] + torch.where(mirror[:, None], cols_fwd.flip(0)[None, :], cols_fwd[None, :])
+    else:
+        cols = dx[:, None] + cols_fwd[None, :]
     rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]
-
-    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
+    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * pad_w))
     return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))

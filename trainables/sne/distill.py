@@ -29,7 +29,7 @@ from trainables.sne.students import SpikingEnsemble
 from trainables.sne.teacher import TeacherNet
 from trainables.training import check_finite
 
-__all__ = ["DistillConfig", "TeacherTargets", "student_dropout", "distillation_loss", "distill_epoch", "teacher_targets"]
+__all__ = ["DistillConfig", "TeacherTargets", "student_dropout", "distillation_loss", "augmented", "distill_epoch", "teacher_targets"]
 
 
 @dataclass
@@ -95,6 +95,12 @@ def distillation_loss(
     return loss, {"mse": mse.item(), "ce": ce.item(), "kl": kl_value}
 
 
+def augmented(splits: Splits, cfg: DistillConfig) -> bool:
+    """Whether training inputs change from epoch to epoch (``data.augment`` or ``sne.augment``):
+    the teacher must then label each batch instead of using precomputed targets."""
+    return splits.augment or cfg.augment != "none"
+
+
 def distill_epoch(
     ensemble: SpikingEnsemble,
     teacher: TeacherNet,
@@ -117,7 +123,7 @@ def distill_epoch(
     Raises:
         DivergedError: on a non-finite loss.
     """
-    if targets is not None and (splits.augment or cfg.augment != "none"):
+    if targets is not None and augmented(splits, cfg):
         raise ValueError("augmented distillation needs the teacher on each batch: pass targets=None")
     ensemble.train()
     teacher.eval()

@@ -43,7 +43,7 @@ from trainables.sne.adaptive import (
 )
 from trainables.config import OptimConfig
 from trainables.sne.config import DistillConfig, SNEConfig, SNETrialConfig
-from trainables.sne.distill import TeacherTargets, distill_epoch, teacher_targets
+from trainables.sne.distill import TeacherTargets, augmented, distill_epoch, teacher_targets
 from trainables.sne.partition import make_partition, part_sizes, sequential_partition
 from trainables.sne.students import SpikingEnsemble, SpikingStudent, student_cost_plan
 from trainables.sne.teacher import TeacherNet, build_teacher, copy_head, obtain_teacher
@@ -140,7 +140,7 @@ class SNETraining:
         self.lr_schedule = make_lr_schedule(self.optimizer, cfg.optim.schedule, self.epochs * steps_per_epoch)
         self.generator = torch.Generator().manual_seed(seed)
         # With augmentation the teacher must see the same augmented batch as the students.
-        self.targets = None if (self.splits.augment or self.distill.augment != "none") else train_targets
+        self.targets = None if augmented(self.splits, self.distill) else train_targets
         self.plans = [student_cost_plan(s, self.info.input_shape) for s in self.ensemble.students]
         self.epoch = 0
         self.train_time_s = time.perf_counter() - started
