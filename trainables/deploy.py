@@ -11,8 +11,10 @@ statistics). A deployed model must not depend on a user knowing those numbers, s
   layout (vectors ``N × 1 × 1 × D``).
 
 It returns logits. :class:`Preprocessing` describes the same contract as plain data (it is
-``preprocessing.json`` in a bundle) and :func:`measure_latency` times a deployable module the
-way a trial reports ``latency_ms`` and ``throughput_sps``.
+``preprocessing.json`` in a bundle), :class:`DeployableRun` gives every family's training class
+its one ``deployable()``, :func:`measure_latency` times a deployable module the way a trial
+reports ``latency_ms`` and ``throughput_sps``, and :func:`neurobench_metrics` runs NeuroBench's
+metrics for every family's exporter (each wraps its own model for it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "DeployableModel",
+    "DeployableRun",
     "LATENCY_BATCH",
     "Preprocessing",
     "Standardize",
@@ -36,6 +39,7 @@ __all__ = [
     "check_state_keys",
     "measure_latency",
     "natural_inputs",
+    "neurobench_metrics",
 ]
 
 #: Batch size of ``latency_ms`` (one request) and of ``throughput_sps`` (a server's batch).
@@ -167,6 +171,29 @@ class DeployableModel(nn.Module):
         return self.model(self.preprocess(x))
 
 
+class DeployableRun:
+    """Mixin of a family's training class: its :meth:`deployable` model (the same for every family).
+
+    The run holds ``splits`` (its loaded :class:`~trainables.data.Splits`) and ``device``, and
+    says which module it trains in :meth:`network`. The preprocessing is computed from the
+    training split once, on first use.
+    """
+
+    splits: Any
+    device: Any
+    _preprocessing: Preprocessing | None = None
+
+    def network(self) -> nn.Module:
+        """The trained network (on standardised inputs) that :meth:`deployable` wraps."""
+        raise NotImplementedError
+
+    def deployable(self) -> DeployableModel:
+        """The network behind its input standardisation: natural units in, logits out."""
+        if self._preprocessing is None:
+            self._preprocessing = Preprocessing.from_splits(self.splits)
+        return DeployableModel(self.network(), self._preprocessing).to(self.device)
+
+
 def natural_inputs(splits: Any, which: str = "val") -> Tensor:
     """A split's inputs in natural units (undoing the loader's standardisation)."""
     x = getattr(splits, f"x_{which}")
@@ -254,3 +281,46 @@ def check_state_keys(state: Mapping[str, Any]) -> None:
             "model.pt is not a deployable state dict (no preprocess.mean / model.* keys): "
             "it was written by an older version; export the trial again with python -m analysis.select"
         )
+
+
+def neurobench_metrics(
+    wrapped: Any,
+    x: Any,
+    y: Any,
+    batch_size: int,
+    preprocessors: Sequence[Any] = (),
+    postprocessors: Sequence[Any] = (),
+    accumulates: bool = False,
+) -> dict[str, float]:
+    """NeuroBench's workload and static metrics of a model it has wrapped, on ``x``, ``y``.
+
+    Runs ``ConnectionSparsity``, ``SynapticOperations``, ``ActivationSparsity`` and
+    ``ClassificationAccuracy`` over batches of ``batch_size``. ``wrapped`` is NeuroBench's model
+    (``TorchModel``, ``SNNTorchModel``); the caller checks ``neurobench`` is installed.
+    ``postprocessors`` default to the argmax of the output.
+
+    Returns:
+        ``effective_acs`` (with ``accumulates``: spiking networks), ``effective_macs``,
+        ``dense_ops``, ``activation_sparsity``, ``connection_sparsity``, ``accuracy`` (per sample).
+    """
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.static import ConnectionSparsity
+    from neurobench.metrics.workload import ActivationSparsity, ClassificationAccuracy, SynapticOperations
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)), batch_size=batch_size)
+    bench = Benchmark(
+        wrapped, loader, list(preprocessors), list(postprocessors) or [lambda p: p.argmax(-1)],
+        [[ConnectionSparsity], [SynapticOperations, ActivationSparsity, ClassificationAccuracy]],
+    )
+    results = bench.run(quiet=True)
+    ops = results["SynapticOperations"]
+    figures = {"effective_acs": float(ops["Effective_ACs"])} if accumulates else {}
+    return {
+        **figures,
+        "effective_macs": float(ops["Effective_MACs"]),
+        "dense_ops": float(ops["Dense"]),
+        "activation_sparsity": float(results["ActivationSparsity"]),
+        "connection_sparsity": float(results["ConnectionSparsity"]),
+        "accuracy": float(results["ClassificationAccuracy"]),
+    }

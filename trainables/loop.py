@@ -1,8 +1,14 @@
 """One trial's loop, the same for every family: resume, train, report, checkpoint.
 
-A family implements the small :class:`Training` protocol; :func:`run_trial` is the whole Ray
-Tune side of a trial. Checkpoints of every family hold the family's state dict plus the
-trial's resolved config (``config``, JSON), so a trial can be rebuilt from its checkpoint alone.
+Owns the :class:`Training` protocol a family's training class follows, what a checkpoint holds
+(:func:`checkpoint_state`), the Ray Tune side of a trial (:func:`run_trial`) and the function
+trainable that carries a family's entry to the workers (:func:`trial_function`). Checkpoints of
+every family hold the family's state dict plus the trial's resolved config (``config``, JSON),
+so a trial can be rebuilt from its checkpoint alone.
+
+The loop sits below the registry: it is handed a family's entry (anything that is a
+:class:`TrialFamily`, e.g. a :class:`~trainables.registry.TrainableEntry`) and never looks
+families up by name itself.
 """
 
 from __future__ import annotations
@@ -15,10 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import ValidationError
 
 from trainables.config import CrossFieldError, TrialConfig, describe_validation_error
-from trainables.registry import TrainableEntry, get_trainable
 from trainables.report import make_report
 
-__all__ = ["Training", "TrialConfigError", "config_error_message", "run_trial", "trial_function", "checkpoint_state"]
+__all__ = ["Training", "TrialFamily", "TrialConfigError", "config_error_message", "run_trial", "trial_function", "checkpoint_state"]
 
 
 class TrialConfigError(ValueError):
@@ -69,6 +74,22 @@ class Training(Protocol):
         """The trained network as a :class:`~trainables.deploy.DeployableModel` (natural units in, logits out)."""
 
 
+class TrialFamily(Protocol):
+    """What the loop needs of a family: what :class:`~trainables.registry.TrainableEntry` provides."""
+
+    name: str
+
+    @property
+    def extra_report_keys(self) -> tuple[str, ...]:
+        """The family's own report keys (every report carries them)."""
+
+    def resolve(self, config: Mapping[str, Any] | TrialConfig) -> TrialConfig:
+        """A typed, validated trial config (raises ``pydantic.ValidationError``)."""
+
+    def training_class(self) -> Any:
+        """The family's :class:`Training` class."""
+
+
 def checkpoint_state(run: Training, config: TrialConfig) -> dict[str, Any]:
     """What a checkpoint holds: the run's state dict, the resolved config (JSON) and, for
     families with a deployable model, its input preprocessing (JSON; what an export needs)."""
@@ -79,8 +100,11 @@ def checkpoint_state(run: Training, config: TrialConfig) -> dict[str, Any]:
     return state
 
 
-def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
-    """Train one configuration of ``family`` (a registered name or its entry) inside a Ray Tune trial.
+def run_trial(entry: TrialFamily, config: Mapping[str, Any]) -> None:
+    """Train one configuration of a family (its registry ``entry``) inside a Ray Tune trial.
+
+    A family named in a spec is looked up first (:func:`trainables.registry.get_trainable`);
+    the loop itself knows no names.
 
     Resumes from Tune's checkpoint when there is one (a retried trial), else from
     ``runtime.continue_from`` (a trial of an interrupted sweep that a resumed one continues),
@@ -91,7 +115,6 @@ def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
 
     from trainables.training import configure_threads, load_state
 
-    entry = get_trainable(family) if isinstance(family, str) else family
     try:
         cfg = entry.resolve(config)
     except ValidationError as exc:
@@ -118,7 +141,7 @@ def run_trial(family: str | TrainableEntry, config: Mapping[str, Any]) -> None:
         _report(run, cfg, entry, checkpoint=run.epoch % every == 0 or run.epoch == run.epochs)
 
 
-def _report(run: Training, cfg: TrialConfig, entry: TrainableEntry, checkpoint: bool) -> None:
+def _report(run: Training, cfg: TrialConfig, entry: TrialFamily, checkpoint: bool) -> None:
     from ray import tune
 
     from trainables.training import save_state
@@ -138,7 +161,7 @@ def _report(run: Training, cfg: TrialConfig, entry: TrainableEntry, checkpoint: 
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def trial_function(entry: TrainableEntry) -> Callable[[dict[str, Any]], None]:
+def trial_function(entry: TrialFamily) -> Callable[[dict[str, Any]], None]:
     """The Ray Tune function trainable of a family (named ``<family>_trainable``).
 
     It carries the entry itself to the workers, so a family registered only in the driver

@@ -1,5 +1,10 @@
 """Registry of trainable families: a name in a spec resolves to a :class:`TrainableEntry`.
 
+Owns :class:`TrainableEntry` (what a family declares: config model, report keys, training
+class, exporter) and the name → entry table (:func:`register_trainable`,
+:func:`get_trainable`, :func:`trainable_names`, :func:`metric_table`). The trial loop it hands
+entries to (:mod:`trainables.loop`) sits below it and knows no names.
+
 Only code registered here can be named by a spec; nothing named in a YAML file is imported.
 An entry is light: its config model and metric declarations load without torch or Ray, so
 specs and run dirs are validated cheaply; the training code is imported when a trial (or an
@@ -7,7 +12,8 @@ export) needs it.
 
 Adding a family: a package ``trainables/<family>/`` with a config model (a
 :class:`~trainables.config.TrialConfig` subclass), a training class that follows
-:class:`~trainables.loop.Training`, and a module that calls :func:`register_trainable`; then
+:class:`~trainables.loop.Training` (its ``deployable()`` from
+:class:`~trainables.deploy.DeployableRun`), and a module that calls :func:`register_trainable`; then
 its module name in :data:`_BUILTIN_MODULES`. Nothing else changes.
 """
 
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainables.config import TrialConfig, unflatten
+from trainables.loop import trial_function
 from trainables.report import BASE_METRICS, Metric
 
 __all__ = ["TrainableEntry", "register_trainable", "get_trainable", "trainable_names", "metric_table"]
@@ -98,8 +105,6 @@ class TrainableEntry:
     @property
     def trainable(self) -> Callable[[dict[str, Any]], None]:
         """The Ray Tune function trainable of this family (one shared loop for every family)."""
-        from trainables.loop import trial_function
-
         return trial_function(self)
 
     def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:

@@ -5,6 +5,9 @@ linear layers holding their masked weight ``W ⊙ M``, so the graph has one ``Ge
 whose zeros :func:`~trainables.onnx_export.export_onnx` stores sparse; block-granular layers
 export as they run (gather + batched matmul). The exported graph takes inputs in natural
 units and returns logits, like the bundle's PyTorch model.
+
+Also the G2G net in the form NeuroBench reads (:func:`neurobench_module`) and its figures
+(:func:`neurobench_figures`, measured by :func:`trainables.deploy.neurobench_metrics`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from trainables.deploy import DeployableModel
+from trainables.deploy import DeployableModel, neurobench_metrics
 from trainables.g2g.layers import MaskedLinear
 from trainables.onnx_export import export_onnx
 
@@ -105,25 +108,6 @@ def neurobench_figures(directory: str | Path, model: DeployableModel, x: Any, y:
         importlib.import_module("neurobench")
     except ImportError as exc:
         raise ImportError(f"NeuroBench's figures need: pip install --no-deps neurobench ({exc})") from None
-    import torch
-    from neurobench.benchmarks import Benchmark
-    from neurobench.metrics.static import ConnectionSparsity
-    from neurobench.metrics.workload import ActivationSparsity, ClassificationAccuracy, SynapticOperations
     from neurobench.models import TorchModel
-    from torch.utils.data import DataLoader, TensorDataset
 
-    module = neurobench_module(model)
-    loader = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)), batch_size=batch_size)
-    bench = Benchmark(
-        TorchModel(module), loader, [], [lambda p: p.argmax(-1)],
-        [[ConnectionSparsity], [SynapticOperations, ActivationSparsity, ClassificationAccuracy]],
-    )
-    results = bench.run(quiet=True)
-    ops = results["SynapticOperations"]
-    return {
-        "effective_macs": float(ops["Effective_MACs"]),
-        "dense_ops": float(ops["Dense"]),
-        "activation_sparsity": float(results["ActivationSparsity"]),
-        "connection_sparsity": float(results["ConnectionSparsity"]),
-        "accuracy": float(results["ClassificationAccuracy"]),
-    }
+    return neurobench_metrics(TorchModel(neurobench_module(model)), x, y, batch_size)

@@ -3,7 +3,8 @@
 :class:`G2GTraining` follows :class:`trainables.loop.Training`: it builds from a typed
 :class:`~trainables.g2g.config.G2GConfig`, trains epoch by epoch and holds its complete state
 (model with masks, optimiser, lr schedule, data-order RNG, DST counters and statistics) for
-checkpoints. The Ray side (resume, report, checkpoint) is the shared loop.
+checkpoints. The Ray side (resume, report, checkpoint) is the shared loop, and its
+``deployable()`` is the shared :class:`~trainables.deploy.DeployableRun`'s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from trainables.costs import energy_model, model_costs
 from trainables.data import DataInfo, Splits, load_splits
-from trainables.deploy import DeployableModel, Preprocessing
+from trainables.deploy import DeployableRun
 from trainables.g2g.config import G2GConfig
 from trainables.g2g.model import G2GNet, build_model
 from trainables.g2g.rewiring import DynamicSparseTraining
@@ -37,7 +38,7 @@ __all__ = ["G2GTraining"]
 _DST_SEED_OFFSET = 0x5EED
 
 
-class G2GTraining:
+class G2GTraining(DeployableRun):
     """One G2GNet training run: build from a config, train epoch by epoch, checkpoint.
 
     Args:
@@ -55,7 +56,6 @@ class G2GTraining:
         torch.manual_seed(seed)
         self.splits = splits if splits is not None else load_splits(cfg.data, device=self.device)
         self.model: G2GNet = build_model(cfg, self.splits.info).to(self.device)
-        self._preprocessing: Preprocessing | None = None
         self.batch_size = cfg.optim.batch_size
         self.epochs = cfg.budget.epochs
         self.steps_per_epoch = math.ceil(len(self.splits.y_train) / self.batch_size)
@@ -89,11 +89,9 @@ class G2GTraining:
         self.epoch += 1
         return loss
 
-    def deployable(self) -> DeployableModel:
-        """The network behind its input standardisation: natural units in, logits out."""
-        if self._preprocessing is None:
-            self._preprocessing = Preprocessing.from_splits(self.splits)
-        return DeployableModel(self.model, self._preprocessing).to(self.device)
+    def network(self) -> G2GNet:
+        """The trained network that :meth:`deployable` (from :class:`DeployableRun`) wraps."""
+        return self.model
 
     @classmethod
     def build_model(cls, config: G2GConfig, info: DataInfo) -> G2GNet:

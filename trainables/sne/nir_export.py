@@ -30,6 +30,9 @@ its default ``reset_delay``) a reset applied a step late, without the leak. Ours
 graph's logits equal :class:`~trainables.sne.students.SpikingEnsemble`'s to float rounding.
 Without it, a NIR consumer following snntorch's reading would differ wherever a membrane
 sits exactly on the threshold or is reset; :func:`import_nir` with ``exact=False`` shows by how much.
+
+:func:`neurobench_figures` measures the written graph, imported by snntorch, with
+:func:`trainables.deploy.neurobench_metrics`.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainables.deploy import DeployableModel
+from trainables.deploy import DeployableModel, neurobench_metrics
 
 __all__ = ["NIR_FILE", "DT", "ensemble_graph", "export_files", "import_nir", "run_nir", "run_files", "neurobench_figures"]
 
@@ -270,16 +273,11 @@ def neurobench_figures(directory: str | Path, model: Any, x: Tensor, y: Tensor, 
     """
     nir = _require("nir")
     _require("neurobench")
-    from neurobench.benchmarks import Benchmark
-    from neurobench.metrics.static import ConnectionSparsity
-    from neurobench.metrics.workload import ActivationSparsity, ClassificationAccuracy, SynapticOperations
     from neurobench.models import SNNTorchModel
-    from torch.utils.data import DataLoader, TensorDataset
 
     graph = nir.read(str(Path(directory) / NIR_FILE))
     timesteps = int(graph.metadata["timesteps"])
     net = import_nir(graph)
-    loader = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)), batch_size=batch_size)
 
     def direct(data: Any) -> Any:
         return data[0].unsqueeze(1).expand(-1, timesteps, *data[0].shape[1:]), data[1]
@@ -287,17 +285,4 @@ def neurobench_figures(directory: str | Path, model: Any, x: Tensor, y: Tensor, 
     def decode(outputs: Tensor) -> Tensor:
         return outputs.mean(1).argmax(-1)
 
-    bench = Benchmark(
-        SNNTorchModel(net), loader, [direct], [decode],
-        [[ConnectionSparsity], [SynapticOperations, ActivationSparsity, ClassificationAccuracy]],
-    )
-    results = bench.run(quiet=True)
-    ops = results["SynapticOperations"]
-    return {
-        "effective_acs": float(ops["Effective_ACs"]),
-        "effective_macs": float(ops["Effective_MACs"]),
-        "dense_ops": float(ops["Dense"]),
-        "activation_sparsity": float(results["ActivationSparsity"]),
-        "connection_sparsity": float(results["ConnectionSparsity"]),
-        "accuracy": float(results["ClassificationAccuracy"]),
-    }
+    return neurobench_metrics(SNNTorchModel(net), x, y, batch_size, [direct], [decode], accumulates=True)

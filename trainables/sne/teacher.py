@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainables.costs import EnergyModel, model_costs
+from trainables.costs import EnergyModel, ann_energy_uj, model_costs
 from trainables.data import DataInfo, Splits
 from trainables.config import DataConfig, OptimConfig
 from trainables.files import write_atomic
@@ -311,8 +311,8 @@ class TeacherRecord:
     path: str | None
 
     def energy_uj(self, model: EnergyModel) -> float:
-        """ANN inference energy per sample (MACs x E_MAC)."""
-        return self.macs * model.e_mac_pj * 1e-6
+        """ANN inference energy per sample (MACs x E_MAC, by :func:`trainables.costs.ann_energy_uj`)."""
+        return ann_energy_uj(self.macs, model)
 
 
 def _as_dict(data: Any) -> dict[str, Any]:

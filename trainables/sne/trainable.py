@@ -14,7 +14,8 @@ One trial:
 
 Every report carries every key (the report contract), whatever K is: the per-k curve is one
 string key rather than ``K`` numbered columns whose set would change from trial to trial.
-:class:`SNETraining` follows :class:`trainables.loop.Training`; the Ray side is the shared loop.
+:class:`SNETraining` follows :class:`trainables.loop.Training`; the Ray side is the shared loop
+and ``deployable()`` the shared :class:`~trainables.deploy.DeployableRun`'s.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from trainables.costs import energy_model
 from trainables.data import DataInfo, Splits, load_splits
-from trainables.deploy import DeployableModel, Preprocessing
+from trainables.deploy import DeployableRun
 from trainables.sne.adaptive import (
     DYNAMIC_THRESHOLDS,
     EnsembleOutputs,
@@ -99,7 +100,7 @@ def _accuracy(out: EnsembleOutputs, students: list[int]) -> float:
     return (subset_logits(out, students).argmax(1) == out.labels).float().mean().item()
 
 
-class SNETraining:
+class SNETraining(DeployableRun):
     """One SNE training run: teacher, partition, students; distil epoch by epoch; checkpoint.
 
     Args:
@@ -119,7 +120,6 @@ class SNETraining:
         torch.manual_seed(seed)
         self.splits = splits if splits is not None else load_splits(cfg.data, device=self.device)
         self.info = self.splits.info
-        self._preprocessing: Preprocessing | None = None
         self.energy = energy_model(cfg.cost.energy_model)
 
         started = time.perf_counter()
@@ -145,11 +145,9 @@ class SNETraining:
         self.epoch = 0
         self.train_time_s = time.perf_counter() - started
 
-    def deployable(self) -> DeployableModel:
-        """The ensemble behind its input standardisation (natural units in, logits of the active students out)."""
-        if self._preprocessing is None:
-            self._preprocessing = Preprocessing.from_splits(self.splits)
-        return DeployableModel(self.ensemble, self._preprocessing).to(self.device)
+    def network(self) -> SpikingEnsemble:
+        """The ensemble :meth:`deployable` wraps (its logits are the active students')."""
+        return self.ensemble
 
     @classmethod
     def build_model(cls, config: SNETrialConfig, info: DataInfo) -> SpikingEnsemble:
