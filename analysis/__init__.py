@@ -1,11 +1,24 @@
-"""Analysis of finished or running sweeps: results tables, Pareto fronts, plots, selection.
+"""Analysis of finished or running sweeps: results tables, Pareto fronts, plots, selection, bundles.
 
-``analysis.pareto`` is pure (arrays in, arrays out); ``analysis.results`` reads run dirs;
-``analysis.plot`` draws; ``analysis.select`` picks and exports deployable bundles. Command
-lines: ``python -m analysis.pareto`` and ``python -m analysis.select``.
+One module per job, imports running one way (each module imports only those listed before it):
 
-Names are imported lazily on first use, so ``import analysis`` stays light and
-``python -m analysis.pareto`` does not import the module it is about to run twice.
+* ``analysis.pareto`` — fronts, ranks, hypervolume, knee (pure: arrays in, arrays out; imports
+  nothing of the project, so the search may use it too);
+* ``analysis.results`` — a run dir as Arrow tables, the competing trials, the run's front;
+* ``analysis.plot`` — front and progress figures (compute, then matplotlib / plotly renderers);
+* ``analysis.select`` — picking trials under conditions, by a metric or the knee;
+* ``analysis.bundle`` — the deployable bundle's files and record, and loading a bundle back;
+* ``analysis.card`` — a bundle's ``card.md`` and ``metrics.json``;
+* ``analysis.export`` — writing a pick's bundle and measuring it again;
+* ``analysis.seeds`` — re-training a pick with several seeds (a sweep through the search API);
+* ``analysis.robustness`` — an SNE trial's accuracy-energy curve and noise robustness.
+
+Every command has one shape: ``python -m analysis COMMAND ...`` runs the ``main(argv)`` of the
+command package's ``__main__`` module (``analysis/pareto/__main__.py``, ``analysis/select/__main__.py``,
+``analysis/robustness/__main__.py``), which is also what ``python -m analysis.COMMAND`` runs.
+
+The public names of the modules above (their ``__all__``, robustness aside, which needs torch)
+are attributes of this package, imported on first use, so ``import analysis`` stays light.
 """
 
 from __future__ import annotations
@@ -13,85 +26,32 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = [
-    # analysis.pareto (pure)
-    "DIRECTIONS",
-    "ParetoFront",
-    "compute_front",
-    "front_summary",
-    "hypervolume",
-    "hypervolume_progress",
-    "knee_point",
-    "nondominated_ranks",
-    "pareto_front",
-    "pareto_mask",
-    "reference_point",
-    "to_minimization",
-    # analysis.results
-    "HypervolumeTrace",
-    "ReferencePoint",
-    "ResultsError",
-    "RunFront",
-    "RunResults",
-    "analyze_run",
-    "common_reference",
-    "completed_mask",
-    "feasible_mask",
-    "filter_trials",
-    "finite_mask",
-    "fix_reference",
-    "full_budget_mask",
-    "hypervolume_trace",
-    "load_epochs",
-    "load_run",
-    "load_trials",
-    "parse_objectives",
-    "recorded_reference",
-    "run_front",
-    # analysis.plot
-    "FrontPlot",
-    "FrontSeries",
-    "ProgressPlot",
-    "front_plot",
-    "progress_plot",
-    "render_front_matplotlib",
-    "render_front_plotly",
-    "render_progress_matplotlib",
-    "render_progress_plotly",
-    "write_html",
-    "write_png",
-    # analysis.select
-    "Bundle",
-    "Condition",
-    "SeedCheck",
-    "Selection",
-    "export_bundle",
-    "load_bundle",
-    "load_bundle_model",
-    "select_trials",
-    "verify_seeds",
-]
-
-_MODULES = ("pareto", "results", "plot", "select")
+#: Modules whose public names this package exposes, in the order they are looked up.
+_MODULES = ("pareto", "results", "plot", "select", "bundle", "card", "export", "seeds")
 
 
-def _home(name: str) -> str:
-    sections = {
-        "pareto": __all__[: __all__.index("HypervolumeTrace")],
-        "results": __all__[__all__.index("HypervolumeTrace") : __all__.index("FrontPlot")],
-        "plot": __all__[__all__.index("FrontPlot") : __all__.index("Bundle")],
-        "select": __all__[__all__.index("Bundle") :],
-    }
-    return next(module for module in _MODULES if name in sections[module])
+def _public_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for module in _MODULES:
+        for name in importlib.import_module(f"analysis.{module}").__all__:
+            names.setdefault(name, module)
+    return names
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"analysis.{_home(name)}"), name)
+    if name == "__all__":
+        value: Any = list(_public_names())
+    else:
+        for module in _MODULES:
+            imported = importlib.import_module(f"analysis.{module}")
+            if name in imported.__all__:
+                value = getattr(imported, name)
+                break
+        else:
+            raise AttributeError(f"module 'analysis' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_public_names()))

@@ -1,9 +1,11 @@
 """``python -m analysis COMMAND ...``: the analysis commands under one name.
 
-``python -m analysis pareto RUN_DIR ...`` is ``python -m analysis.pareto RUN_DIR ...``,
-``python -m analysis select RUN_DIR ...`` is ``python -m analysis.select RUN_DIR ...`` and
-``python -m analysis robustness RUN_DIR --trial ID`` is ``python -m analysis.robustness ...``.
-Each command's module is imported only when it runs, so ``--help`` is instant.
+Each command is a package of ``analysis`` whose ``__main__`` module holds its command line
+(``build_parser()`` and ``main(argv)``, user errors as one ``error:`` line and exit status 2):
+``python -m analysis pareto RUN_DIR ...`` runs ``analysis/pareto/__main__.py``, as
+``python -m analysis.pareto RUN_DIR ...`` does. A new command is one more such package and one
+more row of :data:`COMMANDS`. Each command's module is imported only when it runs, so
+``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ commands:
   robustness RUN_DIR --trial ID  an SNE trial's accuracy-energy curve, noise robustness  (python -m analysis robustness --help)"""
 
 #: Command → module whose ``main(argv)`` runs it.
-COMMANDS: dict[str, str] = {"pareto": "analysis.pareto_cli", "select": "analysis.select", "robustness": "analysis.robustness"}
+COMMANDS: dict[str, str] = {name: f"analysis.{name}.__main__" for name in ("pareto", "select", "robustness")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

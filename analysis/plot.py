@@ -5,7 +5,8 @@ and :func:`progress_plot` turn :class:`~analysis.results.RunFront` /
 :class:`~analysis.results.HypervolumeTrace` objects into plain data (:class:`FrontPlot`,
 :class:`ProgressPlot`) — which points are on the front, dominated or infeasible, the staircase
 that connects the front, the hover text of every trial, titles and axis labels — and thin
-renderers draw that data. Tests check the data, not pixels.
+renderers draw that data. Tests check the data, not pixels. Which constraints an infeasible
+trial breaks is decided by :func:`search.spec.feasible`, as everywhere else.
 
 Two or three objectives can be drawn; several runs (e.g. TPE vs random) share one figure, each
 in its own colour, with their hypervolumes computed against one common reference point.
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from analysis.results import HypervolumeTrace, ReferencePoint, RunFront
+from search.spec import feasible
 from trainables.registry import metric_table
 from trainables.report import format_number
 
@@ -164,19 +166,13 @@ def _staircase(points: np.ndarray, directions: Sequence[str], reference: Sequenc
 def _status(front: RunFront, index: int) -> str:
     if not front.feasible[index]:
         row = front.row(index)
-        broken = [c.text for c in front.run.spec.constraints if not _satisfies(c, row.get(c.metric))]
+        broken = [c.text for c in front.run.spec.constraints if not feasible(row, [c])]
         return "infeasible: violates " + ", ".join(broken)
     if index == front.knee:
         return "on the front (knee)"
     if front.ranks[index] == 0:
         return "on the front"
     return f"dominated (rank {int(front.ranks[index])})"
-
-
-def _satisfies(constraint: Any, value: Any) -> bool:
-    if value is None or not np.isfinite(float(value)):
-        return False
-    return float(value) <= constraint.bound if constraint.op == "<=" else float(value) >= constraint.bound
 
 
 def _hover_texts(front: RunFront) -> tuple[str, ...]:

@@ -14,6 +14,10 @@ Compute/render split: :func:`run_front` returns a :class:`RunFront` (plain data:
 that compete, which are feasible, the front, ranks, knee and hypervolume) and
 :func:`hypervolume_trace` a :class:`HypervolumeTrace`; ``analysis.plot`` draws them and
 ``analysis.select`` picks from them.
+
+The definitions used here live with what they describe: the trial-state names and what makes a
+trial compete on a front (completed, full budget) in :mod:`trainables.report`
+(:func:`~trainables.report.is_competing`), feasibility in :func:`search.spec.feasible`.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from search.rundir import ANALYSIS_FILE, EPOCHS_FILE, SPEC_FILE, TRIALS_FILE, Ru
 from search.spec import Constraint, Objective, Spec, SpecError, feasible, load_yaml, parse_spec
 from trainables.files import write_atomic
 from trainables.registry import metric_table
-from trainables.report import is_full_budget
+from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, is_competing, is_full_budget
 
 __all__ = [
     "ANALYSIS_FILE",
@@ -50,6 +54,7 @@ __all__ = [
     "RunResults",
     "analyze_run",
     "common_reference",
+    "competing_mask",
     "completed_mask",
     "feasible_mask",
     "filter_trials",
@@ -65,9 +70,6 @@ __all__ = [
     "recorded_reference",
     "run_front",
 ]
-
-#: The trial state of a trial that ran to its end (full budget, or stopped by the scheduler).
-COMPLETED_STATE = "TERMINATED"
 
 #: Margin of a derived reference point beyond the worst value, as a fraction of the range.
 _REFERENCE_MARGIN = 0.1
@@ -212,8 +214,15 @@ def numeric_column(trials: pa.Table, name: str) -> np.ndarray:
 
 
 def completed_mask(trials: pa.Table) -> np.ndarray:
-    """Trials that ran to their end (``TERMINATED``): at full budget or stopped by the scheduler."""
+    """Trials that ran to their end (``COMPLETED_STATE``): at full budget or stopped by the scheduler."""
     return np.array([s == COMPLETED_STATE for s in trials.column("state").to_pylist()], dtype=bool)
+
+
+def competing_mask(trials: pa.Table, include_partial: bool = False) -> np.ndarray:
+    """Trials that compete on a front (:func:`trainables.report.is_competing`): completed and at
+    full budget, or completed at any budget with ``include_partial``."""
+    states = trials.column("state").to_pylist()
+    return is_competing(states, numeric_column(trials, "budget_fraction"), include_partial=include_partial)
 
 
 def full_budget_mask(trials: pa.Table) -> np.ndarray:
@@ -266,8 +275,8 @@ def filter_trials(
     """
     mask = np.ones(trials.num_rows, dtype=bool)
     if completed:
-        mask &= completed_mask(trials)
-    if full_budget:
+        mask &= competing_mask(trials, include_partial=not full_budget)
+    elif full_budget:
         mask &= full_budget_mask(trials)
     mask &= finite_mask(trials, finite)
     mask &= feasible_mask(trials, constraints)
@@ -577,13 +586,12 @@ def run_front(
     states = table.column("state").to_pylist()
     completed = completed_mask(table)
     full = full_budget_mask(table)
-    finite = finite_mask(table, names)
-    competing = completed & finite & (full | include_partial)
+    competing = competing_mask(table, include_partial) & finite_mask(table, names)
     excluded: dict[str, int] = {}
     for i, state in enumerate(states):
         if competing[i]:
             continue
-        if state == "ERROR":
+        if state == ERROR_STATE:
             reason = "error"
         elif not completed[i]:
             reason = str(state).lower()  # running, pending, paused
@@ -684,10 +692,8 @@ def hypervolume_trace(
         reference = fix_reference(run, objectives)
     table = run.trials
     states = table.column("state").to_pylist()
-    finished = np.array([s in (COMPLETED_STATE, "ERROR") for s in states], dtype=bool)
-    eligible = completed_mask(table) & finite_mask(table, names) & feasible_mask(table, run.spec.constraints)
-    if not include_partial:
-        eligible &= full_budget_mask(table)
+    finished = np.array([s in FINAL_STATES for s in states], dtype=bool)
+    eligible = competing_mask(table, include_partial) & finite_mask(table, names) & feasible_mask(table, run.spec.constraints)
     numbers = numeric_column(table, "optuna_trial")
     ids = table.column("trial_id").to_pylist()
     order = sorted(np.flatnonzero(finished), key=lambda i: (not math.isfinite(numbers[i]), numbers[i] if math.isfinite(numbers[i]) else 0, ids[i]))

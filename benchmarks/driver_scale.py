@@ -126,6 +126,7 @@ def main() -> None:
     from search.rundir import TRIALS_FILE
     from search.tuner import build_tuner, prepare_sweep
     from trainables.registry import register_trainable
+    from trainables.report import COMPLETED_STATE
 
     register_trainable(_trivial_entry())
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.ERROR)
@@ -139,7 +140,7 @@ def main() -> None:
                 tuner.fit()
             wall = time.perf_counter() - start
             rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
-            assert len(rows) == args.trials and all(r["state"] == "TERMINATED" for r in rows), "every trial must finish"
+            assert len(rows) == args.trials and all(r["state"] == COMPLETED_STATE for r in rows), "every trial must finish"
     finally:
         ray.shutdown()
     n = len(clock.marks)

@@ -21,7 +21,7 @@ from typing import Any
 from search.cli import fail
 from search.rundir import SPEC_FILE, TRIALS_FILE, RunDirError, open_run_dir
 from search.spec import load_yaml
-from trainables.report import is_full_budget
+from trainables.report import is_competing
 
 
 __all__ = ["ablation_rows", "markdown_table", "main"]
@@ -46,7 +46,7 @@ def ablation_rows(trials: Sequence[dict[str, Any]], group_by: Sequence[str]) -> 
     """One summary per group of full-budget finished trials (pure; rows in first-seen order)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for t in trials:
-        if t.get("state") == "TERMINATED" and is_full_budget(t.get("budget_fraction")):
+        if is_competing(t.get("state"), t.get("budget_fraction")):
             groups.setdefault(tuple(t.get(k) for k in group_by), []).append(t)
     rows = []
     for key, members in groups.items():

@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import ROOT, cpu_model, quiet_local_tune  # noqa: E402  (puts the project on sys.path)
+from trainables.report import is_competing  # noqa: E402
 
 quiet_local_tune()
 
@@ -124,10 +125,6 @@ def run_sweep(spec) -> dict:
     }
 
 
-def _full(t: dict) -> bool:
-    return t["state"] == "TERMINATED" and t["budget_fraction"] is not None and t["budget_fraction"] >= 1 - 1e-9
-
-
 def curves(run: dict, reference: np.ndarray) -> dict:
     """HV after each finished trial, and HV against cumulative epochs trained."""
     from analysis.pareto import hypervolume
@@ -135,7 +132,7 @@ def curves(run: dict, reference: np.ndarray) -> dict:
     points: list[list[float]] = []
     hv_trials = []
     for t in run["trials"]:
-        if _full(t) and all(t[m] is not None and math.isfinite(t[m]) for m in OBJECTIVES):
+        if is_competing(t["state"], t["budget_fraction"]) and all(t[m] is not None and math.isfinite(t[m]) for m in OBJECTIVES):
             points.append([t[m] for m in OBJECTIVES])
         hv_trials.append(hypervolume(points, DIRECTIONS, reference) if points else 0.0)
     # Against compute: every epoch row counts one epoch; a trial's point joins at its last epoch.
@@ -144,7 +141,7 @@ def curves(run: dict, reference: np.ndarray) -> dict:
     epochs_x, hv_epochs, points = [], [], []
     for i, row in enumerate(run["epoch_rows"], start=1):
         t = by_id.get(row["trial_id"])
-        if t is not None and row["epoch"] == last_epoch[row["trial_id"]] and _full(t):
+        if t is not None and row["epoch"] == last_epoch[row["trial_id"]] and is_competing(t["state"], t["budget_fraction"]):
             points.append([t[m] for m in OBJECTIVES])
             epochs_x.append(i)
             hv_epochs.append(hypervolume(points, DIRECTIONS, reference))
@@ -166,7 +163,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def summarise(runs: dict, seeds: list[int], default_sampler: str) -> tuple[dict, np.ndarray]:
     from analysis.pareto import reference_point
 
-    every = [[t[m] for m in OBJECTIVES] for run in runs.values() for t in run["trials"] if _full(t)]
+    every = [[t[m] for m in OBJECTIVES] for run in runs.values() for t in run["trials"] if is_competing(t["state"], t["budget_fraction"])]
     reference = reference_point(every, DIRECTIONS)
     # Hypervolumes are reported as a fraction of the box between the best value seen per
     # objective (over every sweep) and the reference: 1.0 would be one trial best at both.
@@ -278,7 +275,7 @@ def main() -> None:
                     spec = _spec(sampler, scheduler, seed, args.trials, args.data, tmp, args.grace)
                     run = run_sweep(spec)
                     runs[f"{sampler}/{scheduler}/{seed}"] = run
-                    full = sum(_full(t) for t in run["trials"])
+                    full = sum(is_competing(t["state"], t["budget_fraction"]) for t in run["trials"])
                     print(f"{sampler:>6} + {scheduler:<7} seed {seed}: {len(run['trials'])} trials ({full} full budget), "
                           f"{len(run['epoch_rows'])} epochs, {run['wall_s']} s", file=sys.stderr, flush=True)
     finally:

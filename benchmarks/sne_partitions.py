@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainables.report import is_full_budget
+from trainables.report import is_competing
 
 __all__ = ["partition_spec", "partition_table", "to_markdown", "main"]
 
@@ -97,7 +97,7 @@ def _one_table(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     per: dict[str, list[SubsetCurve]] = {}
     for row in rows:
-        if row.get("state") != "TERMINATED" or not row.get("curve") or not is_full_budget(row.get("budget_fraction")):
+        if not is_competing(row.get("state"), row.get("budget_fraction")) or not row.get("curve"):
             continue
         per.setdefault(row["sne.partition"], []).append(SubsetCurve.from_json(row["curve"]))
     table: dict[str, Any] = {"partitions": {}}

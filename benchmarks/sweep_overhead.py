@@ -133,6 +133,7 @@ def _measure(results_compute: float, wall: float, workers: int, trials: int) -> 
 def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
     from search.rundir import TRIALS_FILE
     from search.tuner import build_tuner, prepare_sweep
+    from trainables.report import COMPLETED_STATE
 
     with tempfile.TemporaryDirectory() as tmp:
         sweep = prepare_sweep(_spec(trials, work_s, epochs, tmp))
@@ -142,7 +143,7 @@ def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
         compute = sum(r["train_time_s"] for r in rows)
-        assert len(rows) == trials and all(r["state"] == "TERMINATED" for r in rows)
+        assert len(rows) == trials and all(r["state"] == COMPLETED_STATE for r in rows)
     return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2))
 
 

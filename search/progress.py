@@ -10,10 +10,10 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from analysis.pareto import hypervolume, reference_point  # pure functions on arrays
+from analysis.pareto import hypervolume, pareto_mask, reference_point  # pure functions on arrays
 from search.recorder import record_id
 from search.spec import feasible
-from trainables.report import format_number, is_full_budget
+from trainables.report import COMPLETED_STATE, FINAL_STATES, format_number, is_competing, is_full_budget
 
 __all__ = ["ProgressPrinter"]
 
@@ -67,9 +67,8 @@ class ProgressPrinter(Callback):
         self._finite_count = 0
         self._lows: list[float] = []
         self._highs: list[float] = []
-        # The current Pareto front of the full-budget feasible trials, in minimisation form
-        # (``_signs`` flips the "max" objectives): each distinct point once, with its copies.
-        self._signs = [-1.0 if mode == "max" else 1.0 for mode in self.modes]
+        # The current Pareto front of the full-budget feasible trials (original units): each
+        # distinct point once, with its copies.
         self._front: list[tuple[float, ...]] = []
         self._copies: list[int] = []
         self._front_size = 0  # sum of ``_copies``: ties count once per trial, as in pareto_mask
@@ -91,13 +90,13 @@ class ProgressPrinter(Callback):
             ref = ", ".join(f"{m}={format_number(v)}" for m, v in zip(self.metrics, self._reference))
             self._print(f"hypervolume reference (kept from before the resume): {ref}")
         for row in rows:
-            if row.get("state") not in ("TERMINATED", "ERROR"):
+            if row.get("state") not in FINAL_STATES:
                 continue
             self.done += 1
-            if row["state"] == "TERMINATED":
-                full = is_full_budget(row.get("budget_fraction"))
-                self._record(row, full)
-                if full and feasible(row, self.constraints):
+            if row["state"] == COMPLETED_STATE:
+                competing = is_competing(row["state"], row.get("budget_fraction"))
+                self._record(row, competing)
+                if competing and feasible(row, self.constraints):
                     self._update_best(row)
 
     def setup(self, **info: Any) -> None:
@@ -152,15 +151,16 @@ class ProgressPrinter(Callback):
             pass  # the progress lines' reference is a convenience: never fail the sweep for it
 
     def _add_to_front(self, point: Sequence[float]) -> None:
-        """Update the current front with a full-budget feasible point; O(front size)."""
-        z = tuple(s * v for s, v in zip(self._signs, point))
-        for k, q in enumerate(self._front):
-            if all(a <= b for a, b in zip(q, z)):  # weakly dominated by a front point
-                if q == z:  # a tie is on the front as well, and adds no volume
-                    self._copies[k] += 1
-                    self._front_size += 1
-                return  # otherwise dominated: neither on the front now nor ever again
-        kept = [(q, c) for q, c in zip(self._front, self._copies) if not all(a <= b for a, b in zip(z, q))]
+        """Update the current front with a full-budget feasible point; cost by front size only."""
+        z = tuple(point)
+        if z in self._front:  # a tie is on the front as well, and adds no volume
+            self._copies[self._front.index(z)] += 1
+            self._front_size += 1
+            return
+        on_front = pareto_mask([*self._front, z], self.modes)
+        if not on_front[-1]:
+            return  # dominated: neither on the front now nor ever again
+        kept = [(q, c) for q, c, keep in zip(self._front, self._copies, on_front) if keep]
         self._front = [q for q, _ in kept] + [z]
         self._copies = [c for _, c in kept] + [1]
         self._front_size = sum(self._copies)
@@ -172,8 +172,7 @@ class ProgressPrinter(Callback):
         if self._reference is None:
             return f"  | front {self._front_size}"
         if self._front_hv is None:
-            points = [[s * v for s, v in zip(self._signs, q)] for q in self._front]  # original units
-            self._front_hv = hypervolume(points, self.modes, self._reference)
+            self._front_hv = hypervolume(self._front, self.modes, self._reference)
         return f"  | front {self._front_size}, hv {self._front_hv:.4g}"
 
     def _update_best(self, last: dict) -> None:

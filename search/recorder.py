@@ -3,6 +3,8 @@
 A Ray Tune callback in the driver collects every report and every trial's fate, and writes
 both tables atomically (temp file, then rename) every few seconds and at the end, so a
 running sweep can be analysed at any time and a killed driver loses at most a few seconds.
+A trial's ``state`` is one of the names :mod:`trainables.report` defines (``RUNNING_STATE``,
+``COMPLETED_STATE``, ``ERROR_STATE`` …).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from ray.tune import Callback
 from search.rundir import EPOCHS_FILE, TRIALS_FILE, RunLocation, open_run_dir
 
 from trainables.config import flatten, unflatten
-from trainables.report import BASE_KEYS, INFO_KEYS
+from trainables.report import BASE_KEYS, COMPLETED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE
 
-__all__ = ["ResultsRecorder", "FINAL_STATES", "one_line_error", "record_id"]
+__all__ = ["ResultsRecorder", "one_line_error", "record_id"]
 
 
 def one_line_error(trial: Any) -> str:
@@ -126,10 +128,6 @@ def flush_interval() -> float:
         return 3.0
 
 
-#: Trial states after which a trial never runs again.
-FINAL_STATES = ("TERMINATED", "ERROR")
-
-
 class ResultsRecorder(Callback):
     """Collect trial reports and outcomes; write ``trials.parquet`` / ``epochs.parquet``.
 
@@ -204,7 +202,7 @@ class ResultsRecorder(Callback):
         # be missing from epochs.parquet; its final row holds that epoch's report.
         for trial_id, row in self.trials.items():
             epoch = row.get("epoch")
-            if row.get("state") == "TERMINATED" and epoch and (trial_id, int(epoch)) not in self.epochs:
+            if row.get("state") == COMPLETED_STATE and epoch and (trial_id, int(epoch)) not in self.epochs:
                 self.epochs[(trial_id, int(epoch))] = {
                     "trial_id": trial_id, **{k: row.get(k) for k in self.metric_keys if k in row}, "epoch": int(epoch), "timestamp": None
                 }
@@ -216,7 +214,7 @@ class ResultsRecorder(Callback):
         self.epochs = {k: v for k, v in self.epochs.items() if k[0] != trial_id or k[1] <= epoch}
         row = self.trials.get(trial_id)
         if row is not None:
-            row["state"] = "PENDING"
+            row["state"] = PENDING_STATE
             last = self.epochs.get((trial_id, epoch))
             for key in self.metric_keys:
                 if key in INFO_KEYS:
@@ -284,7 +282,7 @@ class ResultsRecorder(Callback):
         key = record_id(trial)
         if key != trial.trial_id and trial.trial_id not in self._base_retries:
             self._base_retries[trial.trial_id] = int(self.trials.get(key, {}).get("retries") or 0)
-        self._update_trial(trial, "RUNNING")
+        self._update_trial(trial, RUNNING_STATE)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         key = record_id(trial)
@@ -295,10 +293,10 @@ class ResultsRecorder(Callback):
         if (key, epoch) in self._sealed_epochs.keys:
             self._unseal()
         self.epochs[(key, epoch)] = row
-        self._update_trial(trial, "RUNNING")
+        self._update_trial(trial, RUNNING_STATE)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, "TERMINATED")
+        self._update_trial(trial, COMPLETED_STATE)
         self.flush(epochs=self._epochs_cheap())  # the record first …
         self._commit(trial)  # … then the study
         checkpoint = getattr(trial, "checkpoint", None)
@@ -309,12 +307,12 @@ class ResultsRecorder(Callback):
         if self.stopping is not None and self.stopping():
             # Its actor died with the stopping sweep: not a trial failure. It stays unfinished
             # (its outcome is not told) and a resumed sweep continues it.
-            self._update_trial(trial, "RUNNING")
+            self._update_trial(trial, RUNNING_STATE)
             if self.searcher is not None:
                 self.searcher.discard(trial.trial_id)
             self.flush()
             return
-        self._update_trial(trial, "ERROR", one_line_error(trial))
+        self._update_trial(trial, ERROR_STATE, one_line_error(trial))
         self.flush(epochs=self._epochs_cheap())
         self._commit(trial)
 

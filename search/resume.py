@@ -4,7 +4,7 @@ A resumed sweep never unpickles anything of the run dir (Ray Tune's ``tuner.pkl`
 experiment state are not read): it starts a fresh Tune run from three records —
 
 * ``trials.parquet``: which trials finished (TERMINATED, stopped early, or ERROR after their
-  retries). The results recorder writes a trial's final row *before* its outcome is told to the
+  retries: ``trainables.report.FINAL_STATES``). The results recorder writes a trial's final row *before* its outcome is told to the
   study, so this file is the one record of what finished.
 * ``study.db``: the Optuna study. Outcomes the record holds but the study lacks (a driver
   killed between the two writes) are told to it from the record.
@@ -41,11 +41,11 @@ from search.rundir import (
     TRIALS_FILE,
     RunDirError,
     RunLocation,
+    trial_dirname,
 )
+from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES
 
 __all__ = ["ResumePlan", "check_trusted", "read_sweep_meta", "validate_records", "load_study", "plan_resume", "latest_checkpoint"]
-
-_FINAL = ("TERMINATED", "ERROR")
 
 
 @dataclass
@@ -169,16 +169,16 @@ def latest_checkpoint(
 ) -> tuple[str | None, int]:
     """The newest readable checkpoint of an unfinished trial: (path or URI, its epoch).
 
-    Looked for in the trial's own dir (``trial_<id>``) and, for a trial already continued
-    once, the dirs its row names (only inside the run dir). A checkpoint that does not load
-    (e.g. cut short by the interruption) is skipped for the one before it, and so is one past
-    ``max_epoch`` (the last epoch ``epochs.parquet`` holds: continuing from a later one would
-    leave epochs without rows). ``(None, 0)`` when there is none.
+    Looked for in the trial's own dir (:func:`~search.rundir.trial_dirname`) and, for a trial
+    already continued once, the dirs its row names (only inside the run dir). A checkpoint that
+    does not load (e.g. cut short by the interruption) is skipped for the one before it, and so
+    is one past ``max_epoch`` (the last epoch ``epochs.parquet`` holds: continuing from a later
+    one would leave epochs without rows). ``(None, 0)`` when there is none.
     """
     import torch
 
     fs, root = location.filesystem
-    dirs = [posixpath.join(root, f"trial_{trial_id}")]
+    dirs = [posixpath.join(root, trial_dirname(trial_id))]
     for key in ("trial_dir", "checkpoint"):
         value = (row or {}).get(key)
         if isinstance(value, str) and _inside(root, value):
@@ -221,19 +221,19 @@ def plan_resume(location: RunLocation, study: Any, metrics: list[str], constrain
     last_epoch: dict[str, int] = {}
     for trial_id, epoch in zip(*(epochs.column(c).to_pylist() for c in ("trial_id", "epoch"))) if epochs is not None else ():
         last_epoch[trial_id] = max(last_epoch.get(trial_id, 0), int(epoch))
-    plan = ResumePlan(finished=sum(r["state"] in _FINAL for r in rows.values()))
+    plan = ResumePlan(finished=sum(r["state"] in FINAL_STATES for r in rows.values()))
     by_ray = {t.user_attrs.get(RAY_TRIAL_ATTR): t for t in study.get_trials(deepcopy=False)}
     open_states = (TrialState.RUNNING, TrialState.WAITING)
     for trial_id, row in rows.items():
         ot = by_ray.get(trial_id)
-        if row["state"] in _FINAL:
+        if row["state"] in FINAL_STATES:
             if ot is not None and ot.state in open_states:
-                tell_outcome(study, ot._trial_id, metrics, constraints, row, error=row["state"] == "ERROR")
+                tell_outcome(study, ot._trial_id, metrics, constraints, row, error=row["state"] == ERROR_STATE)
                 plan.told += 1
         elif ot is None:
             plan.settled[trial_id] = None  # a row the study never counted
         elif ot.state.is_finished():
-            plan.settled[trial_id] = "ERROR" if ot.state == TrialState.FAIL else "TERMINATED"
+            plan.settled[trial_id] = ERROR_STATE if ot.state == TrialState.FAIL else COMPLETED_STATE
             plan.finished += 1
     for ot in study.get_trials(deepcopy=False, states=open_states):
         trial_id = ot.user_attrs.get(RAY_TRIAL_ATTR)

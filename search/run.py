@@ -15,11 +15,12 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from search.cli import EXIT_FAILED, fail
 
-__all__ = ["main", "build_parser"]
+__all__ = ["SweepOptions", "build_parser", "main", "run_sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,11 +44,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a sweep: where its run dir goes, which Ray, what it prints.
+
+    Attributes:
+        storage: Parent of the run dir (default: the spec's ``run.storage``).
+        name: Sweep name (default: the spec's name); the run dir is ``STORAGE/NAME``.
+        address: A Ray cluster to join (``auto``, ``HOST:PORT``, ``ray://…``); None starts Ray
+            locally, bound to this machine only.
+        num_cpus: CPUs of a local Ray (default: all).
+        resume: Continue the sweep in the existing run dir.
+        progress: Print a line per trial event.
+        command: The command line that ran it (spec path first, then ``--set``/``--num-samples``/
+            ``--address`` options), repeated in the line that says how to resume; None names the
+            run dir's own ``spec.yaml``.
+    """
+
+    storage: str | None = None
+    name: str | None = None
+    address: str | None = None
+    num_cpus: int | None = None
+    resume: bool = False
+    progress: bool = True
+    command: tuple[str, ...] | None = None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imports after argument parsing keep --help fast.
-    from search.spec import SpecError, check_sweep_name, load_spec
-    from trainables.data import DataError, check_available
+    from search.spec import SpecError, load_spec
 
     overrides = list(args.overrides)
     if args.num_samples is not None:
@@ -58,23 +84,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(args.spec, overrides)
     except SpecError as exc:
         return fail(str(exc))
-    if args.name:
-        try:
-            check_sweep_name(args.name)
-        except ValueError as exc:
-            return fail(f"--name: {exc}")
-        spec = spec.model_copy(update={"name": args.name})
-
     if args.dry_run:
+        if args.name:
+            spec, problem = _named(spec, args.name)
+            if problem:
+                return fail(problem)
         _dry_run(spec)
         return 0
+    options = SweepOptions(
+        storage=args.storage,
+        name=args.name,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        resume=args.resume,
+        progress=not args.quiet,
+        command=(args.spec, *_rerun_options(args)),
+    )
+    return run_sweep(spec, options)
+
+
+def _rerun_options(args: argparse.Namespace) -> list[str]:
+    parts: list[str] = []
+    for override in args.overrides:
+        parts += ["--set", override]
+    if args.num_samples is not None:
+        parts += ["--num-samples", str(args.num_samples)]
+    if args.address:
+        parts += ["--address", args.address]
+    return parts
+
+
+def _named(spec: Any, name: str) -> tuple[Any, str | None]:
+    """The spec renamed to ``name``, or the one-line problem with that name."""
+    from search.spec import check_sweep_name
+
+    try:
+        check_sweep_name(name)
+    except ValueError as exc:
+        return spec, f"--name: {exc}"
+    return spec.model_copy(update={"name": name}), None
+
+
+def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
+    """Run a validated spec's sweep on Ray (the search API behind ``python -m search.run``).
+
+    Checks everything a user can get wrong before anything is written (data, GPUs, the run dir,
+    the cluster), runs the sweep, prints its outcome and returns the exit status: 0, 1 when
+    every trial failed, 2 on a user error (one ``error:`` line on stderr), 128 + signal when
+    stopped by a signal. Ray is started (or joined) here and shut down before returning.
+
+    Args:
+        spec: A :class:`~search.spec.Spec` (:func:`search.spec.load_spec`).
+        options: Where and how to run it (:class:`SweepOptions`).
+    """
+    from trainables.data import DataError, check_available
+
+    options = options or SweepOptions()
+    if options.name:
+        spec, problem = _named(spec, options.name)
+        if problem:
+            return fail(problem)
     try:
         info = check_available(spec.data.model_dump())
     except DataError as exc:
         return fail(f"data: {exc}")
     except ValueError as exc:  # a value the data config rejects
         return fail(f"data: {' '.join(str(exc).split())}")
-    if not args.address:
+    if not options.address:
         problem = _missing_gpu(spec)
         if problem:
             return fail(problem)
@@ -82,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.tuner import RunDirError, check_run_dir, prepare_sweep
 
     try:
-        check_run_dir(spec, storage=args.storage, name=args.name, resume=args.resume)
+        check_run_dir(spec, storage=options.storage, name=options.name, resume=options.resume)
     except RunDirError as exc:
         return fail(str(exc))
 
@@ -93,21 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = None
     try:
         try:
-            _init_ray(args.address, args.num_cpus)
+            _init_ray(options.address, options.num_cpus)
         except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-            return fail(f"cannot reach the Ray cluster at {args.address!r}: {str(exc).strip().splitlines()[0]}")
+            return fail(f"cannot reach the Ray cluster at {options.address!r}: {str(exc).strip().splitlines()[0]}")
         # After ray.init: a local Ray installs a SIGTERM handler of its own.
         with catch_stop_signals():
-            problem = _unplaceable(spec, wait_s=None if args.address else 0.0)
+            problem = _unplaceable(spec, wait_s=None if options.address else 0.0)
             if problem:
                 return fail(problem)
             try:
-                sweep = prepare_sweep(spec, storage=args.storage, name=args.name, resume=args.resume)
+                sweep = prepare_sweep(spec, storage=options.storage, name=options.name, resume=options.resume)
             except RunDirError as exc:
                 return fail(str(exc))
-            return _run(sweep, info, args)
+            return _run(sweep, info, options)
     except KeyboardInterrupt:  # a second stop signal, or one before the sweep started
-        return _interrupted(sweep, args)
+        return _interrupted(sweep, options)
     finally:
         ray.shutdown()
 
@@ -209,7 +285,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
             raise
 
 
-def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
+def _run(sweep: Any, info: Any, options: SweepOptions) -> int:
     from search.stopping import stop_requested
     from search.tuner import RunDirError, build_tuner, plan_sweep_resume
 
@@ -221,7 +297,7 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
         flush=True,
     )
     plan = None
-    if args.resume:
+    if options.resume:
         try:
             plan = plan_sweep_resume(sweep)
         except RunDirError as exc:
@@ -237,35 +313,35 @@ def _run(sweep: Any, info: Any, args: argparse.Namespace) -> int:
             from ray.tune.error import TuneError
 
             try:
-                build_tuner(sweep, progress=not args.quiet, on_cluster=bool(args.address), plan=plan).fit()
+                build_tuner(sweep, progress=options.progress, on_cluster=bool(options.address), plan=plan).fit()
             except TuneError as exc:
                 lines = [line for line in str(exc).strip().splitlines() if line.strip()]
                 return fail(
                     f"Ray Tune stopped the sweep: {lines[-1].strip() if lines else 'unknown error'}; finished trials are saved in "
-                    f"{sweep.run_dir} (resume with: {_resume_command(sweep, args)})",
+                    f"{sweep.run_dir} (resume with: {_resume_command(sweep, options)})",
                     EXIT_FAILED,
                 )
         if stop_requested():
-            return _interrupted(sweep, args)
+            return _interrupted(sweep, options)
     finally:
         sweep.upload_study()
     return _summary(sweep)
 
 
-def _resume_command(sweep: Any, args: argparse.Namespace) -> str:
+def _resume_command(sweep: Any, options: SweepOptions) -> str:
     import shlex
 
-    parts = ["python", "-m", "search.run", args.spec, "--storage", sweep.storage, "--name", sweep.name]
-    for override in args.overrides:
-        parts += ["--set", override]
-    if args.num_samples is not None:
-        parts += ["--num-samples", str(args.num_samples)]
-    if args.address:
-        parts += ["--address", args.address]
+    from search.rundir import SPEC_FILE
+
+    if options.command:
+        spec_path, *rest = options.command
+    else:
+        spec_path, rest = f"{sweep.run_dir}/{SPEC_FILE}", ["--address", options.address] if options.address else []
+    parts = ["python", "-m", "search.run", spec_path, "--storage", sweep.storage, "--name", sweep.name, *rest]
     return " ".join(shlex.quote(p) for p in [*parts, "--resume"])
 
 
-def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
+def _interrupted(sweep: Any, options: SweepOptions) -> int:
     """One line: what stopped the sweep, what is saved, how to resume; exit 128 + signal."""
     import signal
 
@@ -283,7 +359,7 @@ def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
     except Exception:  # noqa: BLE001 - the line must be printed whatever the run dir holds
         done = "finished trials"
     print(
-        f"\ninterrupted by {name}: {done}, saved in {sweep.run_dir}; resume with: {_resume_command(sweep, args)}",
+        f"\ninterrupted by {name}: {done}, saved in {sweep.run_dir}; resume with: {_resume_command(sweep, options)}",
         file=sys.stderr,
         flush=True,
     )
@@ -293,7 +369,7 @@ def _interrupted(sweep: Any, args: argparse.Namespace) -> int:
 def _summary(sweep: Any) -> int:
     """Print the sweep's outcome; returns the exit status (1 when every trial failed)."""
     from search.rundir import TRIALS_FILE
-    from trainables.report import format_number, is_full_budget
+    from trainables.report import COMPLETED_STATE, ERROR_STATE, format_number, is_competing
 
     spec = sweep.spec
     table = sweep.location.read_table(TRIALS_FILE)
@@ -301,13 +377,13 @@ def _summary(sweep: Any) -> int:
         print(f"no trial finished; run dir: {sweep.run_dir}")
         return 0
     rows = table.to_pylist()
-    full = [r for r in rows if r["state"] == "TERMINATED" and is_full_budget(r.get("budget_fraction"))]
+    full = [r for r in rows if is_competing(r["state"], r.get("budget_fraction"))]
     states: dict[str, int] = {}
     for r in rows:
-        key = "STOPPED EARLY" if r["state"] == "TERMINATED" and r not in full else r["state"]
+        key = "STOPPED EARLY" if r["state"] == COMPLETED_STATE and r not in full else r["state"]
         states[key] = states.get(key, 0) + 1
     print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
-    if rows and all(r["state"] == "ERROR" for r in rows):
+    if rows and all(r["state"] == ERROR_STATE for r in rows):
         first = next((r.get("error") for r in rows if r.get("error")), "unknown error")
         return fail(
             f"all {len(rows)} trials failed (first error: {first}); every trial's error is in the 'error' column of "

@@ -10,7 +10,10 @@ through it. A run dir (``STORAGE/NAME``) holds::
     epochs.parquet   one row per report
     analysis.json    hypervolume reference points recorded by the analysis
     progress.json    the hypervolume reference of the sweep's progress lines (kept on resume)
-    <trial dirs>     Ray Tune's experiment state and trial checkpoints
+    cache/           artefacts the trials of the sweep share, e.g. a trained SNE teacher
+                     (``CACHE_DIR``; local run dirs only)
+    trial_<id>/      one trial's checkpoints and error files (``trial_dirname(trial_id)``)
+    <other files>    Ray Tune's experiment state
 
 It may be a local (or shared POSIX) path, ``file://…``, or an object store URI (``s3://bucket/
 prefix``, ``gs://…``) reached through pyarrow filesystems, as Ray Tune's own storage is, so every
@@ -43,6 +46,8 @@ __all__ = [
     "EPOCHS_FILE",
     "ANALYSIS_FILE",
     "PROGRESS_FILE",
+    "CACHE_DIR",
+    "trial_dirname",
     "RunDirError",
     "RunLocation",
     "run_location",
@@ -58,6 +63,12 @@ TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 ANALYSIS_FILE = "analysis.json"
 PROGRESS_FILE = "progress.json"
+CACHE_DIR = "cache"
+
+
+def trial_dirname(trial_id: str) -> str:
+    """The dir of one trial inside the run dir (its checkpoints, its error files)."""
+    return f"trial_{trial_id}"
 
 
 class RunDirError(RuntimeError):

@@ -21,7 +21,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from search.bounds import BoundSyntaxError, parse_bound, satisfies
 from search.samplers import SAMPLERS
+from search.schedulers import SCHEDULERS
 from trainables.config import (
     BudgetConfig,
     CrossFieldError,
@@ -46,15 +48,16 @@ __all__ = [
     "Objective",
     "Constraint",
     "SAMPLERS",
+    "SCHEDULERS",
     "load_spec",
     "parse_spec",
     "apply_overrides",
     "spec_to_yaml",
 ]
 
-SCHEDULERS: tuple[str, ...] = ("none", "asha")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=)\s*(\S+)\s*$")
+#: The operators a constraint may use (of :data:`search.bounds.OPERATORS`).
+CONSTRAINT_OPS: tuple[str, ...] = ("<=", ">=")
 
 
 class SpecError(ValueError):
@@ -207,11 +210,15 @@ class Objective(_Model):
 
 
 class Constraint(_Model):
-    """``metric <= bound`` or ``metric >= bound``; feasible when :meth:`violation` ≤ 0."""
+    """``metric <= bound`` or ``metric >= bound``; feasible when :meth:`violation` ≤ 0.
+
+    Written in the grammar of :mod:`search.bounds` (as ``analysis.select``'s conditions are),
+    restricted to :data:`CONSTRAINT_OPS` and to undotted metric names.
+    """
 
     text: str
     metric: str
-    op: Literal["<=", ">="]
+    op: Literal[CONSTRAINT_OPS]  # type: ignore[valid-type]
     bound: float
 
     @model_validator(mode="before")
@@ -227,19 +234,21 @@ class Constraint(_Model):
 
     @staticmethod
     def _fields_from_text(text: str) -> dict[str, Any]:
-        match = _CONSTRAINT_RE.match(text)
-        if not match:
-            raise ValueError(f"expected 'metric <= number' or 'metric >= number', got {text!r}")
-        metric, op, bound = match.groups()
         try:
-            value = float(bound)
-        except ValueError:
-            raise ValueError(f"expected a number after {op!r}, got {bound!r}") from None
-        return {"text": text.strip(), "metric": metric, "op": op, "bound": value}
+            parsed = parse_bound(text, CONSTRAINT_OPS, dotted=False)
+        except BoundSyntaxError as exc:
+            if exc.op is None:
+                raise ValueError(f"expected 'metric <= number' or 'metric >= number', got {text!r}") from None
+            raise ValueError(f"expected a number after {exc.op!r}, got {exc.number!r}") from None
+        return {"text": text.strip(), "metric": parsed.name, "op": parsed.op, "bound": parsed.value}
 
     def violation(self, value: float) -> float:
         """Optuna's convention: ≤ 0 is feasible."""
         return value - self.bound if self.op == "<=" else self.bound - value
+
+    def satisfied(self, value: Any) -> Any:
+        """Whether values meet the bound (:func:`search.bounds.satisfies`; missing never does)."""
+        return satisfies(value, self.op, self.bound)
 
 
 def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str]) -> Any:
@@ -253,11 +262,7 @@ def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str])
     for constraint in constraints:
         if isinstance(constraint, str):
             constraint = Constraint.parse(constraint)
-        raw = values.get(constraint.metric)
-        column = np.asarray(np.nan if raw is None else raw, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            ok = np.isfinite(column) & (constraint.violation(column) <= 0)
-        mask = mask & ok
+        mask = mask & constraint.satisfied(values.get(constraint.metric))
     if isinstance(mask, np.ndarray) and mask.ndim == 0:
         return bool(mask)
     return mask if isinstance(mask, np.ndarray) else bool(mask)
@@ -269,9 +274,12 @@ class SamplerSection(_Model):
 
 
 class SchedulerSection(_Model):
-    """Early stopping: ``asha`` ranks one metric, ``mo_asha`` ranks all objectives (and constraints)."""
+    """Early stopping: ``asha`` ranks one metric, ``mo_asha`` ranks all objectives (and constraints).
 
-    name: Literal["none", "asha", "mo_asha"] = "none"
+    The allowed names are the keys of :data:`search.schedulers.SCHEDULERS`.
+    """
+
+    name: Literal[tuple(SCHEDULERS)] = "none"  # type: ignore[valid-type]
     metric: str | None = None  # asha only (mo_asha ranks every objective); default: the first objective
     mode: Literal["max", "min"] | None = None
     grace_period: int = Field(default=1, ge=1)

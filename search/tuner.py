@@ -1,6 +1,7 @@
 """From a validated spec to a running Ray Tune sweep: run dir, study, searcher, scheduler.
 
-The run dir's layout is :mod:`search.rundir`'s.
+The run dir's layout is :mod:`search.rundir`'s; the scheduler comes from the table of
+:mod:`search.schedulers`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,18 @@ from typing import Any
 import ray
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from search.mo_asha import MultiObjectiveASHA
 from search.progress import ProgressPrinter
-from search.recorder import ResultsRecorder, record_id
+from search.recorder import ResultsRecorder
 from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
-from search.rundir import PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location
-from search.scheduling import LiveTrialQueue, QueueFIFOScheduler
+from search.rundir import CACHE_DIR, PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location, trial_dirname
+from search.schedulers import make_scheduler
 from search.searcher import ORPHAN_ATTR, ParetoOptunaSearch
 from search.spec import Spec, spec_to_yaml
 from search.stopping import SignalStopper, stop_requested
 from trainables.registry import get_trainable
-from trainables.report import INFO_KEYS
+from trainables.report import FINAL_STATES, INFO_KEYS
 
 __all__ = [
     "RunDirError",
@@ -195,83 +194,14 @@ def default_concurrency(spec: Spec) -> int:
     return max(1, slots)
 
 
-class _RecordAlias:
-    """A trial as ASHA's rungs see it: under its id in the run dir (kept by a continuation)."""
-
-    def __init__(self, trial_id: str) -> None:
-        self.trial_id = trial_id
-
-
-class ResumableASHA(LiveTrialQueue, ASHAScheduler):
-    """ASHA whose rungs survive a resume.
-
-    Every trial is seen under its id in the run dir (kept by a continuation), so a continued
-    trial is not judged again at rungs it already passed, and :meth:`seed` refills the rungs from
-    the epoch rows of the interrupted sweep, so trials after a resume are compared with those
-    before it. The decisions themselves are Ray Tune's.
-    """
-
-    def seed(self, epoch_rows: list[dict[str, Any]]) -> None:
-        values = {(r["trial_id"], int(r["epoch"])): r.get(self._metric) for r in epoch_rows}
-        for bracket in self._brackets:
-            for milestone, recorded in bracket._rungs:
-                for (trial_id, epoch), value in values.items():
-                    if epoch == milestone and value is not None and math.isfinite(float(value)):
-                        recorded[trial_id] = self._metric_op * float(value)
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        self.track(trial)
-        super().on_trial_add(tune_controller, _RecordAlias(record_id(trial)))
-
-    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        self.untrack(trial)
-        super().on_trial_error(tune_controller, _RecordAlias(record_id(trial)))
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        return super().on_trial_result(tune_controller, _RecordAlias(record_id(trial)), result)
-
-    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.untrack(trial)
-        super().on_trial_complete(tune_controller, _RecordAlias(record_id(trial)), result)
-
-    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        self.untrack(trial)
-        super().on_trial_remove(tune_controller, _RecordAlias(record_id(trial)))
-
-
-def _scheduler(spec: Spec):
-    if spec.scheduler.name == "asha":
-        metric, mode = spec.scheduler_metric
-        return ResumableASHA(
-            time_attr="epoch",
-            metric=metric,
-            mode=mode,
-            max_t=spec.budget.epochs,
-            grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
-            reduction_factor=spec.scheduler.reduction_factor,
-        )
-    if spec.scheduler.name == "mo_asha":
-        return MultiObjectiveASHA(
-            spec.metrics,
-            spec.modes,
-            constraints=spec.constraints,
-            max_t=spec.budget.epochs,
-            grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
-            reduction_factor=spec.scheduler.reduction_factor,
-            tie_break=spec.scheduler.tie_break,
-            trial_key=record_id,
-        )
-    return QueueFIFOScheduler()
-
-
 def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return trial_dirname(trial.trial_id)
 
 
 def _param_space(sweep: Sweep) -> dict[str, Any]:
     config = sweep.spec.base_config()
     # Artefacts shared by the trials of one sweep (e.g. a trained SNE teacher) live here.
-    config["runtime"]["cache_dir"] = str(sweep.local_dir / "cache") if sweep.location.is_local else None
+    config["runtime"]["cache_dir"] = str(sweep.local_dir / CACHE_DIR) if sweep.location.is_local else None
     return config
 
 
@@ -290,8 +220,6 @@ def reuse_actors(spec: Spec, on_cluster: bool) -> bool:
 
 def plan_sweep_resume(sweep: Sweep) -> ResumePlan:
     """Reconcile a reopened sweep's study with its record; list the trials to continue."""
-    from search.resume import plan_resume
-
     if not (sweep.local_dir / STUDY_FILE).exists():
         return ResumePlan()  # stopped before its first trial
     study = load_study(sweep.study_name, sweep.study_url, f"{sweep.run_dir}/{STUDY_FILE}")
@@ -359,8 +287,8 @@ def build_tuner(
         printer.continue_from(list(recorder.trials.values()), _reference(sweep))
         all_callbacks.append(printer)
     all_callbacks.extend(callbacks)
-    scheduler = _scheduler(spec)
-    if isinstance(scheduler, (ResumableASHA, MultiObjectiveASHA)):
+    scheduler = make_scheduler(spec)
+    if hasattr(scheduler, "seed"):  # a scheduler with rungs: refill them from the record
         scheduler.seed(list(recorder.epochs.values()))
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     trainable = tune.with_resources(entry.trainable, resources)
@@ -396,5 +324,5 @@ def trial_states(sweep: Sweep) -> list[str]:
 
 
 def finished_trials(sweep: Sweep) -> int:
-    """Trials of the run dir that reached a final state (TERMINATED or ERROR)."""
-    return sum(state in ("TERMINATED", "ERROR") for state in trial_states(sweep))
+    """Trials of the run dir that reached a final state (``trainables.report.FINAL_STATES``)."""
+    return sum(state in FINAL_STATES for state in trial_states(sweep))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from analysis.pareto_cli import main
+from analysis.pareto.__main__ import main
 from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -98,3 +98,19 @@ def test_python_m_analysis_dispatches_to_the_commands(tmp_path, capsys):
     assert "lowest energy_uj" in capsys.readouterr().out
     assert analysis_main(["plot"]) == 2
     assert "unknown command 'plot'" in capsys.readouterr().err
+
+
+def test_each_public_name_of_the_package_has_one_home():
+    import importlib
+
+    import analysis
+
+    homes: dict[str, list[str]] = {}
+    for module in analysis._MODULES:
+        for name in importlib.import_module(f"analysis.{module}").__all__:
+            homes.setdefault(name, []).append(module)
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+    assert analysis.load_bundle.__module__ == "analysis.bundle"
+    assert analysis.export_bundle.__module__ == "analysis.export"
+    assert analysis.verify_seeds.__module__ == "analysis.seeds"
+    assert "main" not in analysis.__all__  # command lines live in the commands' __main__ modules

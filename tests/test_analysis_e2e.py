@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from analysis.results import analyze_run, load_run
-from analysis.select import REPRODUCE_TOLERANCE, main as select_main
+from analysis.bundle import REPRODUCE_TOLERANCE
+from analysis.select.__main__ import main as select_main
 from search.run import main as run_main
 from tests.conftest import ROOT, tiny_spec
 

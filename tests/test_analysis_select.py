@@ -20,17 +20,10 @@ import yaml
 
 from analysis.pareto import hypervolume
 from analysis.results import analyze_run, load_run
-from analysis.select import (
-    REPRODUCE_TOLERANCE,
-    Condition,
-    NoMatchError,
-    bundle_spec,
-    export_bundle,
-    front_position,
-    load_bundle_model,
-    main,
-    select_trials,
-)
+from analysis.bundle import REPRODUCE_TOLERANCE, load_bundle_model
+from analysis.export import bundle_spec, export_bundle
+from analysis.select import Condition, NoMatchError, front_position, select_trials
+from analysis.select.__main__ import main
 from search.space import trial_config
 from search.spec import load_spec, parse_spec
 from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run

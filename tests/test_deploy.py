@@ -20,7 +20,10 @@ import pytest
 import torch
 
 from analysis.results import analyze_run, load_run
-from analysis.select import export_bundle, load_bundle, main, natural_splits, select_trials
+from analysis.bundle import load_bundle
+from analysis.export import export_bundle, natural_splits
+from analysis.select import select_trials
+from analysis.select.__main__ import main
 from search.space import trial_config
 from tests.test_analysis_select import trained_run
 from trainables.data import DataInfo, load_splits

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from analysis.results import analyze_run
-from analysis.select import export_bundle, natural_splits, select_trials
+from analysis.export import export_bundle, natural_splits
+from analysis.select import select_trials
 from search.space import trial_config
 from search.spec import parse_spec
 from tests.test_analysis_results import trial, write_run

@@ -13,10 +13,10 @@ from analysis.robustness import (
     gaussian_noise,
     load_curve,
     load_trial,
-    main,
     noise_robustness,
     salt_and_pepper,
 )
+from analysis.robustness.__main__ import main
 from tests.test_sne_trainable import run_trial, tiny_config
 from trainables.sne.adaptive import SubsetCurve
 

@@ -274,7 +274,9 @@ def test_the_nir_graph_imported_by_snntorch_reproduces_the_logits(distilled, cas
 def test_a_bundle_of_vectors_or_signals_exports_reloads_and_runs_outside_pytorch(distilled, case, tmp_path):
     pytest.importorskip("snntorch")
     from analysis.results import analyze_run
-    from analysis.select import export_bundle, load_bundle, select_trials
+    from analysis.bundle import load_bundle
+    from analysis.export import export_bundle
+    from analysis.select import select_trials
     from tests.test_analysis_results import trial, write_run
     from trainables.sne.nir_export import run_nir
     from trainables.training import save_state

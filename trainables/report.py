@@ -3,8 +3,11 @@
 Each key is declared once, as a :class:`Metric` (direction, label, unit, kind); families add
 their own in their registry entry. The searcher, the progress display, the analysis and the
 plots read these declarations and never guess from a key's name. :func:`is_full_budget` is the
-one definition of "a result at full budget" and :func:`format_number` the one way a metric
-value is printed.
+one definition of "a result at full budget", :func:`is_competing` the one of "a trial that
+competes on a front" (completed, at full budget), and :func:`format_number` the one way a metric
+value is printed. The names of a recorded trial's ``state`` (``COMPLETED_STATE``,
+``ERROR_STATE``, ``FINAL_STATES`` …) are defined here too, once, for the recorder that writes
+them and everything that reads them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ __all__ = [
     "COST_KEYS",
     "INFO_KEYS",
     "FULL_BUDGET_TOL",
+    "PENDING_STATE",
+    "RUNNING_STATE",
+    "COMPLETED_STATE",
+    "ERROR_STATE",
+    "FINAL_STATES",
     "is_full_budget",
+    "is_competing",
     "format_number",
     "make_report",
     "missing_keys",
@@ -53,6 +62,7 @@ class Metric:
     def axis_label(self) -> str:
         """``label (unit)`` for plot axes."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
+
 
 
 #: Keys present in every report of every trainable.
@@ -97,6 +107,33 @@ def is_full_budget(budget_fraction: Any) -> Any:
     with np.errstate(invalid="ignore"):
         mask = values >= 1.0 - FULL_BUDGET_TOL
     return bool(mask) if mask.ndim == 0 else mask
+
+
+# A trial's ``state`` in the run dir's record (``trials.parquet``), in Ray Tune's words.
+#: Waiting to run again (a trial of an interrupted sweep that a resumed one continues).
+PENDING_STATE = "PENDING"
+#: Started and not finished.
+RUNNING_STATE = "RUNNING"
+#: Ran to its end: at full budget, or stopped early by the scheduler.
+COMPLETED_STATE = "TERMINATED"
+#: Failed, after its retries.
+ERROR_STATE = "ERROR"
+#: The states after which a trial never runs again.
+FINAL_STATES: tuple[str, ...] = (COMPLETED_STATE, ERROR_STATE)
+
+
+def is_competing(state: Any, budget_fraction: Any, include_partial: bool = False) -> Any:
+    """Whether trials compete on a front: completed (``COMPLETED_STATE``) and at full budget.
+
+    The one definition of a "competing trial". ``state`` and ``budget_fraction`` are one
+    trial's (a bool back) or equally long sequences of a table's (a boolean array back).
+    ``include_partial`` lets completed trials that the scheduler stopped early compete too.
+    Feasibility, which depends on a spec's constraints, is :func:`search.spec.feasible`'s:
+    callers that want it as well ``and`` it in.
+    """
+    completed = np.asarray(state, dtype=object) == COMPLETED_STATE
+    mask = completed if include_partial else completed & is_full_budget(budget_fraction)
+    return bool(mask) if np.ndim(mask) == 0 else np.asarray(mask, dtype=bool)
 
 
 def format_number(value: Any, missing: str = "-", nan_is_missing: bool = False) -> str:

@@ -24,7 +24,9 @@ objective, and the 2-D hypervolume, are done here. A front of 10,000 trials take
 and no function builds an ``n x n`` matrix.
 
 The compute/render split follows Optuna: :func:`compute_front` returns a plain
-:class:`ParetoFront`, and renderers (``analysis.plot``) only draw it.
+:class:`ParetoFront`, and renderers (``analysis.plot``) only draw it. This package imports nothing
+of the project; its command line (``python -m analysis pareto``, also ``python -m analysis.pareto``)
+is ``analysis/pareto/__main__.py``, which reads run dirs and is never imported from here.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ __all__ = [
     "hypervolume",
     "hypervolume_progress",
     "knee_point",
-    "main",
     "nondominated_ranks",
     "pareto_front",
     "pareto_mask",
@@ -633,8 +634,3 @@ def front_summary(points: ArrayLike, directions: Sequence[str], reference: Array
     ref = _reference_to_minimization(reference, tuple(directions))
     return int(_mask_min(z).sum()), _hypervolume_min(z, ref)
 
-
-if __name__ == "__main__":  # ``python -m analysis.pareto`` = ``python -m analysis pareto``; importing this module loads no CLI
-    from analysis.pareto_cli import main
-
-    raise SystemExit(main())

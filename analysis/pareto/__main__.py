@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis pareto RUN_DIR [RUN_DIR ...]``: fronts, hypervolume, plots.
+"""Command line: ``python -m analysis pareto RUN_DIR [RUN_DIR ...]`` (also ``python -m analysis.pareto``): fronts, hypervolume, plots.
 
 Prints each run's Pareto front as a table and its hypervolume with the reference point used;
 with several run dirs (e.g. a TPE and a random sweep) the hypervolumes share one reference and
@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from search.cli import fail
+from search.cli import run_command
 from trainables.report import format_number
 
 __all__ = ["build_parser", "format_front_table", "main"]
@@ -49,13 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
     from analysis.results import ResultsError
 
-    try:
-        return _main(args)
-    except ResultsError as exc:
-        return fail(str(exc))
+    return run_command(build_parser(), _main, argv, ResultsError)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -186,3 +183,7 @@ def _write_csv(fronts: Sequence[Any], path: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

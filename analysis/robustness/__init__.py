@@ -1,6 +1,6 @@
 """One SNE trial, after the fact: its accuracy-vs-energy curve and its robustness to input noise.
 
-``python -m analysis.robustness RUN_DIR --trial ID`` rebuilds the trial's ensemble from its
+``python -m analysis robustness RUN_DIR --trial ID`` (command line: ``__main__.py`` here) rebuilds the trial's ensemble from its
 checkpoint (through the trainables registry) and the sweep's cached teacher, then measures test
 accuracy of the teacher and of every static subset size ``k`` under test-time noise in pixel
 space:
@@ -18,10 +18,8 @@ returns a :class:`RobustnessTable`; :func:`plot_robustness` and :func:`plot_subs
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from search.cli import fail
+from analysis.results import ResultsError
+from search.rundir import CACHE_DIR
 
 __all__ = [
     "NOISE_LEVELS",
@@ -42,7 +41,7 @@ __all__ = [
     "load_curve",
     "plot_subset_curve",
     "load_trial",
-    "main",
+    "RobustnessError",
 ]
 
 #: Noise kind -> levels (Gaussian sigma, salt-and-pepper probability), in pixel units of [0, 1].
@@ -53,8 +52,8 @@ NOISE_LEVELS: dict[str, tuple[float, ...]] = {
 
 
 
-class _UsageError(Exception):
-    """A user error (run dir, trial id): printed as one line, exit status 2."""
+class RobustnessError(ResultsError):
+    """A user error (run dir, trial id, a trial without what is asked): one line, exit status 2."""
 
 
 
@@ -213,22 +212,22 @@ def plot_robustness(table: RobustnessTable, path: str | Path, title: str = "") -
 # ---- the curve of one trial ----------------------------------------------------------------------
 
 
-def _trial_row(run_dir: Path, trial_id: str) -> dict[str, Any]:
+def trial_row(run_dir: Path, trial_id: str) -> dict[str, Any]:
     from search.rundir import TRIALS_FILE, RunDirError, open_run_dir
 
     path = run_dir / TRIALS_FILE
     try:
         table = open_run_dir(run_dir).read_table(TRIALS_FILE)
     except RunDirError as exc:
-        raise _UsageError(str(exc)) from None
+        raise RobustnessError(str(exc)) from None
     if table is None:
-        raise _UsageError(f"{run_dir} holds no {TRIALS_FILE} (is it a run dir?)")
+        raise RobustnessError(f"{run_dir} holds no {TRIALS_FILE} (is it a run dir?)")
     rows = table.to_pylist()
     matches = [r for r in rows if str(r["trial_id"]) == trial_id] or [r for r in rows if str(r["trial_id"]).startswith(trial_id)]
     if len(matches) != 1:
         known = ", ".join(str(r["trial_id"]) for r in rows[:10])
         what = "no trial" if not matches else f"{len(matches)} trials"
-        raise _UsageError(f"{what} matching {trial_id!r} in {path} (trials: {known}{', …' if len(rows) > 10 else ''})")
+        raise RobustnessError(f"{what} matching {trial_id!r} in {path} (trials: {known}{', …' if len(rows) > 10 else ''})")
     return matches[0]
 
 
@@ -236,9 +235,9 @@ def load_curve(run_dir: str | Path, trial_id: str) -> Any:
     """The :class:`trainables.sne.adaptive.SubsetCurve` last reported by an SNE trial."""
     from trainables.sne.adaptive import SubsetCurve
 
-    row = _trial_row(Path(run_dir), trial_id)
+    row = trial_row(Path(run_dir), trial_id)
     if not row.get("curve"):
-        raise _UsageError(f"trial {row['trial_id']} reported no curve (is it an SNE sweep?)")
+        raise RobustnessError(f"trial {row['trial_id']} reported no curve (is it an SNE sweep?)")
     return SubsetCurve.from_json(row["curve"])
 
 
@@ -287,13 +286,13 @@ def load_trial(run_dir: str | Path, trial_id: str, device: str = "cpu") -> tuple
     from trainables.training import load_state
 
     run_dir = Path(run_dir)
-    row = _trial_row(run_dir, trial_id)
+    row = trial_row(run_dir, trial_id)
     checkpoint = row.get("checkpoint")
     if not checkpoint or not Path(checkpoint).exists():
-        raise _UsageError(f"trial {row['trial_id']} has no checkpoint on disk ({checkpoint})")
+        raise RobustnessError(f"trial {row['trial_id']} has no checkpoint on disk ({checkpoint})")
     state = load_state(checkpoint, map_location=device)
     if "config" not in state:
-        raise _UsageError(f"checkpoint {checkpoint} holds no config (is it an SNE trial?)")
+        raise RobustnessError(f"checkpoint {checkpoint} holds no config (is it an SNE trial?)")
     config = json.loads(state["config"])
     entry = get_trainable("sne")
     splits = load_splits(config["data"], device=device)
@@ -302,57 +301,9 @@ def load_trial(run_dir: str | Path, trial_id: str, device: str = "cpu") -> tuple
     ensemble.eval()
     cache_dir = config["runtime"].get("cache_dir")
     if not cache_dir or not Path(cache_dir).exists():
-        cache_dir = run_dir / "cache"
+        cache_dir = run_dir / CACHE_DIR
     try:
         teacher = load_cached_teacher(config["teacher"], config["data"], splits, cache_dir, device)
     except FileNotFoundError as exc:
-        raise _UsageError(str(exc)) from None
+        raise RobustnessError(str(exc)) from None
     return config, ensemble, teacher, splits
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.robustness",
-        description="Noise robustness (teacher vs SNE subsets) and the accuracy-vs-energy curve of one SNE trial.",
-    )
-    parser.add_argument("run_dir", help="the sweep's run dir (STORAGE/NAME)")
-    parser.add_argument("--trial", required=True, help="trial id (or a unique prefix) from trials.parquet")
-    parser.add_argument("--out", help="output folder (default RUN_DIR/robustness/TRIAL)")
-    parser.add_argument("--split", choices=["test", "val"], default="test", help="evaluation split (default test)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    parser.add_argument("--curve-only", action="store_true", help="only draw the accuracy-vs-energy curve")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run_dir = Path(args.run_dir)
-    try:
-        if not run_dir.is_dir():
-            raise _UsageError(f"{run_dir} is not a directory")
-        row = _trial_row(run_dir, args.trial)
-        trial_id = str(row["trial_id"])
-        out = Path(args.out) if args.out else run_dir / "robustness" / trial_id
-        curve = load_curve(run_dir, trial_id)
-        curve_png = plot_subset_curve(curve, out / "curve.png", title=f"SNE trial {trial_id}: accuracy vs energy")
-        print(f"curve: {curve_png}")
-        if args.curve_only:
-            return 0
-        _, ensemble, teacher, splits = load_trial(run_dir, trial_id)
-    except _UsageError as exc:
-        return fail(str(exc))
-    x, y = (splits.x_test, splits.y_test) if args.split == "test" else (splits.x_val, splits.y_val)
-    pixels = (x * splits.std[:, None, None] + splits.mean[:, None, None]).clamp(0.0, 1.0)
-    table = noise_robustness(teacher.model, ensemble, pixels, y, splits.mean, splits.std, seed=args.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "robustness.csv").write_text(table.to_csv())
-    (out / "robustness.md").write_text(table.to_markdown())
-    png = plot_robustness(table, out / "robustness.png", title=f"SNE trial {trial_id}: {args.split} accuracy under noise")
-    print(table.to_markdown())
-    print(f"table: {out / 'robustness.csv'}\nplot: {png}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
