@@ -162,3 +162,47 @@ def test_analysis_help_lists_every_command(repo_root):
     assert out.returncode == 0
     for command in ("pareto", "select", "robustness"):
         assert f"  {command} " in out.stdout
+
+
+#: Every family's example, plus G2G without dynamic sparse training (its static costs are exact)
+#: and with DST stopping before the end (RigL's recipe).
+STATIC_CASES = [(name, {}) for name in FAMILIES] + [("g2g", {"dst": {"enabled": False}}), ("g2g", {"dst": {"stop": 0.5}})]
+
+
+@pytest.mark.parametrize(("name", "overrides"), STATIC_CASES, ids=[f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in STATIC_CASES])
+def test_static_costs_match_what_the_trained_trial_reports(name, overrides, tmp_path):
+    from trainables.config import unflatten
+    from trainables.data import check_available
+
+    entry = get_trainable(name)
+    config = {**flatten(_config(name, tmp_path)), **flatten(overrides)}
+    resolved = entry.resolve(unflatten(config))
+    static = entry.costs_before_training(resolved, check_available(resolved.data))
+    if entry.static_costs is None:
+        assert static == {}
+        pytest.skip(f"{name} declares no static costs yet")
+    reports, _ = _train(name, unflatten(config))
+    assert set(static) <= set(reports[0]) and static
+    for report in reports:
+        final = report is reports[-1]
+        for metric, cost in static.items():
+            # DST keeps the count of connections, but edges regrown at zero weight do not count until
+            # they move: at most the static value, short of it by at most the share moved in one update,
+            # and within 1 % at the end when updates stop before it.
+            within = None
+            if name == "g2g" and resolved.dst.enabled:
+                within = 0.01 if final and resolved.dst.stop < 1 else resolved.dst.fraction
+            assert cost.holds_for(float(report[metric]), within=within), (metric, cost, report[metric])
+    if name == "g2g":
+        assert {"macs", "params", "density", "energy_uj"} <= set(static)
+        assert all(c.relation == ("upper" if resolved.dst.enabled else "exact") for c in static.values())
+
+
+def test_static_cost_relations():
+    from trainables.report import StaticCost
+
+    assert StaticCost(100.0).holds_for(100.0) and not StaticCost(100.0).holds_for(99.0)
+    upper = StaticCost(100.0, "upper")
+    assert upper.holds_for(99.5, within=0.01) and not upper.holds_for(98.0, within=0.01) and not upper.holds_for(100.5)
+    lower = StaticCost(10.0, "lower")
+    assert lower.holds_for(12.0) and not lower.holds_for(9.0)

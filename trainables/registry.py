@@ -26,7 +26,7 @@ from typing import Any
 
 from trainables.config import TrialConfig, unflatten
 from trainables.loop import trial_function
-from trainables.report import BASE_METRICS, Metric
+from trainables.report import BASE_METRICS, Metric, StaticCost
 
 __all__ = ["TrainableEntry", "register_trainable", "get_trainable", "trainable_names", "metric_table"]
 
@@ -57,6 +57,10 @@ class TrainableEntry:
             :class:`~trainables.deploy.DeployableModel`; returns a JSON-ready dict with
             ``format``, ``file`` and what the card shows) and ``run_files(directory, x) ->
             logits`` (runs the written file with its own runtime on inputs in natural units).
+        static_costs: ``"module:function"`` computing the report metrics known before training,
+            ``function(config, info) -> {metric: StaticCost}`` from a resolved config and the
+            data's :class:`~trainables.data.DataInfo` alone, with the same cost code the trial
+            reports with (imported on first use); ``None`` when the family declares none.
     """
 
     name: str
@@ -66,6 +70,7 @@ class TrainableEntry:
     description: str = ""
     example: Mapping[str, Any] = field(default_factory=dict)
     exporter: str | None = None
+    static_costs: str | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -106,6 +111,17 @@ class TrainableEntry:
     def trainable(self) -> Callable[[dict[str, Any]], None]:
         """The Ray Tune function trainable of this family (one shared loop for every family)."""
         return trial_function(self)
+
+    def costs_before_training(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> dict[str, StaticCost]:
+        """The report metrics a config fixes before any training (empty when the family declares none).
+
+        Each :class:`~trainables.report.StaticCost` says how the trained trial's reports relate
+        to it (equal, at most, at least); the contract test checks that they do.
+        """
+        if self.static_costs is None:
+            return {}
+        module, _, name = self.static_costs.partition(":")
+        return dict(getattr(importlib.import_module(module), name)(self.resolve(config), info))
 
     def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:
         """``torch.nn.Module`` of a trial config, with the shapes its state dict needs."""

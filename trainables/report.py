@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "Metric",
+    "StaticCost",
     "BASE_METRICS",
     "BASE_KEYS",
     "COST_KEYS",
@@ -63,6 +64,29 @@ class Metric:
         """``label (unit)`` for plot axes."""
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
+
+@dataclass(frozen=True)
+class StaticCost:
+    """A report value known before training, from a config and the data's shape alone.
+
+    Attributes:
+        value: The value the trial's cost code gives for the untrained network.
+        relation: How every report of the trained trial relates to it: ``exact`` (equal),
+            ``upper`` (the report is at most ``value``: e.g. G2G MACs under dynamic sparse
+            training, where regrown edges start at zero weight) or ``lower`` (at least ``value``:
+            e.g. a spiking net's energy with no spike at all).
+    """
+
+    value: float
+    relation: Literal["exact", "upper", "lower"] = "exact"
+
+    def holds_for(self, reported: float, within: float | None = None) -> bool:
+        """Whether a reported value keeps the relation (and, with ``within``, is no further than that fraction of ``value`` from it)."""
+        tol = 1e-9 * max(1.0, abs(self.value))
+        if self.relation == "exact":
+            return abs(reported - self.value) <= tol
+        kept = reported <= self.value + tol if self.relation == "upper" else reported >= self.value - tol
+        return kept and (within is None or abs(reported - self.value) <= within * abs(self.value) + tol)
 
 
 #: Keys present in every report of every trainable.

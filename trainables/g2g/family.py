@@ -25,6 +25,7 @@ ENTRY = register_trainable(
         config=G2GConfig,
         training="trainables.g2g.trainable:G2GTraining",
         exporter="trainables.g2g.export",
+        static_costs="trainables.g2g.trainable:static_costs",
         metrics=G2G_METRICS,
         description="G2GNet: group-to-group sparse MLP with DST (and dense / Erdős–Rényi baselines)",
         example={
