@@ -22,6 +22,9 @@ from search.cli import EXIT_FAILED, fail
 
 __all__ = ["SweepOptions", "build_parser", "main", "run_sweep"]
 
+#: Random configs whose costs ``--dry-run`` computes (it stops after 10 s).
+PREVIEW_CONFIGS = 2000
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -432,6 +435,37 @@ def _dry_run(spec: Any) -> None:
     print(f"first {n} sampled configs:")
     for i, params in enumerate(sample_configs(spec, n)):
         print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip())
+    _print_cost_preview(spec)
+
+
+def _print_cost_preview(spec: Any) -> None:
+    """The dry run's costs before training: each static metric's range, the constraints' feasible share."""
+    from search.space import cost_preview
+    from trainables.data import DataError, check_available
+    from trainables.report import format_number
+
+    if spec.entry.static_costs is None:
+        print(f"costs before training: {spec.trainable} declares none (they are known only from trained trials)")
+        return
+    try:
+        info = check_available(spec.data.model_dump())
+    except (DataError, ValueError) as exc:
+        print(f"costs before training: not previewed, the data's shape is needed (data: {' '.join(str(exc).split())})")
+        return
+    preview = cost_preview(spec, info, n=PREVIEW_CONFIGS)
+    assert preview is not None
+    print(f"costs before training, over {preview.built} of {preview.sampled} configs drawn at random from the space:")
+    if preview.built < preview.sampled and preview.invalid:
+        print(f"  {preview.sampled - preview.built} sampled configs are not valid, e.g.: {preview.invalid}")
+    bound = {"exact": "exact", "upper": "trained value at most this", "lower": "trained value at least this"}
+    for metric, (low, median, high) in preview.ranges.items():
+        print(f"  {metric:<22} min {format_number(low)}  median {format_number(median)}  max {format_number(high)}  ({bound[preview.relations[metric]]})")
+    for text, share in preview.feasible.items():
+        print(f"  constraint {text}: met by {100 * share:.1f} % of them")
+    if len(preview.feasible) > 1 and preview.all_feasible is not None:
+        print(f"  every constraint above: met by {100 * preview.all_feasible:.1f} %")
+    for text in preview.learnt:
+        print(f"  constraint {text}: known only after training")
 
 
 if __name__ == "__main__":

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 
 from search.spec import Param, Spec
 from trainables.config import flatten, get_path
 
-__all__ = ["DefineByRun", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
+__all__ = ["CostPreview", "DefineByRun", "cost_preview", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
 
 
 def is_active(param: Param, values: Mapping[str, Any]) -> bool:
@@ -76,8 +79,8 @@ def trial_config(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     return spec.entry.resolve({**flatten(spec.base_config()), **flatten(dict(params))}).model_dump()
 
 
-def sample_configs(spec: Spec, n: int) -> list[dict[str, Any]]:
-    """Sample ``n`` parameter sets with the spec's seeded sampler, without running anything.
+def sample_configs(spec: Spec, n: int, sampler: optuna.samplers.BaseSampler | None = None) -> list[dict[str, Any]]:
+    """Sample ``n`` parameter sets with the spec's seeded sampler (or ``sampler``), running nothing.
 
     Used by ``--dry-run``. No trial is evaluated, so model-based samplers draw from their
     start-up (independent) phase; the same spec and seed always give the same list.
@@ -87,7 +90,8 @@ def sample_configs(spec: Spec, n: int) -> list[dict[str, Any]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in spec.modes], sampler=make_sampler(spec))
+        directions = ["maximize" if m == "max" else "minimize" for m in spec.modes]
+        study = optuna.create_study(directions=directions, sampler=sampler or make_sampler(spec))
         fn = define_by_run(spec)
         out = []
         for _ in range(n):
@@ -110,3 +114,74 @@ def describe_space(spec: Spec) -> list[str]:
             desc += "  when " + ", ".join(f"{k} = {v}" for k, v in p.when.items())
         lines.append(f"  {name:<22} {desc}")
     return lines
+
+
+@dataclass(frozen=True)
+class CostPreview:
+    """What a space's configs cost before any training: plain data for ``--dry-run``.
+
+    Attributes:
+        sampled: Configs drawn uniformly at random from the space (seeded by ``run.seed``).
+        built: Those whose static costs could be computed (the rest are not valid configs).
+        invalid: The first reason a sampled config was not valid, or ``""``.
+        ranges: Per static metric: ``(min, median, max)`` over the built configs.
+        relations: Per static metric: how trained reports relate to it (``exact``, ``upper``, ``lower``).
+        feasible: Per constraint on a static metric: the share of built configs meeting it.
+        all_feasible: The share meeting every such constraint (None without one).
+        learnt: Constraints on metrics known only after training (not previewed).
+    """
+
+    sampled: int
+    built: int
+    invalid: str
+    ranges: dict[str, tuple[float, float, float]]
+    relations: dict[str, str]
+    feasible: dict[str, float]
+    all_feasible: float | None
+    learnt: tuple[str, ...]
+
+
+def cost_preview(spec: Spec, info: Any, n: int = 2000, seconds: float = 10.0) -> CostPreview | None:
+    """Static costs (:meth:`~trainables.registry.TrainableEntry.costs_before_training`) over ``n`` random configs.
+
+    Draws the configs with a seeded random sampler (a uniform picture of the space, not the
+    sweep's own sampler's start-up), computes each one's costs from its config and the data's
+    shape alone, and stops early after ``seconds``. Returns None when the family declares no
+    static costs.
+    """
+    entry = spec.entry
+    if entry.static_costs is None:
+        return None
+    deadline = time.monotonic() + seconds
+    values: dict[str, list[float]] = {}
+    relations: dict[str, str] = {}
+    sampled, invalid = 0, ""
+    for params in sample_configs(spec, n, sampler=optuna.samplers.RandomSampler(seed=spec.run.seed)):
+        sampled += 1
+        try:
+            costs = entry.costs_before_training(trial_config(spec, params), info)
+        except ValueError as exc:  # a config the family refuses (e.g. more groups than units)
+            invalid = invalid or " ".join(str(exc).split())
+            costs = None
+        for metric, cost in (costs or {}).items():
+            values.setdefault(metric, []).append(cost.value)
+            relations[metric] = cost.relation
+        if time.monotonic() > deadline:
+            break
+    built = len(next(iter(values.values()), []))
+    arrays = {metric: np.asarray(v, dtype=np.float64) for metric, v in values.items()}
+    static = [c for c in spec.constraints if c.metric in arrays]
+    feasible = {c.text: float(np.mean(c.satisfied(arrays[c.metric]))) if built else 0.0 for c in static}
+    every = np.ones(built, dtype=bool)
+    for c in static:
+        every &= c.satisfied(arrays[c.metric])
+    return CostPreview(
+        sampled=sampled,
+        built=built,
+        invalid=invalid,
+        ranges={m: (float(a.min()), float(np.median(a)), float(a.max())) for m, a in arrays.items() if len(a)},
+        relations=relations,
+        feasible=feasible,
+        all_feasible=float(every.mean()) if static and built else (0.0 if static else None),
+        learnt=tuple(c.text for c in spec.constraints if c.metric not in arrays),
+    )

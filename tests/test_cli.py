@@ -78,3 +78,35 @@ def test_dry_run_prints_space_and_configs_and_writes_nothing(tmp_path, capsys):
 def test_bad_num_samples(tmp_path, capsys, flag):
     assert main([str(_spec(tmp_path)), flag]) == 2
     assert "--num-samples" in capsys.readouterr().err
+
+
+def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkeypatch, capsys):
+    import optuna
+
+    import search.run
+    from search.space import cost_preview, sample_configs, trial_config
+    from search.spec import load_spec
+    from trainables.costs import model_costs
+    from trainables.data import check_available
+
+    typed = 'constraints=["macs <= 10000", "val_accuracy >= 0.5"]'  # as a user types it
+    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", [typed])
+    info = check_available(spec.data.model_dump())
+    preview = cost_preview(spec, info, n=30)
+    # the same 30 configs, counted by building each network and counting its active weights
+    macs = []
+    for params in sample_configs(spec, 30, sampler=optuna.samplers.RandomSampler(seed=spec.run.seed)):
+        config = trial_config(spec, params)
+        macs.append(model_costs(spec.entry.build_model(config, info), info.input_shape).macs)
+    assert preview.sampled == preview.built == 30
+    assert preview.ranges["macs"][0] == min(macs) and preview.ranges["macs"][2] == max(macs)
+    assert preview.feasible == {"macs <= 10000": sum(m <= 10000 for m in macs) / 30}
+    assert 0 < preview.feasible["macs <= 10000"] < 1  # the space straddles the bound
+    assert preview.learnt == ("val_accuracy >= 0.5",) and preview.relations["macs"] == "exact"
+
+    monkeypatch.setattr(search.run, "PREVIEW_CONFIGS", 30)
+    assert main([str(ROOT / "spaces" / "quickstart.yaml"), "--dry-run", "--set", typed]) == 0
+    out = capsys.readouterr().out
+    assert "costs before training, over 30 of 30 configs" in out
+    assert f"constraint macs <= 10000: met by {100 * preview.feasible['macs <= 10000']:.1f} %" in out
+    assert "constraint val_accuracy >= 0.5: known only after training" in out
