@@ -22,7 +22,7 @@ from ray.tune import Callback
 from search.rundir import EPOCHS_FILE, TRIALS_FILE, RunLocation, open_run_dir
 
 from trainables.config import flatten, unflatten
-from trainables.report import BASE_KEYS, COMPLETED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE
+from trainables.report import BASE_KEYS, COMPLETED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE, SETTLED_STATES
 
 __all__ = ["ResultsRecorder", "one_line_error", "record_id"]
 
@@ -353,6 +353,21 @@ class ResultsRecorder(Callback):
             except OSError:
                 pass  # pruning is housekeeping: never fail the sweep for it
 
+    def add_refused(self, row: Mapping[str, Any]) -> None:
+        """Record a candidate refused before training and write the record at once.
+
+        Its row (state ``REFUSED``) holds its parameters, its costs known before training and
+        why it was refused (``error``); every other metric is missing. The searcher calls this
+        before it tells the study, so the study is never ahead of the record.
+        """
+        full = dict(row)
+        for key in self.metric_keys:
+            full.setdefault(key, None if key in INFO_KEYS else 0 if key == "epoch" else math.nan)
+        full.update(retries=0, checkpoint=None, trial_dir=None)
+        self.trials[full["trial_id"]] = full
+        self._dirty = True
+        self.flush(epochs=False)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         # The periodic refresh writes both tables; it waits at least 20 times as long as the
         # epochs table took to write, so rewriting a large table costs the driver ≤ 5 %.
@@ -371,7 +386,7 @@ class ResultsRecorder(Callback):
         rows with it while that table is small (:meth:`_epochs_cheap`), else (``epochs=False``)
         with the next periodic refresh.
         """
-        final = [k for k, row in self.trials.items() if row.get("state") in FINAL_STATES]
+        final = [k for k, row in self.trials.items() if row.get("state") in SETTLED_STATES]
         if self.trials:
             first = ["trial_id", "state", "optuna_trial", *self.param_names, *self.metric_keys]
             self.location.write_table(TRIALS_FILE, self._sealed_trials.table(self.trials, final, first, ["trial_id"]))

@@ -43,7 +43,7 @@ from search.rundir import (
     RunLocation,
     trial_dirname,
 )
-from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES
+from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
 
 __all__ = ["ResumePlan", "check_trusted", "read_sweep_meta", "validate_records", "load_study", "plan_resume", "latest_checkpoint"]
 
@@ -226,6 +226,8 @@ def plan_resume(location: RunLocation, study: Any, metrics: list[str], constrain
     open_states = (TrialState.RUNNING, TrialState.WAITING)
     for trial_id, row in rows.items():
         ot = by_ray.get(trial_id)
+        if row["state"] == REFUSED_STATE:
+            continue  # refused before training: never a trial, never run
         if row["state"] in FINAL_STATES:
             if ot is not None and ot.state in open_states:
                 tell_outcome(study, ot._trial_id, metrics, constraints, row, error=row["state"] == ERROR_STATE)

@@ -300,6 +300,7 @@ def _run(sweep: Any, info: Any, options: SweepOptions) -> int:
         flush=True,
     )
     plan = None
+    exhausted: str | None = None
     if options.resume:
         try:
             plan = plan_sweep_resume(sweep)
@@ -316,7 +317,9 @@ def _run(sweep: Any, info: Any, options: SweepOptions) -> int:
             from ray.tune.error import TuneError
 
             try:
-                build_tuner(sweep, progress=options.progress, on_cluster=bool(options.address), plan=plan).fit()
+                tuner = build_tuner(sweep, progress=options.progress, on_cluster=bool(options.address), plan=plan, data_info=info)
+                tuner.fit()
+                exhausted = tuner.searcher.exhausted
             except TuneError as exc:
                 lines = [line for line in str(exc).strip().splitlines() if line.strip()]
                 return fail(
@@ -328,7 +331,8 @@ def _run(sweep: Any, info: Any, options: SweepOptions) -> int:
             return _interrupted(sweep, options)
     finally:
         sweep.upload_study()
-    return _summary(sweep)
+    status = _summary(sweep)
+    return fail(f"{exhausted}; what was trained is saved in {sweep.run_dir}") if exhausted else status
 
 
 def _resume_command(sweep: Any, options: SweepOptions) -> str:
@@ -372,20 +376,24 @@ def _interrupted(sweep: Any, options: SweepOptions) -> int:
 def _summary(sweep: Any) -> int:
     """Print the sweep's outcome; returns the exit status (1 when every trial failed)."""
     from search.rundir import TRIALS_FILE
-    from trainables.report import COMPLETED_STATE, ERROR_STATE, format_number, is_competing
+    from trainables.report import COMPLETED_STATE, ERROR_STATE, REFUSED_STATE, format_number, is_competing
 
     spec = sweep.spec
     table = sweep.location.read_table(TRIALS_FILE)
     if table is None:
         print(f"no trial finished; run dir: {sweep.run_dir}")
         return 0
-    rows = table.to_pylist()
+    everything = table.to_pylist()
+    rows = [r for r in everything if r["state"] != REFUSED_STATE]  # the trials: candidates that were trained
     full = [r for r in rows if is_competing(r["state"], r.get("budget_fraction"))]
     states: dict[str, int] = {}
     for r in rows:
         key = "STOPPED EARLY" if r["state"] == COMPLETED_STATE and r not in full else r["state"]
         states[key] = states.get(key, 0) + 1
     print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+    refused = len(everything) - len(rows)
+    if refused:
+        print(f"refused before training: {refused} candidates whose costs broke a constraint (state REFUSED in {TRIALS_FILE})")
     if rows and all(r["state"] == ERROR_STATE for r in rows):
         first = next((r.get("error") for r in rows if r.get("error")), "unknown error")
         return fail(

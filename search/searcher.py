@@ -18,6 +18,13 @@ The stock integration has pitfalls this subclass removes:
 5. A resumed sweep continues its unfinished trials (:class:`Continuation`): each is suggested
    again under a new Ray trial, with the same Optuna trial and parameters and the checkpoint to
    continue from, before any new trial is asked for.
+7. Stock searchers learn every cost from trained trials. Here a candidate whose costs known
+   before training (the family's static costs: a G2G net's MACs, parameters, density, energy)
+   provably break a constraint is never trained: it is told to the study as PRUNED with its
+   constraint violations (so a constrained sampler such as TPE puts it with the infeasible
+   trials and steers away), recorded in the run dir as REFUSED (``on_refused``), and does not
+   count towards ``num_samples``. After ``refusal_limit`` refusals in a row the search ends
+   (:attr:`ParetoOptunaSearch.exhausted` says why).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import math
 import sys
 import warnings
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +48,19 @@ from search.space import define_by_run
 from search.spec import Spec
 from trainables.report import is_full_budget
 
-__all__ = ["ParetoOptunaSearch", "Continuation", "CONSTRAINTS_ATTR", "ORPHAN_ATTR", "RAY_TRIAL_ATTR", "classify", "tell_outcome"]
+__all__ = [
+    "ParetoOptunaSearch",
+    "Continuation",
+    "CONSTRAINTS_ATTR",
+    "ORPHAN_ATTR",
+    "RAY_TRIAL_ATTR",
+    "REFUSAL_LIMIT",
+    "REFUSED_ATTR",
+    "classify",
+    "counts_as_trial",
+    "refused_id",
+    "tell_outcome",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +70,23 @@ ORPHAN_ATTR = "orphaned_by_driver_restart"
 CONSTRAINTS_ATTR = "constraints"
 #: User attribute naming the Ray trial (the run dir's ``trial_id``) of an Optuna trial.
 RAY_TRIAL_ATTR = "ray_trial_id"
+#: User attribute of a candidate refused before training: why (the constraints it breaks).
+REFUSED_ATTR = "refused_before_training"
+#: Refusals in a row after which the search ends: the space holds (almost) nothing feasible.
+REFUSAL_LIMIT = 200
+
+
+def counts_as_trial(trial: Any) -> bool:
+    """Whether an Optuna trial of the study is one of the sweep's ``num_samples`` trials.
+
+    Not an orphan of an earlier version's killed driver, nor a candidate refused before training.
+    """
+    return not (trial.user_attrs.get(ORPHAN_ATTR) or trial.user_attrs.get(REFUSED_ATTR))
+
+
+def refused_id(optuna_number: int) -> str:
+    """The run dir's ``trial_id`` of a candidate refused before training."""
+    return f"refused-{optuna_number}"
 
 
 @dataclass(frozen=True)
@@ -138,6 +174,10 @@ class ParetoOptunaSearch(OptunaSearch):
         continuations: Unfinished trials of an interrupted sweep, suggested first.
         defer_tells: Hold each outcome until :meth:`commit` (the results recorder calls it once
             the trial's row is on disk); otherwise tell at once.
+        data_info: The data's :class:`~trainables.data.DataInfo`: with it, a candidate whose
+            static costs provably break a constraint is refused before training.
+        on_refused: Called with a refused candidate's record row (before the study is told).
+        refusal_limit: Refusals in a row after which no trial is asked for any more.
     """
 
     def __init__(
@@ -148,6 +188,9 @@ class ParetoOptunaSearch(OptunaSearch):
         num_samples: int | None = None,
         continuations: Sequence[Continuation] = (),
         defer_tells: bool = False,
+        data_info: Any = None,
+        on_refused: Callable[[dict[str, Any]], None] | None = None,
+        refusal_limit: int = REFUSAL_LIMIT,
     ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         ot_storage = optuna.storages.RDBStorage(storage) if storage else None
@@ -177,6 +220,22 @@ class ParetoOptunaSearch(OptunaSearch):
         self._defer = defer_tells
         self._pending: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
         self._counted: int | None = None
+        self._spec = spec
+        # Costs are checked before training only when some constraint is on a static metric.
+        static = spec.entry.static_costs is not None and data_info is not None and bool(spec.constraints)
+        self._data_info = data_info if static else None
+        #: Called with each refused candidate's record row (the results recorder's ``add_refused``).
+        self.on_refused = on_refused
+        self._refusal_limit = refusal_limit
+        self._refused_in_a_row = 0
+        self._refused_keys: set[tuple[Any, ...]] = set()
+        self._sampler_repeats = False  # the sampler proposed a refused candidate again
+        self._retry_sampler = optuna.samplers.RandomSampler(seed=spec.run.seed + 7919)
+        #: Refused candidates, per broken constraint, with the best value the space reached.
+        self.refused: dict[str, int] = {}
+        self._closest: dict[str, float] = {}
+        #: Why the search ended early (every candidate refused), or None.
+        self.exhausted: str | None = None
 
     @property
     def study(self) -> optuna.Study:
@@ -187,11 +246,97 @@ class ParetoOptunaSearch(OptunaSearch):
             return self._continue(trial_id, self._continuations.popleft())
         if self._num_samples is not None and trial_id not in self._ot_trials and self.counted_trials() >= self._num_samples:
             return Searcher.FINISHED
+        if self.exhausted is not None:
+            return Searcher.FINISHED
         config = super().suggest(trial_id)
+        while self._refuse_if_infeasible(trial_id):
+            if self._refused_in_a_row >= self._refusal_limit:
+                self.exhausted = self._exhausted_message()
+                return Searcher.FINISHED
+            config = self._ask_again(trial_id)
+        self._refused_in_a_row = 0
         self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
         if self._counted is not None:
             self._counted += 1
         return config
+
+    def _ask_again(self, trial_id: str) -> dict[str, Any]:
+        """The next candidate after a refusal: the sampler's, or a random one once it repeats itself.
+
+        TPE reads refused candidates (PRUNED, with their violations) and moves away; samplers that
+        learn from completed trials only (GP, NSGA-II) would propose the same refused point again
+        and again, so once a sampler proposes a candidate it was already refused, retries are drawn
+        at random (seeded) instead.
+        """
+        if not self._sampler_repeats:
+            return super().suggest(trial_id)
+        sampler, self._ot_study.sampler = self._ot_study.sampler, self._retry_sampler
+        try:
+            return super().suggest(trial_id)
+        finally:
+            self._ot_study.sampler = sampler
+
+    def _refuse_if_infeasible(self, trial_id: str) -> bool:
+        """Refuse the candidate just asked for ``trial_id`` if its static costs break a constraint."""
+        if self._data_info is None:
+            return False
+        from search.space import trial_config
+        from trainables.report import REFUSED_STATE
+
+        ot_trial = self._ot_trials[trial_id]
+        config = trial_config(self._spec, ot_trial.params)
+        try:
+            costs = self._spec.entry.costs_before_training(config, self._data_info)
+        except ValueError:
+            return False  # a config the family refuses: the trial says why, as before
+        broken = self._spec.broken_before_training(costs)
+        if not broken:
+            return False
+        key = tuple(sorted(ot_trial.params.items(), key=lambda item: item[0]))
+        self._sampler_repeats = self._sampler_repeats or key in self._refused_keys
+        self._refused_keys.add(key)
+        self._ot_trials.pop(trial_id)
+        number = ot_trial.number
+        values = {metric: cost.value for metric, cost in costs.items()}
+        reason = "refused before training: " + ", ".join(f"{c.metric} {values[c.metric]:.6g} breaks {c.text}" for c in broken)
+        if self.on_refused is not None:
+            from trainables.config import flatten
+
+            flat = flatten(config)
+            self.on_refused(
+                {
+                    "trial_id": refused_id(number),
+                    "state": REFUSED_STATE,
+                    "error": reason,
+                    "optuna_trial": number,
+                    **{name: flat.get(name) for name in [*self._spec.space, *self._spec.fixed]},
+                    **values,
+                }
+            )
+        # Violations of the constraints on static metrics; those on learnt metrics are unknown (0).
+        violations = [float(c.violation(values[c.metric])) if c.metric in values else 0.0 for c in self._constraints]
+        storage = self._ot_study._storage
+        storage.set_trial_system_attr(ot_trial._trial_id, "constraints", violations)
+        storage.set_trial_user_attr(ot_trial._trial_id, RAY_TRIAL_ATTR, refused_id(number))
+        storage.set_trial_user_attr(ot_trial._trial_id, REFUSED_ATTR, reason)
+        self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        self._refused_in_a_row += 1
+        for c in broken:
+            self.refused[c.text] = self.refused.get(c.text, 0) + 1
+        for c in self._constraints:
+            if c.metric in values:  # the best value of each constrained static metric seen so far
+                best = self._closest.get(c.text, values[c.metric])
+                self._closest[c.text] = min(best, values[c.metric]) if c.op == "<=" else max(best, values[c.metric])
+        return True
+
+    def _exhausted_message(self) -> str:
+        text = max(self.refused, key=self.refused.get)
+        constraint = next(c for c in self._constraints if c.text == text)
+        best = "lowest" if constraint.op == "<=" else "highest"
+        return (
+            f"{self._refused_in_a_row} candidates in a row were refused before training: their costs break {text} "
+            f"(the {best} {constraint.metric} sampled is {self._closest[text]:.6g}); widen the constraint or change the space"
+        )
 
     def _continue(self, trial_id: str, cont: Continuation) -> dict[str, Any]:
         """Suggest an unfinished trial again: same Optuna trial, same parameters, its checkpoint."""
@@ -274,13 +419,13 @@ class ParetoOptunaSearch(OptunaSearch):
         self._pending.pop(trial_id, None)
 
     def counted_trials(self) -> int:
-        """Trials of the study that belong to this sweep (orphans of earlier versions excluded).
+        """Trials of the study that belong to this sweep (orphans of earlier versions and candidates refused before training excluded).
 
         Read from the study once, then counted on as this searcher asks for trials (the only
         one asking in this sweep), so a suggestion does not scan every trial.
         """
         if self._counted is None:
-            self._counted = sum(not t.user_attrs.get(ORPHAN_ATTR) for t in self._ot_study.get_trials(deepcopy=False))
+            self._counted = sum(counts_as_trial(t) for t in self._ot_study.get_trials(deepcopy=False))
         return self._counted
 
     def _storage_state(self, ot_trial: optuna.Trial) -> TrialState:

@@ -43,6 +43,7 @@ __all__ = [
     "load_yaml",
     "check_sweep_name",
     "feasible",
+    "provably_broken",
     "Spec",
     "Param",
     "Objective",
@@ -251,6 +252,18 @@ class Constraint(_Model):
         return satisfies(value, self.op, self.bound)
 
 
+def provably_broken(constraint: Constraint, cost: Any) -> bool:
+    """Whether a cost known before training (a :class:`~trainables.report.StaticCost`) proves
+    that every report of the trained trial breaks ``constraint``.
+
+    An ``exact`` value decides it; an ``upper`` bound (the report is at most the value) proves
+    only a ``>=`` bound broken, a ``lower`` bound only a ``<=`` bound.
+    """
+    if cost.relation == "exact" or (cost.relation == "upper") == (constraint.op == ">="):
+        return not bool(constraint.satisfied(cost.value))
+    return False
+
+
 def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str]) -> Any:
     """Whether results satisfy every constraint: the one definition of "feasible".
 
@@ -397,6 +410,10 @@ class Spec(_Model):
     def is_feasible(self, values: Mapping[str, Any]) -> Any:
         """:func:`feasible` under this spec's constraints."""
         return feasible(values, self.constraints)
+
+    def broken_before_training(self, costs: Mapping[str, Any]) -> list[Constraint]:
+        """The constraints that a candidate's costs known before training prove broken (:func:`provably_broken`)."""
+        return [c for c in self.constraints if c.metric in costs and provably_broken(c, costs[c.metric])]
 
 
 # ---- loading -------------------------------------------------------------------------------

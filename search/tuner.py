@@ -25,7 +25,7 @@ from search.recorder import ResultsRecorder
 from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
 from search.rundir import CACHE_DIR, PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location, trial_dirname
 from search.schedulers import make_scheduler
-from search.searcher import ORPHAN_ATTR, ParetoOptunaSearch
+from search.searcher import ParetoOptunaSearch, counts_as_trial
 from search.spec import Spec, spec_to_yaml
 from search.stopping import SignalStopper, stop_requested
 from trainables.registry import get_trainable
@@ -225,7 +225,7 @@ def plan_sweep_resume(sweep: Sweep) -> ResumePlan:
     study = load_study(sweep.study_name, sweep.study_url, f"{sweep.run_dir}/{STUDY_FILE}")
     spec = sweep.spec
     plan = plan_resume(sweep.location, study, list(spec.metrics), list(spec.constraints))
-    counted = sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(ORPHAN_ATTR))
+    counted = sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
     if counted > spec.num_samples:
         raise RunDirError(
             f"--resume: run.num_samples is {spec.num_samples} but this sweep has already started {counted} trials; "
@@ -247,17 +247,27 @@ def build_tuner(
     on_cluster: bool = False,
     plan: ResumePlan | None = None,
     callbacks: Sequence[tune.Callback] = (),
+    data_info: Any = None,
 ) -> tune.Tuner:
     """A ``tune.Tuner`` for a prepared sweep (Ray must be initialised).
 
     With ``plan`` (a resumed sweep), the unfinished trials are continued first, and the results
     recorder, ASHA's rungs and the progress lines count on from the run dir's record.
     ``callbacks`` are added after the recorder and the progress lines (e.g. a benchmark's probe).
+    ``data_info`` (the data's :class:`~trainables.data.DataInfo`, read when not given) lets the
+    searcher refuse candidates whose costs break a constraint before training.
+
+    The searcher is the returned tuner's ``searcher`` attribute: after ``fit()``, its
+    ``exhausted`` says whether the search ended because every candidate was refused.
     """
     spec = sweep.spec
     entry = get_trainable(spec.trainable)
     concurrency = max_concurrent or default_concurrency(spec)
     continuations = plan.continuations if plan is not None else []
+    if data_info is None and spec.constraints and entry.static_costs is not None:
+        from trainables.data import check_available
+
+        data_info = check_available(spec.data.model_dump())
     searcher = ParetoOptunaSearch(
         spec,
         study_name=sweep.study_name,
@@ -265,6 +275,7 @@ def build_tuner(
         num_samples=spec.num_samples,
         continuations=continuations,
         defer_tells=True,
+        data_info=data_info,
     )
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     recorder = ResultsRecorder(
@@ -275,6 +286,7 @@ def build_tuner(
         continuations=continuations,
         stopping=stop_requested,
     )
+    searcher.on_refused = recorder.add_refused
     if plan is not None:
         recorder.settle(plan.settled)
         recorder.flush()
@@ -292,7 +304,7 @@ def build_tuner(
         scheduler.seed(list(recorder.epochs.values()))
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     trainable = tune.with_resources(entry.trainable, resources)
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         param_space=_param_space(sweep),
         tune_config=tune.TuneConfig(
@@ -315,6 +327,8 @@ def build_tuner(
             verbose=0,
         ),
     )
+    tuner.searcher = searcher  # read after fit(): why the search ended early, if it did
+    return tuner
 
 
 def trial_states(sweep: Sweep) -> list[str]:

@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 from analysis.pareto import pareto_front
 from analysis.results import completed_mask, full_budget_mask, load_run, numeric_column
 from search.searcher import tell_outcome
+from trainables.report import REFUSED_STATE
 from tests.conftest import ROOT
 
 METRICS = ["val_accuracy", "macs"]
@@ -228,6 +229,10 @@ def sweep(tmp_path_factory):
     return run, detail, study
 
 
+def optuna_trials_constraints(study: optuna.Study, number: int) -> list[float]:
+    return list(study.trials[number].constraints.values())
+
+
 def _full_budget_rows(run) -> tuple[list[dict], np.ndarray]:
     """The full-budget completed rows of trials.parquet and their objective values."""
     mask = completed_mask(run.trials) & full_budget_mask(run.trials)
@@ -244,12 +249,25 @@ def test_dashboard_names_the_objectives(sweep):
     assert detail["directions"] == ["maximize", "minimize"]
 
 
+def _refused_rows(run) -> list[dict]:
+    return [row for row in run.trials.to_pylist() if row["state"] == REFUSED_STATE]
+
+
 @pytest.mark.e2e
 def test_dashboard_shows_each_trials_constraint_values(sweep):
     run, detail, study = sweep
     rows, _ = _full_budget_rows(run)
-    assert len(rows) == run.trials.num_rows == 6, "2 epochs: no trial is stopped early"
+    refused = _refused_rows(run)
+    assert len(rows) == run.trials.num_rows - len(refused) == 6, "2 epochs: no trained trial is stopped early"
     shown = {t["number"]: t for t in detail["trials"]}
+    # Candidates refused before training (their MACs broke macs <= 8000): pruned, with their
+    # violations (the learnt constraint is unknown: 0), no values, no curve.
+    assert refused, "pick SWEEP_CONSTRAINTS so that some candidates are refused before training"
+    for row in refused:
+        trial = shown[row["optuna_trial"]]
+        assert trial["state"] == "Pruned" and not trial.get("values") and not trial["intermediate_values"]
+        assert trial["constraints"] == pytest.approx([row["macs"] - 8000, 0.0])
+        assert list(optuna_trials_constraints(study, row["optuna_trial"])) == pytest.approx([row["macs"] - 8000, 0.0])
     optuna_trials = {t.number: t for t in study.trials}
     feasible = []
     for row in rows:
@@ -261,6 +279,7 @@ def test_dashboard_shows_each_trials_constraint_values(sweep):
         # Optuna itself: the same values, one per constraint (no doubling).
         assert list(optuna_trials[row["optuna_trial"]].constraints.values()) == pytest.approx(expected)
         feasible.append(all(v <= 0 for v in expected))
+    feasible += [False] * len(refused)  # shown as infeasible too
     assert any(feasible) and not all(feasible), "pick SWEEP_CONSTRAINTS so the sweep has both kinds"
 
 
@@ -285,8 +304,10 @@ def test_dashboard_shows_intermediate_values(sweep):
     curves = {}
     for row in run.epochs.to_pylist():
         curves.setdefault(row["trial_id"], {})[row["epoch"]] = row["val_accuracy"]
-    numbers = {row["optuna_trial"]: row["trial_id"] for row in run.trials.to_pylist()}
+    numbers = {row["optuna_trial"]: row["trial_id"] for row in run.trials.to_pylist() if row["state"] != REFUSED_STATE}
     for trial in detail["trials"]:
+        if trial["number"] not in numbers:
+            continue  # refused before training: no curve (checked above)
         assert trial["intermediate_values"], f"trial {trial['number']} has no intermediate values"
         curve = curves[numbers[trial["number"]]]
         for point in trial["intermediate_values"]:

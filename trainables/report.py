@@ -32,6 +32,8 @@ __all__ = [
     "COMPLETED_STATE",
     "ERROR_STATE",
     "FINAL_STATES",
+    "REFUSED_STATE",
+    "SETTLED_STATES",
     "is_full_budget",
     "is_competing",
     "format_number",
@@ -144,6 +146,11 @@ COMPLETED_STATE = "TERMINATED"
 ERROR_STATE = "ERROR"
 #: The states after which a trial never runs again.
 FINAL_STATES: tuple[str, ...] = (COMPLETED_STATE, ERROR_STATE)
+#: A candidate never trained: its costs known before training broke a constraint. Its row holds
+#: those costs and the reason (``error``); it is not a trial of the sweep's ``num_samples``.
+REFUSED_STATE = "REFUSED"
+#: Rows of the record that never change again.
+SETTLED_STATES: tuple[str, ...] = (*FINAL_STATES, REFUSED_STATE)
 
 
 def is_competing(state: Any, budget_fraction: Any, include_partial: bool = False) -> Any:
