@@ -465,13 +465,18 @@ def _print_cost_preview(spec: Any) -> None:
     print(f"costs before training, over {preview.built} of {preview.sampled} configs drawn at random from the space:")
     if preview.built < preview.sampled and preview.invalid:
         print(f"  {preview.sampled - preview.built} sampled configs are not valid, e.g.: {preview.invalid}")
-    bound = {"exact": "exact", "upper": "trained value at most this", "lower": "trained value at least this"}
+    bound = {"exact": "exact", "upper": "trained value at most this", "lower": "trained value at least this", "bound": "exact or a bound"}
     for metric, (low, median, high) in preview.ranges.items():
         print(f"  {metric:<22} min {format_number(low)}  median {format_number(median)}  max {format_number(high)}  ({bound[preview.relations[metric]]})")
-    for text, share in preview.feasible.items():
-        print(f"  constraint {text}: met by {100 * share:.1f} % of them")
+    for constraint in spec.constraints:
+        if constraint.text in preview.feasible:
+            share = 100 * preview.feasible[constraint.text]
+            if preview.relations[constraint.metric] == "exact":
+                print(f"  constraint {constraint.text}: met by {share:.1f} % of them (the rest would be refused before training)")
+            else:
+                print(f"  constraint {constraint.text}: not ruled out for {share:.1f} % of them (the rest would be refused before training)")
     if len(preview.feasible) > 1 and preview.all_feasible is not None:
-        print(f"  every constraint above: met by {100 * preview.all_feasible:.1f} %")
+        print(f"  every constraint above: not ruled out for {100 * preview.all_feasible:.1f} %")
     for text in preview.learnt:
         print(f"  constraint {text}: known only after training")
 

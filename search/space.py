@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from search.spec import Param, Spec
+from search.spec import Param, Spec, provably_broken
 from trainables.config import flatten, get_path
 
 __all__ = ["CostPreview", "DefineByRun", "cost_preview", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
@@ -125,9 +125,13 @@ class CostPreview:
         built: Those whose static costs could be computed (the rest are not valid configs).
         invalid: The first reason a sampled config was not valid, or ``""``.
         ranges: Per static metric: ``(min, median, max)`` over the built configs.
-        relations: Per static metric: how trained reports relate to it (``exact``, ``upper``, ``lower``).
-        feasible: Per constraint on a static metric: the share of built configs meeting it.
-        all_feasible: The share meeting every such constraint (None without one).
+        relations: Per static metric: how trained reports relate to it (``exact``, ``upper``,
+            ``lower``; ``bound`` when configs differ, e.g. with and without DST).
+        feasible: Per constraint on a static metric: the share of built configs that can meet it
+            (that their costs do not prove broken: :func:`~search.spec.provably_broken`); where
+            the metric's values are exact, the share that meets it. The rest are refused by the
+            sweep before training.
+        all_feasible: The share that can meet every such constraint (None without one).
         learnt: Constraints on metrics known only after training (not previewed).
     """
 
@@ -155,6 +159,8 @@ def cost_preview(spec: Spec, info: Any, n: int = 2000, seconds: float = 10.0) ->
     deadline = time.monotonic() + seconds
     values: dict[str, list[float]] = {}
     relations: dict[str, str] = {}
+    static = list(spec.constraints)
+    possible: dict[str, list[bool]] = {c.text: [] for c in static}
     sampled, invalid = 0, ""
     for params in sample_configs(spec, n, sampler=optuna.samplers.RandomSampler(seed=spec.run.seed)):
         sampled += 1
@@ -165,16 +171,19 @@ def cost_preview(spec: Spec, info: Any, n: int = 2000, seconds: float = 10.0) ->
             costs = None
         for metric, cost in (costs or {}).items():
             values.setdefault(metric, []).append(cost.value)
-            relations[metric] = cost.relation
+            relations[metric] = cost.relation if relations.get(metric, cost.relation) == cost.relation else "bound"
+        for c in static:
+            if costs is not None and c.metric in costs:
+                possible[c.text].append(not provably_broken(c, costs[c.metric]))
         if time.monotonic() > deadline:
             break
     built = len(next(iter(values.values()), []))
     arrays = {metric: np.asarray(v, dtype=np.float64) for metric, v in values.items()}
-    static = [c for c in spec.constraints if c.metric in arrays]
-    feasible = {c.text: float(np.mean(c.satisfied(arrays[c.metric]))) if built else 0.0 for c in static}
+    static = [c for c in static if c.metric in arrays]
+    feasible = {c.text: float(np.mean(possible[c.text])) if built else 0.0 for c in static}
     every = np.ones(built, dtype=bool)
     for c in static:
-        every &= c.satisfied(arrays[c.metric])
+        every &= np.asarray(possible[c.text], dtype=bool)
     return CostPreview(
         sampled=sampled,
         built=built,

@@ -196,3 +196,15 @@ def test_a_space_where_every_candidate_breaks_a_constraint_exits_2_with_one_line
     assert len(errors) == 1 and "refused before training: their costs break macs <= 10 (the lowest macs sampled is" in errors[0]
     rows = pq.read_table(tmp_path / "quickstart" / "trials.parquet").to_pylist()
     assert len(rows) == 200 and all(r["state"] == REFUSED_STATE for r in rows)  # nothing was trained
+
+
+def test_an_sne_candidate_is_refused_when_even_no_spike_breaks_an_energy_bound():
+    spec = load_spec(ROOT / "spaces" / "sne_quickstart.yaml", ['constraints=["energy_uj <= 0.02"]', "run.num_samples=6"])
+    info = check_available(spec.data.model_dump())
+    rows: list[dict] = []
+    searcher = _searcher(spec, info, rows)
+    for k in range(spec.num_samples):
+        assert searcher.suggest(f"t{k}") not in (None, Searcher.FINISHED)
+        costs = spec.entry.costs_before_training(trial_config(spec, searcher._ot_trials[f"t{k}"].params), info)
+        assert costs["energy_uj"].relation == "lower" and costs["energy_uj"].value <= 0.02
+    assert rows and all(row["energy_uj"] > 0.02 for row in rows)

@@ -165,8 +165,13 @@ def test_analysis_help_lists_every_command(repo_root):
 
 
 #: Every family's example, plus G2G without dynamic sparse training (its static costs are exact)
-#: and with DST stopping before the end (RigL's recipe).
-STATIC_CASES = [(name, {}) for name in FAMILIES] + [("g2g", {"dst": {"enabled": False}}), ("g2g", {"dst": {"stop": 0.5}})]
+#: and with DST stopping before the end (RigL's recipe), and SNE with every student active (its
+#: MACs exact: no choice of subset is left to training).
+STATIC_CASES = [(name, {}) for name in FAMILIES] + [
+    ("g2g", {"dst": {"enabled": False}}),
+    ("g2g", {"dst": {"stop": 0.5}}),
+    ("sne", {"sne": {"students": 2, "active": 2}}),
+]
 
 
 @pytest.mark.parametrize(("name", "overrides"), STATIC_CASES, ids=[f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in STATIC_CASES])
@@ -196,6 +201,12 @@ def test_static_costs_match_what_the_trained_trial_reports(name, overrides, tmp_
     if name == "g2g":
         assert {"macs", "params", "density", "energy_uj"} <= set(static)
         assert all(c.relation == ("upper" if resolved.dst.enabled else "exact") for c in static.values())
+    if name == "sne":
+        all_active = resolved.sne.active == resolved.sne.students
+        assert static["macs"].relation == ("exact" if all_active else "lower")
+        assert static["energy_uj"].relation == "lower" and static["teacher_macs"].relation == "upper"
+        # spikes cost energy on top of the real-valued MACs: the bound is strict once students spike
+        assert all(float(r["energy_uj"]) > static["energy_uj"].value for r in reports if r["spike_rate"] > 0)
 
 
 def test_static_cost_relations():

@@ -34,6 +34,7 @@ ENTRY = register_trainable(
         config=SNETrialConfig,
         training="trainables.sne.trainable:SNETraining",
         exporter="trainables.sne.nir_export",
+        static_costs="trainables.sne.trainable:static_costs",
         metrics=SNE_METRICS,
         description="SNE: a teacher ANN distilled into an ensemble of spiking students, run as adaptive subsets",
         example={

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainables.costs import energy_model
+from trainables.costs import ann_energy_uj, energy_model, model_costs
 from trainables.data import DataInfo, Splits, load_splits
 from trainables.deploy import DeployableRun
 from trainables.sne.adaptive import (
@@ -48,9 +48,10 @@ from trainables.sne.distill import TeacherTargets, augmented, distill_epoch, tea
 from trainables.sne.partition import make_partition, part_sizes, sequential_partition
 from trainables.sne.students import SpikingEnsemble, SpikingStudent, student_cost_plan
 from trainables.sne.teacher import TeacherNet, build_teacher, copy_head, obtain_teacher
+from trainables.report import StaticCost
 from trainables.training import make_lr_schedule, make_optimizer, optimisation_state, restore_optimisation_state, select_device
 
-__all__ = ["SNETraining", "build_ensemble"]
+__all__ = ["SNETraining", "build_ensemble", "static_costs"]
 
 
 def build_ensemble(
@@ -278,3 +279,34 @@ def _curve(
         curve.dynamic_students.append(used.float().mean().item())
         curve.dynamic_energy_uj.append(dynamic_cost(val, plans, order, used).energy_uj(emodel))
     return curve
+
+
+def static_costs(config: SNETrialConfig, info: DataInfo) -> dict[str, StaticCost]:
+    """The costs an SNE config fixes before training, counted as its reports count them.
+
+    A student's shapes follow from the config and the part size its place gives it (every
+    partition has the balanced sizes of :func:`~trainables.sne.partition.part_sizes`), so each
+    student's real-valued MACs (its first layer, run once per sample, plus its share of the
+    head) are known; which ``sne.active`` students run is chosen after training (greedy by
+    validation accuracy), so ``macs`` is exact when their sizes are all equal and at least the
+    ``active`` smallest otherwise. The modelled energy is at least those MACs at E_MAC: no spike
+    at all adds nothing. The teacher's MACs and energy are those of its architecture (at most,
+    should a loaded teacher have zero weights). The global RNG is left as it was.
+    """
+    emodel = energy_model(config.cost.energy_model)
+    with torch.random.fork_rng(devices=[]):
+        teacher = build_teacher(config.teacher, info)
+        ensemble = build_ensemble(config, info, teacher)
+        plans = [student_cost_plan(student, info.input_shape) for student in ensemble.students]
+        teacher_macs = model_costs(teacher, info.input_shape).macs
+    sizes = part_sizes(teacher.feature_dim, config.sne.students)
+    per_student = sorted(plan.ops([0.0] * len(plan.neurons))[0] + size * info.num_classes for plan, size in zip(plans, sizes))
+    active = config.sne.active
+    low, high = sum(per_student[:active]), sum(per_student[-active:])
+    return {
+        "macs": StaticCost(float(low), "exact" if low == high else "lower"),
+        "energy_uj": StaticCost(ann_energy_uj(low, emodel), "lower"),
+        "density": StaticCost(1.0),
+        "teacher_macs": StaticCost(float(teacher_macs), "upper"),
+        "teacher_energy_uj": StaticCost(ann_energy_uj(teacher_macs, emodel), "upper"),
+    }
