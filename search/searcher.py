@@ -44,9 +44,10 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.samplers import make_sampler
-from search.space import define_by_run
+from search.space import define_by_run, trial_config
 from search.spec import Spec
-from trainables.report import is_full_budget
+from trainables.config import flatten
+from trainables.report import REFUSED_STATE, is_full_budget
 
 __all__ = [
     "ParetoOptunaSearch",
@@ -280,9 +281,6 @@ class ParetoOptunaSearch(OptunaSearch):
         """Refuse the candidate just asked for ``trial_id`` if its static costs break a constraint."""
         if self._data_info is None:
             return False
-        from search.space import trial_config
-        from trainables.report import REFUSED_STATE
-
         ot_trial = self._ot_trials[trial_id]
         config = trial_config(self._spec, ot_trial.params)
         try:
@@ -300,8 +298,6 @@ class ParetoOptunaSearch(OptunaSearch):
         values = {metric: cost.value for metric, cost in costs.items()}
         reason = "refused before training: " + ", ".join(f"{c.metric} {values[c.metric]:.6g} breaks {c.text}" for c in broken)
         if self.on_refused is not None:
-            from trainables.config import flatten
-
             flat = flatten(config)
             self.on_refused(
                 {
