@@ -192,6 +192,35 @@ def _tpe_sampler(options: Mapping[str, Any], seed: int, grid: Mapping[str, list[
         return __getattr__("SweepTPESampler")(seed=seed, **options)
 
 
+def _nothing_known(params: Mapping[str, Any]) -> None:
+    return None
+
+
+def _cost_aware_sampler(
+    options: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]] | None = None, spec: Any = None, data_info: Any = None
+) -> optuna.samplers.BaseSampler:
+    """:class:`~search.costaware.CostAwareSampler` on the spec's static costs (see :func:`make_sampler`).
+
+    ``options`` are the sampler's keyword arguments, plus ``fallback_options``: those of the
+    multivariate TPE (constant liar) it hands over to at scale.
+    """
+    import optuna
+
+    from search.costaware import CostAwareSampler
+
+    options = dict(options)
+    fallback_options = {"multivariate": True, "group": True, "constant_liar": True, **dict(options.pop("fallback_options", None) or {})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fallback = __getattr__("SweepTPESampler")(seed=seed, **fallback_options)
+    if spec is not None and data_info is not None and spec.entry.static_costs is not None:
+        from search.space import SpaceDraw, SpecCosts
+
+        costs = SpecCosts(spec, data_info)
+        return CostAwareSampler(costs, candidates=SpaceDraw(spec), is_feasible=costs.feasible, fallback=fallback, seed=seed, **options)
+    return CostAwareSampler(_nothing_known, fallback=fallback, seed=seed, **options)
+
+
 _LAZY_CLASSES = {"SweepGridSampler": _sweep_grid_sampler_class, "SweepTPESampler": _sweep_tpe_sampler_class}
 
 
@@ -214,15 +243,23 @@ SAMPLERS: dict[str, SamplerFactory] = {
     "random": _optuna_sampler("RandomSampler"),
     "qmc": _optuna_sampler("QMCSampler"),
     "grid": _grid_sampler,
+    "cost_aware": _cost_aware_sampler,
 }
 
 
-def make_sampler(spec: Any, seed: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: Any, seed: int | None = None, data_info: Any = None) -> optuna.samplers.BaseSampler:
     """Build a spec's sampler, seeded with ``run.seed`` (or ``seed``).
+
+    ``data_info`` (the data's :class:`~trainables.data.DataInfo`) lets ``cost_aware`` compute each
+    candidate's costs before training; without it (or for a family that declares no static
+    costs) that sampler leaves every choice to its fallback.
 
     Raises:
         TypeError: an option the sampler does not take.
         ValueError: an option value the sampler rejects.
     """
     seed = spec.run.seed if seed is None else seed
-    return SAMPLERS[spec.sampler.name](dict(spec.sampler.options), seed, spec.grid())
+    factory = SAMPLERS[spec.sampler.name]
+    if factory is _cost_aware_sampler:
+        return _cost_aware_sampler(dict(spec.sampler.options), seed, spec.grid(), spec=spec, data_info=data_info)
+    return factory(dict(spec.sampler.options), seed, spec.grid())

@@ -199,7 +199,7 @@ class ParetoOptunaSearch(OptunaSearch):
             space=define_by_run(spec),
             metric=spec.metrics,
             mode=spec.modes,
-            sampler=make_sampler(spec),
+            sampler=make_sampler(spec, data_info=data_info),
             study_name=study_name,
             storage=ot_storage,
         )

@@ -14,7 +14,18 @@ import optuna
 from search.spec import Param, Spec, provably_broken
 from trainables.config import flatten, get_path
 
-__all__ = ["CostPreview", "DefineByRun", "cost_preview", "define_by_run", "is_active", "sample_configs", "describe_space", "trial_config"]
+__all__ = [
+    "CostPreview",
+    "DefineByRun",
+    "SpaceDraw",
+    "SpecCosts",
+    "cost_preview",
+    "define_by_run",
+    "describe_space",
+    "is_active",
+    "sample_configs",
+    "trial_config",
+]
 
 
 def is_active(param: Param, values: Mapping[str, Any]) -> bool:
@@ -66,6 +77,87 @@ class DefineByRun:
         for name, param in self.params.items():
             if is_active(param, values):
                 values[name] = _suggest(trial, name, param, values)
+
+
+class _DrawTrial:
+    """Stands in for an Optuna trial in :class:`DefineByRun`: draws each value uniformly, at once.
+
+    Records the distribution of every suggestion, as Optuna would, so a drawn candidate can be
+    handed to a real trial later (see :class:`SpaceDraw`).
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        from search.costaware import draw_value
+
+        self._rng, self.draw_value = rng, draw_value
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, Any] = {}
+
+    def _suggest(self, name: str, dist: Any) -> Any:
+        value = self.draw_value(self._rng, dist)
+        self.params[name], self.distributions[name] = value, dist
+        return value
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._suggest(name, optuna.distributions.CategoricalDistribution(choices))
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        return self._suggest(name, optuna.distributions.IntDistribution(low, high, step=step, log=log))
+
+    def suggest_float(self, name: str, low: float, high: float, step: float | None = None, log: bool = False) -> float:
+        return self._suggest(name, optuna.distributions.FloatDistribution(low, high, step=step, log=log))
+
+
+class SpaceDraw:
+    """Random candidates of a spec's space, conditionals and dependent ranges respected.
+
+    The candidate draw of :class:`~search.costaware.CostAwareSampler`: ``draw(rng, n)`` gives
+    ``n`` parameter sets with their distributions, in microseconds each (no Optuna study). A
+    class, not a closure, so the sampler pickles.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self._fn = DefineByRun(spec)
+
+    def __call__(self, rng: np.random.Generator, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        out = []
+        for _ in range(n):
+            trial = _DrawTrial(rng)
+            self._fn(trial)  # type: ignore[arg-type]
+            out.append((trial.params, trial.distributions))
+        return out
+
+
+class SpecCosts:
+    """A spec's objectives as far as they are known before training, for the cost-aware sampler.
+
+    ``costs(params)`` is one entry per objective: the family's static cost of that metric when
+    it stands for what the trial will report (exact, or a tight bound), else ``None`` (learnt).
+    ``costs.feasible(params)`` is False when a static cost proves a constraint broken (the
+    searcher would refuse the candidate). Both compute the config's costs from the data's shape
+    (:meth:`~trainables.registry.TrainableEntry.costs_before_training`), no model trained.
+    """
+
+    def __init__(self, spec: Spec, info: Any) -> None:
+        self._spec, self._info = spec, info
+        self._last: tuple[Any, dict[str, Any]] | None = None
+
+    def _costs(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        key = tuple(sorted(params.items()))
+        if self._last is None or self._last[0] != key:  # the sampler asks both questions in a row
+            self._last = (key, self._spec.entry.costs_before_training(trial_config(self._spec, params), self._info))
+        return self._last[1]
+
+    def __call__(self, params: Mapping[str, Any]) -> list[float | None]:
+        costs = self._costs(params)
+        return [costs[m].value if m in costs and costs[m].known else None for m in self._spec.metrics]
+
+    def feasible(self, params: Mapping[str, Any]) -> bool:
+        try:
+            costs = self._costs(params)
+        except ValueError:
+            return False
+        return not self._spec.broken_before_training(costs)
 
 
 def define_by_run(spec: Spec) -> DefineByRun:

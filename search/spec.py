@@ -282,7 +282,9 @@ def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str])
 
 
 class SamplerSection(_Model):
-    name: Literal[tuple(SAMPLERS)] = "tpe"  # type: ignore[valid-type]
+    """The Optuna sampler: the keys of :data:`search.samplers.SAMPLERS`; ``options`` are its keyword arguments."""
+
+    name: Literal[tuple(SAMPLERS)] = "cost_aware"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 

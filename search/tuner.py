@@ -255,7 +255,8 @@ def build_tuner(
     recorder, ASHA's rungs and the progress lines count on from the run dir's record.
     ``callbacks`` are added after the recorder and the progress lines (e.g. a benchmark's probe).
     ``data_info`` (the data's :class:`~trainables.data.DataInfo`, read when not given) lets the
-    searcher refuse candidates whose costs break a constraint before training.
+    searcher refuse candidates whose costs break a constraint before training, and the
+    ``cost_aware`` sampler compute each candidate's costs.
 
     The searcher is the returned tuner's ``searcher`` attribute: after ``fit()``, its
     ``exhausted`` says whether the search ended because every candidate was refused.
@@ -264,7 +265,7 @@ def build_tuner(
     entry = get_trainable(spec.trainable)
     concurrency = max_concurrent or default_concurrency(spec)
     continuations = plan.continuations if plan is not None else []
-    if data_info is None and spec.constraints and entry.static_costs is not None:
+    if data_info is None and (spec.constraints or spec.sampler.name == "cost_aware") and entry.static_costs is not None:
         from trainables.data import check_available
 
         data_info = check_available(spec.data.model_dump())

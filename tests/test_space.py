@@ -56,7 +56,7 @@ def test_empty_dependent_range_collapses_to_its_low_bound():
     assert {c["model.groups"] for c in configs} == {4}
 
 
-@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2", "nsga3", "qmc", "gp"])
+@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2", "nsga3", "qmc", "gp", "cost_aware"])
 def test_same_spec_and_seed_give_identical_configs(sampler):
     spec = _spec(sampler, space=tiny_spec()["space"])
     first = sample_configs(spec, 8)

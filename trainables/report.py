@@ -77,10 +77,19 @@ class StaticCost:
             ``upper`` (the report is at most ``value``: e.g. G2G MACs under dynamic sparse
             training, where regrown edges start at zero weight) or ``lower`` (at least ``value``:
             e.g. a spiking net's energy with no spike at all).
+        tight: For a bound, whether reports stay close to it, so that it also serves as an
+            estimate of the value (G2G under dynamic sparse training: within a fraction of a
+            percent in practice), not only as a proof that a constraint is broken.
     """
 
     value: float
     relation: Literal["exact", "upper", "lower"] = "exact"
+    tight: bool = False
+
+    @property
+    def known(self) -> bool:
+        """Whether the value can stand for what the trained trial will report (exact, or a tight bound)."""
+        return self.relation == "exact" or self.tight
 
     def holds_for(self, reported: float, within: float | None = None) -> bool:
         """Whether a reported value keeps the relation (and, with ``within``, is no further than that fraction of ``value`` from it)."""

@@ -141,14 +141,15 @@ def static_costs(config: G2GConfig, info: DataInfo) -> dict[str, StaticCost]:
     network :func:`build_model` draws from the config's seed), so without dynamic sparse training
     they are what the trial reports. With it, the count of connections is kept but edges regrown
     at zero weight are not counted until they move, so the reports are at most these values
-    (``upper``; in practice within a fraction of a percent). The global RNG is left as it was.
+    (``upper``; in practice within a fraction of a percent, so ``tight``). The global RNG is left as it was.
     """
     with torch.random.fork_rng(devices=[]):
         costs = model_costs(build_model(config, info), info.input_shape)
     relation = "upper" if config.dst.enabled else "exact"
+    tight = config.dst.enabled
     return {
-        "macs": StaticCost(float(costs.macs), relation),
-        "params": StaticCost(float(costs.params), relation),
-        "density": StaticCost(float(costs.density), relation),
-        "energy_uj": StaticCost(float(costs.energy_uj(energy_model(config.cost.energy_model))), relation),
+        "macs": StaticCost(float(costs.macs), relation, tight),
+        "params": StaticCost(float(costs.params), relation, tight),
+        "density": StaticCost(float(costs.density), relation, tight),
+        "energy_uj": StaticCost(float(costs.energy_uj(energy_model(config.cost.energy_model))), relation, tight),
     }

@@ -1,0 +1,238 @@
+"""The cost-aware sampler: its acquisition, its use of known costs, and its wiring to specs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from analysis.pareto import hypervolume
+from search.costaware import CostAwareSampler, ehvi_2d, random_candidates
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _improvement(front, point, reference):
+    """Brute force: hypervolume gained by adding ``point`` (cost min, value max)."""
+    directions = ["min", "max"]
+    before = hypervolume(front, directions, np.array(reference)) if len(front) else 0.0
+    return hypervolume([*front, point], directions, np.array(reference)) - before
+
+
+def test_ehvi_without_noise_is_the_exact_hypervolume_improvement():
+    rng = np.random.default_rng(0)
+    reference = (10.0, 0.0)
+    front = [[2.0, 0.5], [5.0, 0.8], [7.0, 0.6], [3.0, 0.4]]  # dominated points included
+    cost = rng.uniform(0, 11, 200)
+    mu = rng.uniform(-0.2, 1.0, 200)
+    got = ehvi_2d(mu, np.zeros(200), cost, np.array(front), reference)
+    want = [_improvement(front, [c, m], reference) if c < reference[0] and m > reference[1] else 0.0 for c, m in zip(cost, mu)]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_ehvi_is_the_mean_improvement_under_the_gaussian():
+    rng = np.random.default_rng(1)
+    reference = (10.0, 0.0)
+    front = np.array([[2.0, 0.5], [5.0, 0.8]])
+    mu, sigma, cost = np.array([0.6, 0.3, 0.9]), np.array([0.2, 0.4, 0.05]), np.array([3.0, 1.0, 6.0])
+    got = ehvi_2d(mu, sigma, cost, front, reference)
+    draws = rng.normal(size=20000)
+    for i in range(3):
+        values = mu[i] + sigma[i] * draws
+        # The improvement is piecewise linear in the value: integrate it on the samples.
+        mc = np.mean([_improvement(front.tolist(), [cost[i], v], reference) if v > 0 else 0.0 for v in values[:4000]])
+        assert got[i] == pytest.approx(mc, rel=0.05)
+    assert ehvi_2d(mu, sigma, cost, np.empty((0, 2)), reference).shape == (3,)
+
+
+def _toy(trial):
+    w = trial.suggest_int("w", 8, 256, step=8)
+    d = trial.suggest_int("d", 1, 4)
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    acc = 1 - math.exp(-w * d / 200) - 0.3 * (math.log10(lr) + 2) ** 2 / 4
+    return acc, float(w * d)
+
+
+def _toy_costs(params):
+    return [None, float(params["w"] * params["d"])]
+
+
+def _hv(study):
+    return hypervolume([t.values for t in study.trials if t.values], ["max", "min"], np.array([0.0, 1024.0]))
+
+
+def test_it_beats_random_search_on_a_problem_whose_cost_it_knows():
+    for seed in range(2):
+        ours = optuna.create_study(directions=["maximize", "minimize"], sampler=CostAwareSampler(_toy_costs, seed=seed))
+        ours.optimize(_toy, n_trials=30)
+        rand = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
+        rand.optimize(_toy, n_trials=30)
+        assert _hv(ours) > _hv(rand)
+
+
+def test_same_seed_same_suggestions():
+    def run():
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=CostAwareSampler(_toy_costs, seed=3, n_startup_trials=4))
+        study.optimize(_toy, n_trials=10)
+        return [t.params for t in study.trials]
+
+    assert run() == run()
+
+
+def test_it_never_proposes_a_candidate_known_infeasible():
+    sampler = CostAwareSampler(_toy_costs, is_feasible=lambda p: p["w"] * p["d"] <= 200, n_startup_trials=4, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_toy, n_trials=16)
+    modelled = [t.params for t in study.trials[4:]]
+    assert all(p["w"] * p["d"] <= 200 for p in modelled)
+
+
+def test_pending_trials_are_not_proposed_again():
+    """Concurrent asks (trials not yet told) each get their own candidate."""
+    sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_toy, n_trials=6)
+    asked = []
+    for _ in range(6):
+        trial = study.ask()
+        _toy(trial)  # suggests the parameters (define-by-run), not told
+        asked.append(tuple(sorted(trial.params.items())))
+    assert len(set(asked)) == len(asked)
+    assert not set(asked) & {tuple(sorted(t.params.items())) for t in study.trials[:6]}
+
+
+def test_hands_over_to_its_fallback_at_scale_and_when_it_cannot_model():
+    calls = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, dist):
+            calls.append(trial.number)
+            return super().sample_independent(study, trial, name, dist)
+
+    sampler = CostAwareSampler(_toy_costs, n_startup_trials=2, switch_after=5, fallback=Recording(seed=0), seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_toy, n_trials=8)
+    assert sorted(set(calls)) == [5, 6, 7]
+
+    calls.clear()  # nothing known before training: every modelled trial is the fallback's
+    sampler = CostAwareSampler(lambda p: [None, None], n_startup_trials=2, fallback=Recording(seed=0), seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(_toy, n_trials=5)
+    assert sorted(set(calls)) == [2, 3, 4]
+
+
+def test_bad_options_are_refused_with_their_name():
+    with pytest.raises(ValueError, match="n_candidates"):
+        CostAwareSampler(_toy_costs, n_candidates=0)
+    with pytest.raises(ValueError, match="switch_after"):
+        CostAwareSampler(_toy_costs, n_startup_trials=10, switch_after=5)
+
+
+def test_random_candidates_stay_inside_their_distributions():
+    dists = {
+        "a": optuna.distributions.IntDistribution(1, 64, log=True),
+        "b": optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25),
+        "c": optuna.distributions.CategoricalDistribution([2, 4, 8]),
+        "d": optuna.distributions.IntDistribution(32, 256, step=32),
+    }
+    draws = random_candidates(dists)(np.random.default_rng(0), 500)
+    for params, _ in draws:
+        for name, dist in dists.items():
+            assert dist._contains(dist.to_internal_repr(params[name])), (name, params[name])
+    assert {p["a"] for p, _ in draws} >= {1, 64}  # both ends reachable
+
+
+# -- the spec's sampler ---------------------------------------------------------------------------
+
+
+def _spec(path, **changes):
+    from search.spec import load_spec
+
+    return load_spec(path, [f"{k}={v}" for k, v in changes.items()])
+
+
+def test_space_draw_respects_conditionals_and_dependent_ranges():
+    from search.space import SpaceDraw
+
+    spec = _spec("spaces/sne_quickstart.yaml")
+    for params, dists in SpaceDraw(spec)(np.random.default_rng(0), 300):
+        assert 1 <= params["sne.active"] <= params["sne.students"]
+        assert ("student.width" in params) == (params["student.shape"] == "mlp")
+        assert ("student.channels" in params) == (params["student.shape"] == "conv")
+        assert set(dists) == set(params)
+
+
+def test_spec_costs_are_the_static_costs_where_they_stand_for_the_report():
+    from search.space import SpaceDraw, SpecCosts, trial_config
+    from trainables.data import check_available
+
+    spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 10000"]')
+    info = check_available(spec.data.model_dump())
+    costs = SpecCosts(spec, info)
+    for params, _ in SpaceDraw(spec)(np.random.default_rng(0), 20):
+        static = spec.entry.costs_before_training(trial_config(spec, params), info)
+        assert costs(params) == [None, static["energy_uj"].value]  # accuracy is learnt
+        assert costs.feasible(params) == (static["macs"].value <= 10000)
+
+    sne = _spec("spaces/sne_quickstart.yaml")  # SNE energy depends on spikes: nothing known
+    draw = SpaceDraw(sne)(np.random.default_rng(0), 3)
+    assert all(SpecCosts(sne, check_available(sne.data.model_dump()))(p) == [None, None] for p, _ in draw)
+
+
+def test_the_shipped_quickstart_uses_the_cost_aware_sampler():
+    from search.samplers import make_sampler
+    from trainables.data import check_available
+
+    spec = _spec("spaces/quickstart.yaml")
+    sampler = make_sampler(spec, data_info=check_available(spec.data.model_dump()))
+    assert isinstance(sampler, CostAwareSampler)
+
+
+# -- in the sweep's searcher -----------------------------------------------------------------------
+
+
+def _fake_result(spec, params, info):
+    """A plausible full-budget result: accuracy grows with the net's MACs (counted from the config)."""
+    from search.space import trial_config
+
+    macs = spec.entry.costs_before_training(trial_config(spec, params), info)["macs"].value
+    return {"val_accuracy": 0.5 + 0.4 * math.tanh(macs / 3000), "energy_uj": 4.6e-6 * macs, "macs": macs, "budget_fraction": 1.0, "epoch": 12}
+
+
+def test_in_a_constrained_sweep_it_proposes_nothing_the_searcher_must_refuse():
+    from search.searcher import ParetoOptunaSearch
+    from trainables.data import check_available
+
+    spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 6000"]', **{"run.num_samples": 24})
+    info = check_available(spec.data.model_dump())
+    refused: list[dict] = []
+    searcher = ParetoOptunaSearch(spec, study_name="ca", num_samples=24, data_info=info, on_refused=refused.append)
+    for k in range(24):
+        searcher.suggest(f"t{k}")
+        if k == spec.sampler.options["n_startup_trials"] - 1:
+            after_start_up = len(refused)
+        searcher.on_trial_complete(f"t{k}", _fake_result(spec, searcher._ot_trials[f"t{k}"].params, info))
+    assert len(refused) == after_start_up  # random start-up candidates may be refused, modelled ones never
+
+
+def test_two_workers_never_get_the_same_candidate():
+    """Concurrency 2 through the sweep's searcher: each ask while another trial runs gets a new point."""
+    from search.searcher import ParetoOptunaSearch
+    from trainables.data import check_available
+
+    spec = _spec("spaces/quickstart.yaml", **{"run.num_samples": 24})
+    info = check_available(spec.data.model_dump())
+    searcher = ParetoOptunaSearch(spec, study_name="ca2", num_samples=24, data_info=info)
+    seen, running = [], []
+    for k in range(24):
+        searcher.suggest(f"t{k}")
+        params = dict(searcher._ot_trials[f"t{k}"].params)
+        seen.append(tuple(sorted(params.items())))
+        running.append((f"t{k}", params))
+        if len(running) == 2:  # the older one finishes while the newer one runs on
+            trial_id, old = running.pop(0)
+            searcher.on_trial_complete(trial_id, _fake_result(spec, old, info))
+    assert len(set(seen)) == len(seen)
+    assert isinstance(searcher.study.sampler, CostAwareSampler)
