@@ -63,6 +63,14 @@ def render_card(bundle: Bundle) -> str:
             again = bundle.reproduced.get(metric) if bundle.reproduced else None
             rows.append([metrics[metric].axis_label + f" (`{metric}`)", format_card_value(rec.get(metric)), format_card_value(again)])
     lines += _table(["metric", "recorded by the sweep", "measured again from model.pt"], rows)
+    # What the model is compared with (e.g. the teacher an SNE was distilled from): numbers only.
+    context = [
+        [info.axis_label + f" (`{name}`)", format_card_value(rec[name])]
+        for name, info in metrics.items()
+        if info.kind == "info" and isinstance(rec.get(name), (int, float)) and not isinstance(rec.get(name), bool)
+    ]
+    if context:
+        lines += ["", *_table(["reference", "recorded by the sweep"], context)]
     if bundle.reproduced is not None:
         error = bundle.reproduction_error or 0.0
         verdict = "reproduced" if bundle.reproduces else "NOT reproduced"
@@ -75,7 +83,11 @@ def render_card(bundle: Bundle) -> str:
     objectives = ", ".join(f"`{m}` ({mode})" for m, mode in bundle.objectives)
     lines += ["", "## On the Pareto front", "", f"Objectives {objectives}; the front of the sweep's {pos['feasible_trials']} feasible full-budget trials has {pos['front_size']} points."]
     if pos["on_front"]:
-        knee = " It is the **knee** (best trade-off)." if pos["knee"] else (f" The knee is trial {pos['knee_trial']}." if pos["knee_trial"] else "")
+        if pos.get("knee_bends", True):
+            knee = " It is the **knee** (best trade-off)." if pos["knee"] else (f" The knee is trial {pos['knee_trial']}." if pos["knee_trial"] else "")
+        else:  # fewer than 3 points, or a concave front: no knee, the point closest to the ideal instead
+            closest = "It is" if pos["knee"] else f"Trial {pos['knee_trial']} is"
+            knee = f" The front has no knee (fewer than 3 points, or it does not bend towards the ideal point); {closest} the point closest to the ideal point."
         lines.append(
             f"This trial is **on the front**, point {pos['position']} of {pos['front_size']} (ordered by `{bundle.objectives[0][0]}`, best first).{knee} "
             f"Neighbours on the front: {', '.join(pos['neighbours']) or 'none'}."

@@ -38,7 +38,7 @@ import pyarrow.fs as pafs
 from numpy.typing import ArrayLike
 
 from analysis.pareto import ParetoFront, compute_front, hypervolume_progress, reference_point
-from search.rundir import ANALYSIS_FILE, EPOCHS_FILE, SPEC_FILE, TRIALS_FILE, RunDirError, RunLocation, open_run_dir
+from search.rundir import ANALYSIS_FILE, EPOCHS_FILE, PROGRESS_FILE, SPEC_FILE, TRIALS_FILE, RunDirError, RunLocation, open_run_dir
 from search.spec import Constraint, Objective, Spec, SpecError, feasible, load_yaml, parse_spec
 from trainables.files import write_atomic
 from trainables.registry import metric_table
@@ -389,6 +389,25 @@ def recorded_reference(run: RunResults, objectives: Sequence[Objective]) -> Refe
     return None
 
 
+def _progress_reference(run: RunResults, names: Sequence[str]) -> tuple[float, ...] | None:
+    """The reference the sweep's progress lines fixed (``progress.json``), if it is for exactly ``names``."""
+    path = run.path(PROGRESS_FILE)
+    try:
+        if run.filesystem.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with run.filesystem.open_input_stream(path) as stream:
+            reference = json.loads(stream.read().decode()).get("hypervolume_reference") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    if list(reference) != list(names):
+        return None
+    try:
+        values = tuple(float(reference[n]) for n in names)
+    except (TypeError, ValueError):
+        return None
+    return values if all(np.isfinite(values)) else None
+
+
 def _write_analysis_file(run: RunResults, data: Mapping[str, Any]) -> None:
     text = (json.dumps(data, indent=2) + "\n").encode()
     write_atomic(run.path(ANALYSIS_FILE), lambda out: out.write(text), filesystem=run.filesystem)
@@ -402,7 +421,9 @@ def fix_reference(
 ) -> ReferencePoint:
     """The reference point of a run for these objectives: given, recorded, or derived and recorded.
 
-    Derivation, the first time a run is analysed for an objective set: the worst value per
+    For the sweep's own objectives the reference its progress lines used (``progress.json``) is
+    taken, so both report the same hypervolume. Otherwise, derivation, the first time a run is
+    analysed for an objective set: the worst value per
     objective over all trials with finite objective values (scheduler-stopped and running ones
     included, so later full-budget trials almost always fall inside it), pushed 10 % of the
     range outwards (:func:`analysis.pareto.reference_point`). It is then recorded in
@@ -431,6 +452,10 @@ def fix_reference(
         source = "given on the command line"
     elif recorded is not None:
         return recorded
+    elif list(modes) == list(run.spec.modes) and (progress := _progress_reference(run, names)) is not None:
+        # The reference the sweep's progress lines used: the same hypervolume in both places.
+        point = ReferencePoint(names, modes, progress, f"the sweep's progress lines' reference ({PROGRESS_FILE})")
+        source = point.source
     else:
         _check_metrics(run, names)
         points = np.column_stack([numeric_column(run.trials, name) for name in names])

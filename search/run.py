@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.cli import EXIT_FAILED, fail
+from search.cli import EXIT_FAILED, EXIT_INTERRUPTED, fail
 
 __all__ = ["SweepOptions", "build_parser", "main", "run_sweep"]
 
@@ -74,6 +74,14 @@ class SweepOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while loading (imports, spec, data): nothing started yet
+        print("\ninterrupted before the sweep started: nothing was run", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imports after argument parsing keep --help fast.
     from search.spec import SpecError, load_spec

@@ -10,6 +10,7 @@ names into that family's config (``model.width``), so a typo is an error, not a 
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 import re
@@ -368,6 +369,9 @@ class Spec(_Model):
         if sched.name == "none":
             return "none"
         rungs = f"grace {sched.grace_period}, reduction {sched.reduction_factor:g}"
+        if sched.grace_period >= self.budget.epochs:
+            # The first rung would be the last epoch: the scheduler can never stop a trial.
+            rungs += f" (warning: grace_period >= budget.epochs = {self.budget.epochs}: no trial can be stopped early)"
         if sched.name == "asha":
             metric, mode = self.scheduler_metric
             return f"asha on {metric} ({mode}), {rungs}"
@@ -444,15 +448,32 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     if not isinstance(raw, dict):
         raise SpecError(source, "", f"expected a mapping of spec sections, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides, source)
-    return parse_spec(raw, source)
+    try:
+        return parse_spec(raw, source)
+    except SpecError as exc:
+        key = _override_behind(exc.path, overrides)
+        if key is None:
+            raise
+        raise SpecError("--set", key, exc.message) from None
+
+
+def _override_behind(path: str, overrides: Sequence[str]) -> str | None:
+    """The ``--set`` key that put the value at a spec error's ``path`` there, if one did."""
+    for item in reversed(overrides):  # the last override of a key wins
+        key = item.partition("=")[0].strip()
+        if path in (key, f"fixed.{key}", f"space.{key}") or path.startswith((f"{key}.", f"fixed.{key}.", f"space.{key}.")):
+            return key
+    return None
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: str = "--set") -> dict[str, Any]:
     """Apply ``key=value`` overrides (values parsed as YAML) to a raw spec mapping.
 
     A key naming a searched parameter pins it: it leaves ``space`` and joins ``fixed``. A key
-    whose first part is a spec section (``run.num_samples``) sets that field. Any other key
-    (``model.width``) is a fixed parameter.
+    ``space.<parameter>`` searches that parameter over the range given (narrowing a searched
+    range, or searching a fixed one: it leaves ``fixed``). A key whose first part is another spec
+    section (``run.num_samples``) sets that field. Any other key (``model.width``) is a fixed
+    parameter.
     """
     spec = copy.deepcopy(dict(raw))
     sections = set(Spec.model_fields)
@@ -466,7 +487,11 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
         except yaml.YAMLError:
             value = text
         space = spec.get("space") or {}
-        if isinstance(space, dict) and key in space:
+        if key.startswith("space.") and len(key) > len("space."):
+            name = key.removeprefix("space.")
+            spec["space"] = {**(space if isinstance(space, dict) else {}), name: value}
+            spec["fixed"] = {k: v for k, v in (spec.get("fixed") or {}).items() if k != name}
+        elif isinstance(space, dict) and key in space:
             space = dict(space)
             space.pop(key)
             spec["space"] = space
@@ -502,7 +527,11 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>", check_sampler: bo
         err = exc.errors()[0]
         path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
         path = path.replace("int_", "int").replace("float_", "float").replace("log_", "log")
-        raise SpecError(source, path, describe_validation_error(err)) from None
+        message = describe_validation_error(err)
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(err["loc"][-1]), _section_keys(err["loc"][:-1]), n=1)
+            message = f"unknown key (did you mean {path.rpartition('.')[0] + '.' if '.' in path else ''}{close[0]}?)" if close else message
+        raise SpecError(source, path, message) from None
     spec = _check_params(spec, source)
     _check_semantics(spec, source)
     if check_sampler:
@@ -513,6 +542,17 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>", check_sampler: bo
         except ValueError as exc:
             raise SpecError(source, "sampler", str(exc)) from None
     return spec
+
+
+def _section_keys(loc: Sequence[Any]) -> list[str]:
+    """The keys the spec accepts at ``loc`` (a pydantic error location), for a did-you-mean."""
+    model: Any = Spec
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
 
 
 def _entry(spec: Spec, source: str) -> TrainableEntry:

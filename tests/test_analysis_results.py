@@ -257,6 +257,25 @@ def test_common_reference_is_the_worst_per_objective():
         common_reference([a, ReferencePoint(("val_accuracy",), ("max",), (0.1,), "c")])
 
 
+def test_the_sweeps_progress_reference_is_the_runs_reference(tmp_path):
+    """The progress lines and ``analysis pareto`` report one hypervolume for one sweep."""
+    from search.progress import ProgressPrinter
+    from search.rundir import PROGRESS_FILE, open_run_dir
+
+    trials = mixed_trials()
+    run_dir = write_run(tmp_path, trials)
+    spec = load_run(run_dir).spec
+    printer = ProgressPrinter(len(trials), spec.metrics, spec.modes, 12, location=open_run_dir(run_dir))
+    printer._reference = [0.5, 5.0]  # as fixed from the first finished trials
+    printer._save_reference()
+    assert (run_dir / PROGRESS_FILE).exists()
+    front = analyze_run(run_dir)
+    assert front.reference.values == (0.5, 5.0) and PROGRESS_FILE in front.reference.source
+    assert recorded_values(run_dir, list(spec.metrics)) == [0.5, 5.0]  # recorded: later runs agree
+    other = analyze_run(run_dir, ["val_accuracy:max", "macs:min"])  # not the sweep's objectives: derived
+    assert PROGRESS_FILE not in other.reference.source
+
+
 def test_a_bad_given_reference_is_a_one_line_error(tmp_path):
     run = load_run(write_run(tmp_path, mixed_trials()))
     with pytest.raises(ResultsError, match="2 finite numbers"):

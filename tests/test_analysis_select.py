@@ -102,10 +102,25 @@ def test_knee_is_the_knee_of_the_trials_meeting_the_conditions(tmp_path):
     trials = [trial(f"t{i}", report(acc, energy)) for i, (acc, energy) in enumerate([(0.70, 0.5), (0.90, 1.0), (0.92, 3.0), (0.93, 6.0), (0.80, 0.7)])]
     front = analyze_run(write_run(tmp_path, trials))
     knee = select_trials(front, knee=True, top=2)
-    assert front.trial_ids[knee.picks[0]] == "t1" == front.trial_ids[front.knee]
-    # Without t1 the candidates bend elsewhere.
+    assert front.trial_ids[knee.picks[0]] == "t1" == front.trial_ids[front.knee] and knee.rule == "knee of the front"
+    # Two candidates have no curve to bend: the pick is the one closest to the ideal, and says so.
     other = select_trials(front, ["val_accuracy >= 0.91"], knee=True)
-    assert front.trial_ids[other.picks[0]] in {"t2", "t3"} and other.rule == "knee of the front"
+    assert front.trial_ids[other.picks[0]] in {"t2", "t3"} and other.rule.startswith("no knee (the front has fewer than 3 points")
+
+
+def test_a_concave_front_has_no_knee_and_the_pick_says_why(tmp_path):
+    from analysis.pareto import knee_bends, knee_point
+
+    # Concave (bulging away from the ideal point): every interior point lies beyond the line
+    # through the ends; the old rule returned an end and called it the best trade-off.
+    points = [(0.60, 1.0), (0.62, 3.0), (0.66, 5.0), (0.90, 6.0)]
+    assert not knee_bends(points, ["max", "min"])
+    # Closest to the ideal after normalising: the ends (distance 1 each; ties to the best accuracy).
+    assert knee_point(points, ["max", "min"]) == 3
+    assert knee_bends([(0.70, 0.5), (0.90, 1.0), (0.93, 6.0)], ["max", "min"])  # convex: a real knee
+    trials = [trial(f"t{i}", report(acc, energy)) for i, (acc, energy) in enumerate(points)]
+    pick = select_trials(analyze_run(write_run(tmp_path, trials)), knee=True)
+    assert pick.rule.startswith("no knee") and "closest to the ideal point" in pick.rule
 
 
 def test_an_impossible_condition_says_so_in_one_line(tmp_path, capsys):

@@ -110,3 +110,55 @@ def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkey
     assert "costs before training, over 30 of 30 configs" in out
     assert f"constraint macs <= 10000: met by {100 * preview.feasible['macs <= 10000']:.1f} %" in out
     assert "constraint val_accuracy >= 0.5: known only after training" in out
+
+
+QUICKSTART = str(ROOT / "spaces" / "quickstart.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optim.lr=fast", "error: --set: optim.lr: input should be a valid number"),  # named as typed, not as the spec's fixed.*
+        ("budget.epoch=3", "budget.epoch: unknown key (did you mean budget.epochs?)"),
+        ("run.num_sampels=3", "run.num_sampels: unknown key (did you mean run.num_samples?)"),
+        ("sampler.name=cost_awre", "error: --set: sampler.name:"),
+    ],
+)
+def test_command_line_overrides_are_named_as_typed(override, expected, capsys):
+    assert main([QUICKSTART, "--dry-run", "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and expected in err and len(err.splitlines()) == 1
+
+
+def test_a_searched_range_can_be_narrowed_from_the_command_line(capsys):
+    assert main([QUICKSTART, "--dry-run", "--set", "space.model.groups={choice: [2, 4]}", "--set", "space.optim.batch_size={choice: [32, 128]}"]) == 0
+    out = capsys.readouterr().out
+    assert "model.groups           choice [2, 4]" in out
+    assert "optim.batch_size       choice [32, 128]" in out  # a fixed parameter, now searched
+    from search.spec import load_spec
+
+    spec = load_spec(QUICKSTART, ["space.model.groups={choice: [2, 4]}", "space.optim.batch_size={choice: [32, 128]}"])
+    assert spec.space["model.groups"].choice == [2, 4] and "optim.batch_size" not in spec.fixed
+
+
+def test_a_grace_period_beyond_the_budget_is_pointed_out(capsys):
+    assert main([str(ROOT / "spaces" / "sne_quickstart.yaml"), "--dry-run", "--set", "budget.epochs=4"]) == 0
+    out = capsys.readouterr().out
+    assert "grace_period >= budget.epochs = 4: no trial can be stopped early" in out
+    assert main([QUICKSTART, "--dry-run"]) == 0
+    assert "no trial can be stopped early" not in capsys.readouterr().out
+
+
+def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback():
+    import signal
+    import time
+
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", QUICKSTART, "--dry-run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # importing the spec's dependencies (torch, optuna) takes seconds
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the dry run finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted before the sweep started: nothing was run" in err

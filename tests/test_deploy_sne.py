@@ -20,6 +20,7 @@ from search.spec import parse_spec
 from tests.test_analysis_results import trial, write_run
 from trainables.deploy import DeployableModel, Preprocessing, natural_inputs
 from trainables.sne.family import ENTRY as SNE
+from analysis.card import format_card_value
 from trainables.sne.nir_export import ensemble_graph, import_nir, neurobench_figures, run_nir
 from trainables.sne.trainable import SNETraining
 from trainables.sne.students import SpikingEnsemble
@@ -151,3 +152,9 @@ def test_sne_bundle_writes_a_nir_file_that_snntorch_runs_to_the_recorded_accurac
     assert bundle.portable["val_accuracy"] == pytest.approx(accuracy)
     card = (bundle.path / "card.md").read_text()
     assert "run_nir(" in card and "model.nir" in card
+    teacher = distilled.metrics()["teacher_accuracy"]  # what the ensemble was distilled from
+    assert f"teacher validation accuracy (`teacher_accuracy`) | {format_card_value(teacher)}" in card
+    try:
+        import neurobench  # noqa: F401
+    except ImportError:  # the hint names the package that is missing, not the deploy extra
+        assert "pip install --no-deps neurobench" in card

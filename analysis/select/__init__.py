@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from search.bounds import BoundSyntaxError, parse_bound, satisfies
-from analysis.pareto import hypervolume, knee_point, nondominated_ranks, to_minimization
+from analysis.pareto import hypervolume, knee_bends, knee_point, nondominated_ranks, to_minimization
 from analysis.results import ResultsError, RunFront, numeric_column, parse_objectives
 
 __all__ = [
@@ -200,7 +200,12 @@ def select_trials(
         normalised = (z - z.min(axis=0)) / np.where(span > 0, span, 1.0)
         distance = np.linalg.norm(normalised - normalised[k], axis=1)
         order = sorted(range(len(matching)), key=lambda i: (i != k, ranks[i], distance[i], i))
-        rule = "knee of the front"
+        rule = (
+            "knee of the front"
+            if knee_bends(points, directions)
+            else "no knee (the front has fewer than 3 points or does not bend towards the ideal point): "
+            "the front point closest to the ideal point, objectives normalised to [0, 1]"
+        )
     else:
         metric = prefer or f"{front.objectives[0].metric}:{front.objectives[0].mode}"
         name = metric.partition(":")[0]
@@ -236,6 +241,7 @@ def front_position(front: RunFront, index: int) -> dict[str, Any]:
         "rank": int(front.ranks[index]),
         "on_front": bool(front.ranks[index] == 0),
         "knee": index == front.knee,
+        "knee_bends": bool(len(front.front)) and knee_bends(front.points[front.front], front.directions),
         "knee_trial": ids[front.knee] if front.knee is not None else None,
         "front_size": int(len(front.front)),
         "feasible_trials": int(len(feasible)),

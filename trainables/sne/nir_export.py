@@ -38,6 +38,7 @@ sits exactly on the threshold or is reset; :func:`import_nir` with ``exact=False
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -272,7 +273,10 @@ def neurobench_figures(directory: str | Path, model: Any, x: Tensor, y: Tensor, 
         ``connection_sparsity``, ``accuracy`` (per sample).
     """
     nir = _require("nir")
-    _require("neurobench")
+    try:
+        importlib.import_module("neurobench")
+    except ImportError as exc:  # not in the deploy extra: its declared torchaudio would replace torch
+        raise ImportError(f"NeuroBench's figures need: pip install --no-deps neurobench ({exc})") from None
     from neurobench.models import SNNTorchModel
 
     graph = nir.read(str(Path(directory) / NIR_FILE))
