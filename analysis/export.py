@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from analysis.bundle import CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE, WEIGHTS_FILE, Bundle, load_bundle
+from analysis.bundle import CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE, SEEDS_DIR, WEIGHTS_FILE, Bundle, SeedCheck, load_bundle
 from analysis.card import write_card
 from analysis.results import ResultsError, RunResults
 from analysis.select import Selection, front_position
@@ -159,8 +159,21 @@ def _clear_for_export(path: Path, run: RunResults, trial_id: str, overwrite: boo
     if previous is None and not path.is_dir():
         raise ResultsError(f"{path} exists and is not a directory")
     for child in path.iterdir():
+        if same and child.name == SEEDS_DIR:
+            continue  # the seed re-training is not recomputed by an export: kept (see _kept_seeds)
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     return "re-exported" if same else "overwritten"
+
+
+def _kept_seeds(path: Path, previous: Mapping[str, Any] | None) -> SeedCheck | None:
+    """The seed re-training of the earlier export of the same trial, when its files are still there."""
+    seeds = (previous or {}).get("seeds")
+    if not seeds or not (path / SEEDS_DIR).is_dir():
+        return None
+    try:
+        return SeedCheck(seeds=tuple(seeds["seeds"]), rows=tuple(seeds["rows"]), summary=seeds["summary"], run_dir=seeds["run_dir"])
+    except (KeyError, TypeError):
+        return None
 
 
 def _preprocessing(state: Mapping[str, Any], config: Mapping[str, Any], trial_id: str) -> Any:
@@ -234,7 +247,9 @@ def export_bundle(
     network.load_state_dict(state["model"])
     model = DeployableModel(network, preprocessing).eval()
 
+    previous = _previous_export(path) if path.is_dir() else None
     replaced = _clear_for_export(path, run, trial_id, overwrite)
+    kept_seeds = _kept_seeds(path, previous) if replaced == "re-exported" else None
     path.mkdir(parents=True, exist_ok=True)
     header = f"# Exported by analysis.select from trial {trial_id} of {run.location}\n# Retrain: python -m search.run {CONFIG_FILE} --storage DIR\n"
     (path / CONFIG_FILE).write_text(header + yaml.safe_dump(raw, sort_keys=False))
@@ -292,6 +307,7 @@ def export_bundle(
         preprocessing=json.loads(preprocessing.to_json()),
         portable=exported,
         replaced=replaced,
+        seeds=kept_seeds,
     )
     write_card(bundle)
     return bundle

@@ -9,6 +9,7 @@ search API (:func:`search.run.run_sweep`) on Ray â€” locally, or on a cluster â€
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -63,6 +64,8 @@ def verify_seeds(
     raw["space"] = {"seed": {"choice": seeds}}
     raw["run"]["num_samples"] = n
     storage = bundle.path / SEEDS_DIR
+    if storage.exists():  # asked again: the earlier re-training (kept by a re-export) is replaced
+        shutil.rmtree(storage)
     storage.mkdir(parents=True, exist_ok=True)
     spec_path = storage / "verify.yaml"
     spec_path.write_text(yaml.safe_dump(raw, sort_keys=False))

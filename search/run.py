@@ -95,6 +95,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(args.spec, overrides)
     except SpecError as exc:
         return fail(str(exc))
+    if args.resume and not args.dry_run:
+        given = args.num_samples is not None or any(o.partition("=")[0].strip() == "run.num_samples" for o in args.overrides)
+        spec, args.num_cpus = _as_started(spec, args, given)
     if args.dry_run:
         if args.name:
             spec, problem = _named(spec, args.name)
@@ -114,12 +117,45 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return run_sweep(spec, options)
 
 
+def _as_started(spec: Any, args: argparse.Namespace, num_samples_given: bool) -> tuple[Any, int | None]:
+    """A resumed sweep keeps its size and its local CPUs unless given again (and says when they change).
+
+    The run dir's ``spec.yaml`` holds the ``run.num_samples`` it was started (or last resumed)
+    with, ``sweep.json`` the ``--num-cpus``. Returns the spec and ``--num-cpus`` to resume with.
+    """
+    import json
+
+    from search.rundir import SPEC_FILE, SWEEP_FILE, run_location
+    from search.spec import SpecError, load_yaml
+
+    location = run_location(args.storage or spec.run.storage, args.name or spec.name)
+    try:
+        saved = load_yaml(location.read_text(SPEC_FILE)) or {}
+        meta = json.loads(location.read_text(SWEEP_FILE))
+    except (OSError, ValueError, SpecError, UnicodeDecodeError):
+        return spec, args.num_cpus  # the run dir checks say what is wrong with it
+    before = (saved.get("run") or {}).get("num_samples")
+    if isinstance(before, int) and before != spec.run.num_samples:
+        if num_samples_given:
+            print(f"--resume: run.num_samples {before} -> {spec.run.num_samples} (as given)")
+        else:
+            print(f"--resume: {before} trials, as the sweep was started (the spec file says {spec.run.num_samples}; --num-samples N changes it)")
+            spec = spec.model_copy(update={"run": spec.run.model_copy(update={"num_samples": before})})
+    cpus = meta.get("num_cpus")
+    if args.num_cpus is None and isinstance(cpus, int) and not args.address:
+        print(f"--resume: --num-cpus {cpus}, as the sweep was started")
+        return spec, cpus
+    return spec, args.num_cpus
+
+
 def _rerun_options(args: argparse.Namespace) -> list[str]:
     parts: list[str] = []
     for override in args.overrides:
         parts += ["--set", override]
     if args.num_samples is not None:
         parts += ["--num-samples", str(args.num_samples)]
+    if args.num_cpus is not None:
+        parts += ["--num-cpus", str(args.num_cpus)]
     if args.address:
         parts += ["--address", args.address]
     return parts
@@ -192,11 +228,23 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
                 sweep = prepare_sweep(spec, storage=options.storage, name=options.name, resume=options.resume)
             except RunDirError as exc:
                 return fail(str(exc))
+            if not options.resume and options.num_cpus is not None and not options.address:
+                _record_num_cpus(sweep, options.num_cpus)
             return _run(sweep, info, options)
     except KeyboardInterrupt:  # a second stop signal, or one before the sweep started
         return _interrupted(sweep, options)
     finally:
         ray.shutdown()
+
+
+def _record_num_cpus(sweep: Any, num_cpus: int) -> None:
+    """Keep ``--num-cpus`` in the run dir's ``sweep.json``: ``--resume`` uses it again."""
+    import json
+
+    from search.rundir import SWEEP_FILE
+
+    meta = json.loads(sweep.location.read_text(SWEEP_FILE))
+    sweep.location.write_text(SWEEP_FILE, json.dumps({**meta, "num_cpus": num_cpus}, indent=2) + "\n")
 
 
 def _missing_gpu(spec: Any) -> str | None:

@@ -203,6 +203,12 @@ class ParetoOptunaSearch(OptunaSearch):
             study_name=study_name,
             storage=ot_storage,
         )
+        # A study that already holds trials (a resumed or extended sweep): the seeded sampler
+        # would start its sequence again and propose the configs it proposed first (its random
+        # start-up, at least), so it is reseeded by how far the study got -- still repeatable.
+        existing = len(self._ot_study._storage.get_all_trials(self._ot_study._study_id, deepcopy=False))
+        if existing:
+            self._ot_study.sampler = make_sampler(spec, seed=spec.run.seed + existing, data_info=data_info)
         self._constraints = list(spec.constraints)
         self._curve_metric = spec.scheduler_metric[0] if spec.scheduler.name == "asha" else spec.metrics[0]
         if self._constraints and CONSTRAINTS_ATTR not in self._ot_study.user_attrs:
@@ -231,7 +237,7 @@ class ParetoOptunaSearch(OptunaSearch):
         self._refused_in_a_row = 0
         self._refused_keys: set[tuple[Any, ...]] = set()
         self._sampler_repeats = False  # the sampler proposed a refused candidate again
-        self._retry_sampler = optuna.samplers.RandomSampler(seed=spec.run.seed + 7919)
+        self._retry_sampler = optuna.samplers.RandomSampler(seed=spec.run.seed + 7919 + existing)
         #: Refused candidates, per broken constraint, with the best value the space reached.
         self.refused: dict[str, int] = {}
         self._closest: dict[str, float] = {}

@@ -130,6 +130,8 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
             local_study.parent.mkdir(parents=True, exist_ok=True)
             local_study.write_bytes(location.read_bytes(STUDY_FILE))
         _check_study(location, sweep.study_name, local_study)
+        # The size it resumes with (run.num_samples, run.max_concurrent) is the size it has now.
+        location.write_text(SPEC_FILE, spec_to_yaml(spec))
         return sweep
     if has_sweep:
         raise RunDirError(

@@ -162,3 +162,24 @@ def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback():
         pytest.skip("the dry run finished before the signal arrived")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted before the sweep started: nothing was run" in err
+
+
+def test_a_resume_keeps_the_sweeps_size_and_cpus_unless_given_again(tmp_path, capsys):
+    import argparse
+
+    from search.run import _as_started, _record_num_cpus, _rerun_options
+    from search.spec import load_spec
+    from search.tuner import prepare_sweep
+
+    started = load_spec(QUICKSTART, ["run.num_samples=8"])
+    sweep = prepare_sweep(started, storage=str(tmp_path), name="qs")
+    _record_num_cpus(sweep, 1)
+    args = argparse.Namespace(storage=str(tmp_path), name="qs", num_cpus=None, address=None, overrides=[], num_samples=None)
+    spec, cpus = _as_started(load_spec(QUICKSTART), args, num_samples_given=False)  # the spec file says 24
+    out = capsys.readouterr().out
+    assert spec.num_samples == 8 and cpus == 1
+    assert "--resume: 8 trials, as the sweep was started (the spec file says 24" in out and "--num-cpus 1" in out
+    args.num_cpus = cpus
+    assert "--num-cpus 1" in " ".join(_rerun_options(args))  # the interrupt hint's command keeps it
+    spec, _ = _as_started(load_spec(QUICKSTART, ["run.num_samples=12"]), args, num_samples_given=True)
+    assert spec.num_samples == 12 and "run.num_samples 8 -> 12 (as given)" in capsys.readouterr().out

@@ -323,3 +323,27 @@ def test_neurobench_sees_our_connectivity_and_dense_count(granularity, tmp_path)
     assert result["ActivationSparsity"] == pytest.approx(zeros, abs=1e-6)
     assert ops["Effective_MACs"] <= model_costs(net, _PREP.input_shape).macs
     assert ops["Effective_ACs"] == 0  # real-valued activations: no accumulate-only work
+
+
+def test_a_re_export_keeps_the_seed_re_training_it_does_not_recompute(trained, tmp_path, capsys):
+    """Issue 24: exporting the same trial again deleted ``seeds/`` and its card section."""
+    from dataclasses import replace
+
+    from analysis.bundle import SEEDS_DIR, SeedCheck
+    from analysis.card import write_card
+
+    front = analyze_run(trained)
+    bundle = export_bundle(select_trials(front, knee=True), 0, tmp_path / "b", portable=False, evaluate=False)
+    # What --verify-seeds 3 leaves: the re-training's run dir and the card's section.
+    (bundle.path / SEEDS_DIR / "verify").mkdir(parents=True)
+    (bundle.path / SEEDS_DIR / "verify" / "trials.parquet").write_bytes(b"rows")
+    rows = tuple({"seed": s, "val_accuracy": 0.9 + s / 100} for s in (0, 1, 2))
+    check = SeedCheck(seeds=(0, 1, 2), rows=rows, summary={"val_accuracy": {"mean": 0.91, "std": 0.008, "n": 3}}, run_dir=str(bundle.path / SEEDS_DIR / "verify"))
+    write_card(replace(bundle, seeds=check))
+    card_before = (bundle.path / "card.md").read_text()
+    assert "0.91 ± 0.008" in card_before
+    assert main([str(trained), "--knee", "--export", str(tmp_path / "b"), "--no-eval", "--no-portable"]) == 0
+    assert "kept its 3-seed re-training in seeds/" in capsys.readouterr().out
+    assert (bundle.path / SEEDS_DIR / "verify" / "trials.parquet").read_bytes() == b"rows"
+    assert json.loads((bundle.path / "metrics.json").read_text())["seeds"]["seeds"] == [0, 1, 2]
+    assert (bundle.path / "card.md").read_text() == card_before

@@ -174,3 +174,30 @@ def test_tpe_history_is_bounded_to_the_best_and_the_newest():
     assert 0 <= tpe_study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"] <= 1
     with pytest.raises(ValueError, match="max_history"):
         SweepTPESampler(max_history=1)
+
+
+@pytest.mark.parametrize("sampler", ["cost_aware", "tpe", "random"])
+def test_a_resumed_search_never_proposes_what_it_already_proposed(tmp_path, sampler):
+    """Issue 24: a seeded sampler restarted its sequence on resume, re-training trials 0, 1, 2."""
+    from search.searcher import ParetoOptunaSearch
+    from search.spec import load_spec
+    from tests.conftest import ROOT
+    from trainables.data import check_available
+
+    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", [f"sampler.name={sampler}", "sampler.options={}", "run.num_samples=8"])
+    info = check_available(spec.data.model_dump())
+    storage = f"sqlite:///{tmp_path}/study.db"
+
+    def run(prefix: str, n: int) -> list[dict]:
+        searcher = ParetoOptunaSearch(spec, "resumed", storage=storage, num_samples=8, data_info=info)
+        out = []
+        for k in range(n):
+            searcher.suggest(f"{prefix}{k}")
+            out.append(dict(searcher._ot_trials[f"{prefix}{k}"].params))
+            searcher.on_trial_complete(f"{prefix}{k}", {"val_accuracy": 0.9, "energy_uj": 0.01, "budget_fraction": 1.0, "epoch": 12})
+        return out
+
+    first = run("a", 4)  # interrupted after 4 trials (all in the random start-up)
+    again = run("b", 4)  # the resumed sweep's next 4
+    assert not [p for p in again if p in first]
+    assert len({tuple(sorted(p.items())) for p in first + again}) == 8

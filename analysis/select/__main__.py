@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from analysis.bundle import REPRODUCE_TOLERANCE
+from analysis.bundle import REPRODUCE_TOLERANCE, SEEDS_DIR
 from analysis.card import format_card_value
 from analysis.export import export_bundle
 from analysis.results import ResultsError, analyze_run
@@ -79,6 +79,8 @@ def _main(args: argparse.Namespace) -> int:
         bundle = export_bundle(selection, k, args.export, evaluate=not args.no_eval, overwrite=args.overwrite, portable=not args.no_portable)
         files = " ".join(sorted(p.name for p in bundle.path.iterdir()))
         again = {"re-exported": " (replaced the earlier export of this trial)", "overwritten": " (replaced another trial's bundle: --overwrite)"}.get(bundle.replaced, "")
+        if bundle.replaced == "re-exported" and bundle.seeds is not None:
+            again = f" (replaced the earlier export of this trial; kept its {len(bundle.seeds.seeds)}-seed re-training in {SEEDS_DIR}/)"
         print(f"exported {bundle.path}{again}: {files}")
         if bundle.reproduced is not None:
             recorded = float(bundle.recorded["val_accuracy"])
