@@ -103,6 +103,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
             spec, problem = _named(spec, args.name)
             if problem:
                 return fail(problem)
+        # The real run's checks, each with the real run's line: a dry run approves what it would.
+        _, problem = preflight(spec, SweepOptions(storage=args.storage, name=args.name, address=args.address, resume=args.resume))
+        if problem:
+            return fail(problem)
         _dry_run(spec)
         return 0
     options = SweepOptions(
@@ -184,30 +188,16 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
         spec: A :class:`~search.spec.Spec` (:func:`search.spec.load_spec`).
         options: Where and how to run it (:class:`SweepOptions`).
     """
-    from trainables.data import DataError, check_available
-
     options = options or SweepOptions()
     if options.name:
         spec, problem = _named(spec, options.name)
         if problem:
             return fail(problem)
-    try:
-        info = check_available(spec.data.model_dump())
-    except DataError as exc:
-        return fail(f"data: {exc}")
-    except ValueError as exc:  # a value the data config rejects
-        return fail(f"data: {' '.join(str(exc).split())}")
-    if not options.address:
-        problem = _missing_gpu(spec)
-        if problem:
-            return fail(problem)
+    info, problem = preflight(spec, options)
+    if problem:
+        return fail(problem)
 
-    from search.tuner import RunDirError, check_run_dir, prepare_sweep
-
-    try:
-        check_run_dir(spec, storage=options.storage, name=options.name, resume=options.resume)
-    except RunDirError as exc:
-        return fail(str(exc))
+    from search.tuner import RunDirError, prepare_sweep
 
     import ray
 
@@ -235,6 +225,80 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
         return _interrupted(sweep, options)
     finally:
         ray.shutdown()
+
+
+#: Configs drawn by :func:`preflight` to find relations the space can never (or only sometimes) meet.
+PROBE_CONFIGS = 200
+#: ... for at most this long (at least 20 configs): SNE configs take tens of ms each to build.
+PROBE_SECONDS = 3.0
+
+
+def preflight(spec: Any, options: SweepOptions) -> tuple[Any, str | None]:
+    """Every check a sweep makes before starting Ray; ``--dry-run`` makes the same ones.
+
+    The data is there (its shape read), a GPU asked for exists (a local sweep), the run dir is
+    free (or holds the sweep to resume), and the space holds valid configs: :data:`PROBE_CONFIGS`
+    random ones are resolved and (for a family with static costs) built from the data's shape;
+    when none is valid (e.g. ``model.groups`` above every ``model.width`` searched) the sweep is
+    refused, when some are not the share is printed.
+
+    Returns:
+        The data's :class:`~trainables.data.DataInfo` and the one-line problem, or None.
+    """
+    from search.tuner import RunDirError, check_run_dir
+    from trainables.data import DataError, check_available
+
+    try:
+        info = check_available(spec.data.model_dump())
+    except DataError as exc:
+        return None, f"data: {exc}"
+    except ValueError as exc:  # a value the data config rejects
+        return None, f"data: {' '.join(str(exc).split())}"
+    if not options.address:
+        problem = _missing_gpu(spec)
+        if problem:
+            return info, problem
+    try:
+        check_run_dir(spec, storage=options.storage, name=options.name, resume=options.resume)
+    except RunDirError as exc:
+        return info, str(exc)
+    return info, _invalid_space(spec, info)
+
+
+def _invalid_space(spec: Any, info: Any) -> str | None:
+    """The problem when no sampled config of the space is valid; prints the share when some are not."""
+    import optuna
+
+    from search.space import sample_configs, trial_config
+
+    if spec.sampler.name == "grid" or not spec.space:
+        return None
+    import time
+
+    from pydantic import ValidationError
+
+    from trainables.config import describe_validation_error
+
+    deadline = time.monotonic() + PROBE_SECONDS
+    invalid, probed, reason = 0, 0, ""
+    for params in sample_configs(spec, PROBE_CONFIGS, sampler=optuna.samplers.RandomSampler(seed=spec.run.seed)):
+        probed += 1
+        try:
+            config = trial_config(spec, params)
+            spec.entry.costs_before_training(config, info)  # builds the net (G2G, SNE) from the shape
+        except ValidationError as exc:
+            invalid += 1
+            reason = reason or describe_validation_error(exc.errors()[0])
+        except ValueError as exc:
+            invalid += 1
+            reason = reason or " ".join(str(exc).split())
+        if probed >= 20 and time.monotonic() > deadline:
+            break
+    if invalid == probed:
+        return f"no valid config in the space: all {probed} sampled configs are refused, e.g. {reason}"
+    if invalid:
+        print(f"warning: {100 * invalid / probed:.0f} % of {probed} sampled configs are not valid (their trials will fail), e.g. {reason}")
+    return None
 
 
 def _record_num_cpus(sweep: Any, num_cpus: int) -> None:

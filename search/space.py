@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import optuna
+from pydantic import ValidationError
 
 from search.spec import Param, Spec, provably_broken
-from trainables.config import flatten, get_path
+from trainables.config import describe_validation_error, flatten, get_path
 
 __all__ = [
     "CostPreview",
@@ -258,7 +259,10 @@ def cost_preview(spec: Spec, info: Any, n: int = 2000, seconds: float = 10.0) ->
         sampled += 1
         try:
             costs = entry.costs_before_training(trial_config(spec, params), info)
-        except ValueError as exc:  # a config the family refuses (e.g. more groups than units)
+        except ValidationError as exc:  # a config the family refuses (e.g. more groups than units)
+            invalid = invalid or describe_validation_error(exc.errors()[0])
+            costs = None
+        except ValueError as exc:  # ... or one its network cannot be built for
             invalid = invalid or " ".join(str(exc).split())
             costs = None
         for metric, cost in (costs or {}).items():

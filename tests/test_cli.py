@@ -183,3 +183,45 @@ def test_a_resume_keeps_the_sweeps_size_and_cpus_unless_given_again(tmp_path, ca
     assert "--num-cpus 1" in " ".join(_rerun_options(args))  # the interrupt hint's command keeps it
     spec, _ = _as_started(load_spec(QUICKSTART, ["run.num_samples=12"]), args, num_samples_given=True)
     assert spec.num_samples == 12 and "run.num_samples 8 -> 12 (as given)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("spec", "args", "expected"),
+    [
+        ("quickstart", ["--set", "data.name=npz", "--set", "data.path=missing.npz"], "error: data: "),
+        ("g2g_mnist1d", ["--set", "data.path=runs/data/not-generated.npz"], "error: data: "),
+        ("quickstart", ["--set", "run.device=cuda"], "no CUDA GPU"),
+        ("quickstart", ["--set", "run.resources.gpu=1"], "no CUDA GPU"),
+        ("quickstart", ["--set", "model.groups=512"], "sampled configs are refused, e.g. model.groups (512) cannot exceed model.width"),
+        ("quickstart", ["occupied"], "already holds a sweep: pass --resume"),
+    ],
+    ids=["missing-npz", "mnist1d-without-data", "cuda", "gpu", "groups-beyond-width", "occupied-run-dir"],
+)
+def test_a_dry_run_refuses_what_the_real_run_refuses_with_the_same_line(tmp_path, capsys, spec, args, expected):
+    """Issue 24: --dry-run approved specs the real run refused."""
+    import torch
+
+    if "no CUDA GPU" in expected and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = str(ROOT / "spaces" / f"{spec}.yaml")
+    common = ["--storage", str(tmp_path)]
+    if args == ["occupied"]:
+        from search.spec import load_spec
+        from search.tuner import prepare_sweep
+
+        prepare_sweep(load_spec(path), storage=str(tmp_path))
+        args = []
+    assert main([path, "--dry-run", *common, *args]) == 2
+    dry = capsys.readouterr().err.strip()
+    assert main([path, *common, *args]) == 2  # refused before Ray starts: nothing trains
+    real = capsys.readouterr().err.strip()
+    assert dry == real and len(dry.splitlines()) == 1 and expected in dry, (dry, real)
+
+
+def test_a_space_where_a_relation_only_sometimes_holds_reports_the_share(capsys):
+    assert main([QUICKSTART, "--dry-run", "--set", "space.model.groups={choice: [2, 128]}"]) == 0
+    out = capsys.readouterr().out
+    import re
+
+    share = re.search(r"warning: (\d+) % of (\d+) sampled configs are not valid \(their trials will fail\), e\.g\. model\.groups \(128\) cannot exceed model\.width", out)
+    assert share and 20 <= int(share.group(1)) <= 80 and int(share.group(2)) >= 20, out  # groups 128 > the 64 input features: about half
