@@ -10,12 +10,14 @@ failed exits with status 1. SIGINT, SIGTERM and SIGHUP stop the sweep cleanly (e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from search.cli import EXIT_FAILED, EXIT_INTERRUPTED, fail
@@ -401,11 +403,43 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         # (search.stopping.catch_stop_signals unblocks them here, its handlers installed.)
         shield = {signal.SIGTERM, signal.SIGHUP}
         signal.pthread_sigmask(signal.SIG_BLOCK, shield)
+        token = Path.home() / ".ray" / "auth_token"
+        had_token = token.exists()
         try:
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+            with loopback_only():
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, shield)
             raise
+        if not had_token and token.exists():
+            # Ray writes the token it generates for a new local cluster with the default umask
+            # (world-readable): it is a credential, readable by its owner alone.
+            token.chmod(0o600)
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Start a local Ray whose processes listen on 127.0.0.1 only (a local sweep needs no network).
+
+    Ray binds its nodes to the loopback address where it supports no multi-node clusters
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): set here for the processes ``ray.init`` starts
+    (they inherit it) and for this driver, then put back, so the same process can still join
+    a real cluster later. Clusters (``--address``) keep Ray's own binding and token auth.
+    """
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    before_env, before_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before_flag
+        if before_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before_env
 
 
 def _run(sweep: Any, info: Any, options: SweepOptions) -> int:
