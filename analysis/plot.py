@@ -28,6 +28,8 @@ from trainables.registry import metric_table
 from trainables.report import format_number
 
 __all__ = [
+    "annotate_without_overlap",
+    "place_labels",
     "FrontPlot",
     "FrontSeries",
     "ProgressPlot",
@@ -405,15 +407,68 @@ def render_front_matplotlib(data: FrontPlot) -> Any:
         ax.scatter(*front.T, s=55, color=colour, edgecolors="black", linewidths=0.7, zorder=3, label=label)
         if s.knee is not None:
             ax.scatter(*s.points[s.knee], s=260, marker="*", color="gold" if single else colour, edgecolors="black", linewidths=0.8, zorder=4, label=f"{prefix}knee ({s.trial_ids[s.knee]})")
-        if single and 0 < len(front) <= _MAX_POINT_LABELS:
-            for i in np.flatnonzero(s.on_front):
-                ax.annotate(s.trial_ids[i], s.points[i], xytext=(6, 4), textcoords="offset points", fontsize=7.5, color="0.2")
-    _apply_axes_2d(ax, data)
+    _apply_axes_2d(ax, data)  # the scales first: labels are placed in display space
+    for s in data.series:
+        front_idx = np.flatnonzero(s.on_front)
+        if single and 0 < len(front_idx) <= _MAX_POINT_LABELS:
+            everything = np.concatenate([series.points for series in data.series])
+            everything = everything[np.isfinite(everything).all(axis=1)]
+            annotate_without_overlap(ax, fig, s.points[front_idx], [s.trial_ids[i] for i in front_idx], everything, 7.5)
     ax.set_title(data.title, fontsize=10.5)
     _footnote(fig, data.note)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8.5, loc="best", framealpha=0.9)
     return fig
+
+
+#: Offsets (points) tried for a point's label, in order: right-above, right-below, left-above, left-below, above, below.
+_LABEL_OFFSETS = ((6, 4), (6, -12), (-8, 4), (-8, -12), (0, 9), (0, -17))
+
+
+def place_labels(
+    points: np.ndarray, sizes: Sequence[tuple[float, float]], obstacles: np.ndarray | None = None, radius: float = 5.0
+) -> list[tuple[float, float] | None]:
+    """Label offsets that keep labels off each other and off the plotted points (display units).
+
+    Pure: ``points`` are the labelled points' display coordinates (``(n, 2)``, y up), ``sizes``
+    each label's ``(width, height)``, ``obstacles`` every plotted point (a label must not cover
+    one, within ``radius``). Each label takes the first of :data:`_LABEL_OFFSETS` (its lower-left
+    corner's offset from the point; a negative x offset puts the label's right end there) whose
+    box overlaps no label placed before and no obstacle; a label with no free place gets None
+    (left out rather than drawn over another).
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    obstacles = points if obstacles is None else np.asarray(obstacles, dtype=np.float64).reshape(-1, 2)
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, float] | None] = []
+    for (x, y), (w, h) in zip(points, sizes):
+        choice = None
+        for dx, dy in _LABEL_OFFSETS:
+            x0 = x + dx if dx >= 0 else x + dx - w
+            x0 = x0 - w / 2 if dx == 0 else x0
+            box = (x0, y + dy, x0 + w, y + dy + h)
+            clear = all(box[2] <= b[0] or b[2] <= box[0] or box[3] <= b[1] or b[3] <= box[1] for b in placed)
+            near = (obstacles[:, 0] >= box[0] - radius) & (obstacles[:, 0] <= box[2] + radius) & (obstacles[:, 1] >= box[1] - radius) & (obstacles[:, 1] <= box[3] + radius)
+            if clear and not near.any():
+                choice = (dx, dy)
+                placed.append(box)
+                break
+        out.append(choice)
+    return out
+
+
+def annotate_without_overlap(ax: Any, fig: Any, points: np.ndarray, texts: Sequence[str], everything: np.ndarray, fontsize: float) -> None:
+    """Annotate ``points`` with ``texts`` where :func:`place_labels` finds room (offsets in points)."""
+    fig.draw_without_rendering()  # the final layout (constrained, tight) before measuring
+    to_pt = 72.0 / fig.dpi
+    display = ax.transData.transform(np.asarray(points, dtype=np.float64)) * to_pt
+    obstacles = ax.transData.transform(np.asarray(everything, dtype=np.float64)) * to_pt
+    sizes = [(0.6 * fontsize * len(t), fontsize) for t in texts]  # a label's box, in points
+    for point, text, offset in zip(points, texts, place_labels(display, sizes, obstacles)):
+        if offset is not None:
+            dx, dy = offset
+            ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+            ax.annotate(text, point, xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color="0.2", ha=ha, va="bottom")
 
 
 def _footnote(fig: Any, text: str) -> None:

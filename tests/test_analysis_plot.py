@@ -169,3 +169,48 @@ def test_labels_and_values_read_well():
     assert [format_value(v) for v in (None, 16220, 15104.0, 0.975609, 7.3e-05, 2.5e8, math.nan, "mixer")] == [
         "-", "16220", "15104", "0.9756", "7.3e-05", "2.5e+08", "nan", "mixer",
     ]
+
+
+def test_point_labels_never_overlap_each_other_or_a_point():
+    """Issue 24: trial labels were drawn over each other and over neighbouring points."""
+    from analysis.plot import place_labels
+
+    rng = np.random.default_rng(0)
+    points = np.vstack([[[100.0, 100.0], [104.0, 101.0], [108.0, 99.0], [103.0, 94.0]], rng.uniform(0, 300, (20, 2))])
+    sizes = [(40.0, 8.0)] * len(points)
+    offsets = place_labels(points, sizes, points, radius=4.0)
+    boxes = []
+    for (x, y), (w, h), offset in zip(points, sizes, offsets):
+        if offset is None:
+            continue
+        dx, dy = offset
+        x0 = x + dx if dx > 0 else (x + dx - w if dx < 0 else x - w / 2)
+        boxes.append((x0, y + dy, x0 + w, y + dy + h))
+    assert len(boxes) >= len(points) // 2  # most find room; the crowded ones are left out, not overlapped
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+        inside = (points[:, 0] >= a[0] - 4) & (points[:, 0] <= a[2] + 4) & (points[:, 1] >= a[1] - 4) & (points[:, 1] <= a[3] + 4)
+        assert not inside.any(), a
+
+
+def test_front_png_labels_do_not_overlap(tmp_path):
+    from analysis.plot import front_plot, render_front_matplotlib
+
+    # A tight front (close in display space) next to far, dominated points that set the axes.
+    trials = [trial(f"t{i}", report(0.80 + 0.004 * i, 1.0 + 0.01 * i)) for i in range(8)]
+    trials += [trial(f"d{i}", report(0.30 + 0.05 * i, 3.0 + 0.2 * i)) for i in range(4)]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = render_front_matplotlib(front_plot([analyze_run(write_run(tmp_path, trials))]))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) >= 4
+    points = ax.transData.transform([[0.80 + 0.004 * i, 1.0 + 0.01 * i] for i in range(8)])
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+        assert not any(a.x0 - 2 <= x <= a.x1 + 2 and a.y0 - 2 <= y <= a.y1 + 2 for x, y in points), a  # no label covers a point

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -250,8 +251,6 @@ def plot_subset_curve(curve: Any, path: str | Path, title: str = "") -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.plot(curve.energy_uj, curve.val_accuracy, marker="o", label="static subset (greedy), val")
-    for k, e, a in zip(curve.k, curve.energy_uj, curve.val_accuracy):
-        ax.annotate(f"k={k}", (e, a), textcoords="offset points", xytext=(4, -10), fontsize=8)
     if curve.test_accuracy:
         ax.plot(curve.energy_uj, curve.test_accuracy, marker="s", linestyle="--", alpha=0.7, label="static subset, test")
     if curve.dynamic_energy_uj:
@@ -268,6 +267,13 @@ def plot_subset_curve(curve: Any, path: str | Path, title: str = "") -> Path:
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title)
+    from analysis.plot import annotate_without_overlap
+
+    drawn = [list(zip(curve.energy_uj, curve.val_accuracy)), list(zip(curve.energy_uj, curve.test_accuracy or []))]
+    drawn.append(list(zip(curve.dynamic_energy_uj or [], curve.dynamic_accuracy or [])))
+    everything = np.array([p for group in drawn for p in group], dtype=np.float64).reshape(-1, 2)
+    labelled = np.column_stack([curve.energy_uj, curve.val_accuracy])
+    annotate_without_overlap(ax, fig, labelled, [f"k={k}" for k in curve.k], everything, 8)
     return _save_figure(fig, path)
 
 
