@@ -1,27 +1,32 @@
-"""Does search pay? Hypervolume against trials and against epochs, per sampler and scheduler.
+"""Does search pay? Hypervolume against trials, epochs and wall-clock, per search arm and space.
 
-Runs real sweeps (the path ``python -m search.run`` takes: Optuna sampler, Ray Tune, our
-recorder) of ``spaces/g2g_mnist1d.yaml`` (G2GNet structure + dynamic sparse training on
-MNIST-1D, accuracy vs MACs) for each sampler × scheduler × seed asked for, all in one local
-Ray session, then scores every sweep against one common hypervolume reference (derived from
-every full-budget trial of every sweep):
+Runs real sweeps and compares, per space, one fixed hypervolume reference and several seeds:
 
-* **HV vs trials**: hypervolume of the full-budget trials finished so far, in finishing order;
-  a trial stopped early counts as a trial but adds no point (its values are partial).
-* **HV vs epochs**: the same against the total epochs trained so far, stopped trials included,
-  which is how early stopping must be judged: per unit of compute.
+* ``random``: random search, no early stopping (the bar to clear);
+* ``default``: the space as shipped (``python -m search.run SPACE``: its sampler and scheduler);
+* ``gp``: Optuna's GP sampler, no early stopping;
+* ``tpe_mv``: Optuna's multivariate TPE, no early stopping;
+* ``stock``: what a user would write with Ray Tune alone: ``OptunaSearch`` with Optuna's default
+  sampler and ``ASHAScheduler`` on validation accuracy, on the same trainable (no run dir, no
+  refusal, no cost model).
 
-From those it reports, per configuration, the final hypervolume (mean ± std over seeds), how many
-trials the sampler needs to reach random search's final hypervolume, and how many epochs a
-scheduler needs to reach ``scheduler: none``'s final hypervolume (same sampler). The last line
-printed is the JSON summary; ``--out DIR`` also gets ``search_efficiency.json`` (every curve)
-and ``search_efficiency.png``.
+Every arm of ours goes through the path ``python -m search.run`` takes (``prepare_sweep`` and
+``build_tuner``); ``stock`` builds a plain ``tune.Tuner``. All run in one local Ray session.
+
+Spaces: ``quickstart`` (G2G on digits, accuracy vs energy), ``quickstart_macs`` (the same with a
+``macs`` constraint: epochs spent on configs whose MACs broke it before training are counted),
+``g2g_mnist1d`` (G2G + dynamic sparse training on MNIST-1D, accuracy vs MACs) and ``sne_digits``
+(an SNE ensemble on digits, accuracy vs energy from measured spikes; shortened budgets).
+
+Per arm and space it reports the final hypervolume (fraction of the ideal box; mean ± std over
+seeds), the epochs and wall-clock it took, the epochs it needed to reach random's final HV (as a
+fraction of random's epochs, same seed), and for ``stock`` the epochs it needed to reach the
+default's final HV (as a multiple of the default's). ``--out DIR`` gets
+``search_efficiency.json`` (every run, written after each sweep: a re-run with the same ``--out``
+continues where it stopped) and ``search_efficiency.png``. The last line printed is the summary.
 
     python benchmarks/search_efficiency.py --make-data runs/data/mnist1d.npz   # once (needs mnist1d)
-    python benchmarks/search_efficiency.py --out benchmarks/results            # ~30 min on 2 cores
-
-By default it runs every sampler with ``scheduler: none`` and the default sampler (tpe) with
-every scheduler; ``--cross`` runs the full product.
+    python benchmarks/search_efficiency.py --out benchmarks/results            # ~90 min on 2 cores
 """
 
 from __future__ import annotations
@@ -44,19 +49,24 @@ from trainables.report import is_competing  # noqa: E402
 
 quiet_local_tune()
 
-SPACE = ROOT / "spaces" / "g2g_mnist1d.yaml"
-DIRECTIONS = ("max", "min")
-OBJECTIVES = ("val_accuracy", "macs")
+MNIST1D = ROOT / "runs" / "data" / "mnist1d.npz"
 
-#: Label -> (sampler name, options). NSGA-II gets a population that fits the budget (its first
-#: generation is random), TPE and GP the same number of random start-up trials; ``tpe_mv`` is
-#: multivariate TPE (one joint density over all parameters, grouped for conditional ones).
-SAMPLERS: dict[str, tuple[str, dict]] = {
-    "random": ("random", {}),
-    "tpe": ("tpe", {"n_startup_trials": 8}),
-    "tpe_mv": ("tpe", {"n_startup_trials": 5, "multivariate": True, "group": True}),
-    "nsga2": ("nsga2", {"population_size": 10}),
-    "gp": ("gp", {"n_startup_trials": 8}),
+#: Space label -> (spec file, --set style overrides, trials per sweep).
+SPACES: dict[str, tuple[str, dict, int]] = {
+    "quickstart": ("spaces/quickstart.yaml", {}, 24),
+    "quickstart_macs": ("spaces/quickstart.yaml", {"constraints": ["macs <= 10000"]}, 24),
+    "g2g_mnist1d": ("spaces/g2g_mnist1d.yaml", {"data.path": str(MNIST1D)}, 24),
+    # SNE trials are the slowest: shorter distillation and teacher, fewer trials.
+    "sne_digits": ("spaces/sne_quickstart.yaml", {"budget.epochs": 8, "fixed.teacher.epochs": 10, "scheduler.grace_period": 2}, 20),
+}
+
+#: Arm -> (sampler, options, scheduler); None: the space's own. ``stock`` is built apart.
+ARMS: dict[str, tuple[str | None, dict | None, str | None]] = {
+    "random": ("random", {}, "none"),
+    "default": (None, None, None),
+    "gp": ("gp", {"n_startup_trials": 8}, "none"),
+    "tpe_mv": ("tpe", {"n_startup_trials": 8, "multivariate": True, "group": True}, "none"),
+    "stock": (None, None, None),
 }
 
 
@@ -80,219 +90,356 @@ def make_mnist1d(path: Path, seed: int = 42) -> None:
     print(f"wrote {path}: {len(data['x'])} train / {len(data['x_test'])} test signals of {data['x'].shape[1]} samples")
 
 
-def _spec(sampler: str, scheduler: str, seed: int, trials: int, data: Path, storage: str, grace: int | None):
+def _spec(space: str, arm: str, seed: int, storage: str):
     import yaml
 
     from search.spec import parse_spec
+    from trainables.config import set_path
 
-    raw = yaml.safe_load(SPACE.read_text())
-    raw["name"] = f"{sampler}-{scheduler}-s{seed}"
-    raw["data"]["path"] = str(data)
-    name, options = SAMPLERS[sampler]
-    raw["sampler"] = {"name": name, "options": options}
-    sched = dict(raw.get("scheduler") or {})
-    sched["name"] = scheduler
-    if grace is not None:
-        sched["grace_period"] = grace
-    raw["scheduler"] = sched if scheduler != "none" else "none"
+    path, overrides, trials = SPACES[space]
+    raw = yaml.safe_load((ROOT / path).read_text())
+    for key, value in overrides.items():
+        if key.startswith("fixed."):  # fixed parameters keep their dotted names
+            raw["fixed"][key.removeprefix("fixed.")] = value
+        elif key in raw:
+            raw[key] = value
+        else:
+            set_path(raw, key, value)
+    raw["name"] = f"{space}-{arm}-s{seed}"
+    sampler, options, scheduler = ARMS[arm]
+    if sampler is not None:
+        raw["sampler"] = {"name": sampler, "options": options}
+    if scheduler is not None:
+        raw["scheduler"] = "none" if scheduler == "none" else {**raw.get("scheduler", {}), "name": scheduler}
     raw["run"].update(num_samples=trials, seed=seed, storage=storage, max_concurrent=None)
-    return parse_spec(raw, str(SPACE))
+    return parse_spec(raw, path)
 
 
-def run_sweep(spec) -> dict:
-    """One sweep; returns its trials (finishing order) and its epoch rows (time order)."""
+def _ours(spec) -> dict:
+    """One sweep on the path ``python -m search.run`` takes; trials in finishing order, epoch rows in time order."""
     from search.rundir import EPOCHS_FILE, TRIALS_FILE
     from search.tuner import build_tuner, prepare_sweep
 
     sweep = prepare_sweep(spec)
-    start = time.perf_counter()
+    start = time.time()
     build_tuner(sweep, progress=False).fit()
-    wall = time.perf_counter() - start
+    wall = time.time() - start
     trials = sweep.location.read_table(TRIALS_FILE).to_pylist()
-    epochs = sorted(sweep.location.read_table(EPOCHS_FILE).to_pylist(), key=lambda r: r["timestamp"])
+    epochs = sweep.location.read_table(EPOCHS_FILE).to_pylist()
+    return _record(spec, start, wall, trials, epochs)
+
+
+def _stock(spec, storage: str) -> dict:
+    """The same space as a user would sweep it with Ray Tune alone (OptunaSearch + ASHA on accuracy)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search.space import define_by_run
+
+    class Collect(tune.Callback):  # Tune's own loggers are off (quiet_local_tune): keep each result here
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+            self.errors: set[str] = set()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.rows.append({**result, "trial_id": trial.trial_id, "timestamp": time.time()})
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self.errors.add(trial.trial_id)
+
+    collect = Collect()
+    config = spec.base_config()
+    config["runtime"]["cache_dir"] = str(Path(storage) / spec.name / "cache")  # e.g. the SNE teacher, once
+    grace = spec.scheduler.grace_period if spec.scheduler.name != "none" else 1
+    tuner = tune.Tuner(
+        tune.with_resources(spec.entry.trainable, {"cpu": spec.run.resources.cpu}),
+        param_space=config,
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearch(define_by_run(spec), metric=list(spec.metrics), mode=list(spec.modes), seed=spec.run.seed),
+            scheduler=ASHAScheduler(metric=spec.metrics[0], mode=spec.modes[0], max_t=spec.budget.epochs, grace_period=grace, reduction_factor=2),
+            num_samples=spec.num_samples,
+        ),
+        run_config=tune.RunConfig(name=spec.name, storage_path=storage, verbose=0, callbacks=[collect]),
+    )
+    start = time.time()
+    tuner.fit()
+    wall = time.time() - start
+    last: dict[str, dict] = {}
+    for row in collect.rows:
+        last[row["trial_id"]] = row
+    trials = [{**row, "state": "ERROR" if tid in collect.errors else "TERMINATED"} for tid, row in last.items()]
+    return _record(spec, start, wall, trials, collect.rows)
+
+
+def _record(spec, start: float, wall: float, trials: list[dict], epochs: list[dict]) -> dict:
+    from search.spec import feasible
+
+    epochs = sorted((r for r in epochs if r.get("epoch") is not None), key=lambda r: (r["timestamp"] or math.inf))
     finished = {}
     for row in epochs:
         finished[row["trial_id"]] = row["timestamp"]  # the last epoch's time: when the trial ended
-    trials.sort(key=lambda t: finished.get(t["trial_id"], math.inf))
+    trials = [t for t in trials if t["trial_id"] in finished]  # refused candidates trained nothing
+    trials.sort(key=lambda t: finished[t["trial_id"]])
+    metrics = list(dict.fromkeys([*spec.metrics, *(c.metric for c in spec.constraints)]))
+    # A trained candidate whose costs broke a constraint before training (same cost code: the
+    # first epoch's value is the untrained net's for G2G without DST).
+    first = {}
+    for row in epochs:
+        first.setdefault(row["trial_id"], row)
+    broken = {tid for tid, row in first.items() if spec.constraints and not feasible({m: row.get(m) for m in metrics}, spec.constraints)}
     return {
         "wall_s": round(wall, 1),
         "trials": [
-            {"trial_id": t["trial_id"], "state": t["state"], "epoch": t["epoch"], "budget_fraction": t["budget_fraction"],
-             **{m: t[m] for m in OBJECTIVES}}
+            {
+                "trial_id": t["trial_id"],
+                "state": t["state"],
+                "epoch": t.get("epoch"),
+                "budget_fraction": t.get("budget_fraction"),
+                "end_s": round(finished[t["trial_id"]] - start, 2),
+                "feasible": bool(feasible({m: t.get(m) for m in metrics}, spec.constraints)) if spec.constraints else True,
+                **{m: t.get(m) for m in spec.metrics},
+            }
             for t in trials
         ],
         "epoch_rows": [{"trial_id": r["trial_id"], "epoch": r["epoch"]} for r in epochs],
+        "epochs_on_broken": sum(1 for r in epochs if r["trial_id"] in broken),
+        "refused": 0,
     }
 
 
-def curves(run: dict, reference: np.ndarray) -> dict:
-    """HV after each finished trial, and HV against cumulative epochs trained."""
+def _ok(t: dict, objectives: list[str]) -> bool:
+    return (
+        t["feasible"]
+        and is_competing(t["state"], t["budget_fraction"])
+        and all(t[m] is not None and math.isfinite(t[m]) for m in objectives)
+    )
+
+
+def curves(run: dict, objectives: list[str], directions: list[str], reference: np.ndarray, box: float) -> dict:
+    """HV (fraction of the ideal box) after each trained trial, against trials, epochs and seconds."""
     from analysis.pareto import hypervolume
 
+    by_id = {t["trial_id"]: t for t in run["trials"]}
+    last_epoch = {t["trial_id"]: t["epoch"] for t in run["trials"]}
     points: list[list[float]] = []
     hv_trials = []
     for t in run["trials"]:
-        if is_competing(t["state"], t["budget_fraction"]) and all(t[m] is not None and math.isfinite(t[m]) for m in OBJECTIVES):
-            points.append([t[m] for m in OBJECTIVES])
-        hv_trials.append(hypervolume(points, DIRECTIONS, reference) if points else 0.0)
-    # Against compute: every epoch row counts one epoch; a trial's point joins at its last epoch.
-    by_id = {t["trial_id"]: t for t in run["trials"]}
-    last_epoch = {t["trial_id"]: t["epoch"] for t in run["trials"]}
-    epochs_x, hv_epochs, points = [], [], []
+        if _ok(t, objectives):
+            points.append([t[m] for m in objectives])
+        hv_trials.append(hypervolume(points, directions, reference) / box if points else 0.0)
+    epochs_x, hv_epochs, seconds, points = [], [], [], []
     for i, row in enumerate(run["epoch_rows"], start=1):
         t = by_id.get(row["trial_id"])
-        if t is not None and row["epoch"] == last_epoch[row["trial_id"]] and is_competing(t["state"], t["budget_fraction"]):
-            points.append([t[m] for m in OBJECTIVES])
+        if t is not None and row["epoch"] == last_epoch[row["trial_id"]] and _ok(t, objectives):
+            points.append([t[m] for m in objectives])
             epochs_x.append(i)
-            hv_epochs.append(hypervolume(points, DIRECTIONS, reference))
-    return {"hv_trials": hv_trials, "epochs": epochs_x, "hv_epochs": hv_epochs, "total_epochs": len(run["epoch_rows"])}
+            seconds.append(t["end_s"])
+            hv_epochs.append(hypervolume(points, directions, reference) / box)
+    return {
+        "hv_trials": hv_trials,
+        "epochs": epochs_x,
+        "seconds": seconds,
+        "hv_epochs": hv_epochs,
+        "total_epochs": len(run["epoch_rows"]),
+        "wall_s": run["wall_s"],
+    }
 
 
 def first_reaching(values: list[float], xs: list[float], target: float) -> float | None:
-    """The first x at which ``values`` reaches ``target`` (within 1e-12), or None."""
+    """The first x at which ``values`` reaches ``target`` (within 1e-9), or None."""
     for x, v in zip(xs, values):
-        if v >= target - 1e-12:
+        if v >= target - 1e-9:
             return x
     return None
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
+def _median(values: list[float | None]) -> float | None:
+    """Median where a ``None`` (never reached) counts as infinitely late; None if most never did."""
+    xs = sorted(math.inf if v is None else v for v in values)
+    if not xs:
+        return None
+    m = float(np.median(xs))
+    return None if math.isinf(m) else round(m, 3)
 
 
-def summarise(runs: dict, seeds: list[int], default_sampler: str) -> tuple[dict, np.ndarray]:
+def summarise_space(space: str, runs: dict, seeds: list[int]) -> dict:
     from analysis.pareto import reference_point
 
-    every = [[t[m] for m in OBJECTIVES] for run in runs.values() for t in run["trials"] if is_competing(t["state"], t["budget_fraction"])]
-    reference = reference_point(every, DIRECTIONS)
-    # Hypervolumes are reported as a fraction of the box between the best value seen per
-    # objective (over every sweep) and the reference: 1.0 would be one trial best at both.
-    z = np.array(every, dtype=np.float64) * np.array([-1.0 if d == "max" else 1.0 for d in DIRECTIONS])
-    ref_min = reference * np.array([-1.0 if d == "max" else 1.0 for d in DIRECTIONS])
-    box = float(np.prod(ref_min - z.min(axis=0)))
-    scored = {key: curves(run, reference) for key, run in runs.items()}
-    for c in scored.values():
-        c["hv_trials"] = [v / box for v in c["hv_trials"]]
-        c["hv_epochs"] = [v / box for v in c["hv_epochs"]]
-    configs = sorted({key.rsplit("/", 1)[0] for key in runs})
+    spec = _spec(space, "random", 0, tempfile.gettempdir())
+    objectives, directions = list(spec.metrics), list(spec.modes)
+    mine = {k.split("/", 1)[1]: r for k, r in runs.items() if k.split("/")[0] == space}
+    every = [[t[m] for m in objectives] for r in mine.values() for t in r["trials"] if _ok(t, objectives)]
+    if not every:
+        return {}
+    reference = reference_point(every, directions)
+    sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    box = float(np.prod(reference * sign - (np.array(every) * sign).min(axis=0)))
+    scored = {key: curves(run, objectives, directions, reference, box) for key, run in mine.items()}
     table = {}
-    for config in configs:
-        sampler, scheduler = config.split("/")
-        finals, epochs = [], []
-        to_random, to_none = [], []
-        for seed in seeds:
-            c = scored.get(f"{config}/{seed}")
-            if c is None:
-                continue
-            finals.append(c["hv_trials"][-1])
-            epochs.append(c["total_epochs"])
-            rand = scored.get(f"random/{scheduler}/{seed}") or scored.get(f"random/none/{seed}")
+    for arm in ARMS:
+        rows = [(seed, scored.get(f"{arm}/{seed}")) for seed in seeds]
+        rows = [(seed, c) for seed, c in rows if c is not None]
+        if not rows:
+            continue
+        finals = [c["hv_trials"][-1] if c["hv_trials"] else 0.0 for _, c in rows]
+        to_random, to_default = [], []
+        for seed, c in rows:
+            rand = scored.get(f"random/{seed}")
             if rand is not None:
-                n = first_reaching(c["hv_trials"], list(range(1, len(c["hv_trials"]) + 1)), rand["hv_trials"][-1])
-                to_random.append(n)
-            base = scored.get(f"{sampler}/none/{seed}")
-            if base is not None and scheduler != "none":
-                to_none.append(first_reaching(c["hv_epochs"], c["epochs"], base["hv_trials"][-1]))
-                to_none[-1] = None if to_none[-1] is None else to_none[-1] / base["total_epochs"]
-        mean, std = _mean_std(finals)
+                target = rand["hv_trials"][-1] if rand["hv_trials"] else 0.0
+                n = first_reaching(c["hv_epochs"], c["epochs"], target)
+                to_random.append(None if n is None else n / rand["total_epochs"])
+            default = scored.get(f"default/{seed}")
+            if default is not None and arm == "stock":
+                target = default["hv_trials"][-1] if default["hv_trials"] else 0.0
+                n = first_reaching(c["hv_epochs"], c["epochs"], target)
+                to_default.append(None if n is None else n / default["total_epochs"])
         row = {
-            "sampler": sampler,
-            "scheduler": scheduler,
-            "seeds": len(finals),
-            "hv_final_mean": round(mean, 5),
-            "hv_final_std": round(std, 5),
-            "epochs_mean": round(float(np.mean(epochs)), 1),
-            # Trials to reach random's final HV (same seed); None: never within the budget.
-            "trials_to_random_final": to_random,
+            "seeds": len(rows),
+            "hv_final_mean": round(float(np.mean(finals)), 4),
+            "hv_final_std": round(float(np.std(finals)), 4),
+            "epochs_mean": round(float(np.mean([c["total_epochs"] for _, c in rows])), 1),
+            "wall_s_mean": round(float(np.mean([c["wall_s"] for _, c in rows])), 1),
+            # Epochs to reach random's final HV, as a fraction of random's epochs (same seed).
+            "epochs_to_random_final": [None if v is None else round(v, 3) for v in to_random],
+            "epochs_to_random_final_median": _median(to_random),
+            "epochs_on_broken_constraint": sum(mine[f"{arm}/{seed}"]["epochs_on_broken"] for seed, _ in rows),
         }
-        if scheduler != "none":
-            # Fraction of scheduler-none's epochs needed to reach its final HV (same sampler, seed).
-            row["epoch_fraction_to_none_final"] = [None if v is None else round(v, 3) for v in to_none]
-        table[config] = row
-    return {"reference": reference.tolist(), "ideal_box": box, "table": table, "curves": scored}, reference
+        if to_default:
+            # Epochs stock needs to reach our default's final HV, as a multiple of our epochs.
+            row["epochs_to_default_final"] = [None if v is None else round(v, 3) for v in to_default]
+            row["epochs_to_default_final_median"] = _median(to_default)
+        table[arm] = row
+    return {"objectives": objectives, "directions": directions, "reference": reference.tolist(), "ideal_box": box, "table": table, "curves": scored}
 
 
-def plot(result: dict, runs: dict, path: Path) -> None:
+def plot(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
-    configs = sorted({key.rsplit("/", 1)[0] for key in runs})
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, config in enumerate(configs):
-        colour = colours[i % len(colours)]
-        keys = [k for k in result["curves"] if k.rsplit("/", 1)[0] == config]
-        n = min(len(result["curves"][k]["hv_trials"]) for k in keys)
-        hv = np.array([result["curves"][k]["hv_trials"][:n] for k in keys])
-        xs = np.arange(1, n + 1)
-        ax_t.plot(xs, hv.mean(axis=0), color=colour, label=config.replace("/", " + "))
-        ax_t.fill_between(xs, hv.min(axis=0), hv.max(axis=0), color=colour, alpha=0.15)
-        for j, k in enumerate(keys):
-            c = result["curves"][k]
-            ax_e.step(c["epochs"], c["hv_epochs"], where="post", color=colour, alpha=0.8, label=config.replace("/", " + ") if j == 0 else None)
-    ax_t.set(xlabel="trials finished", ylabel="hypervolume, fraction of the ideal box", title="HV vs trials (mean, min-max over seeds)")
-    ax_e.set(xlabel="epochs trained (all trials)", ylabel="hypervolume", title="HV vs compute (each seed)")
-    ax_t.legend(fontsize=8)
-    ax_e.legend(fontsize=8)
+    spaces = [s for s in result["spaces"] if result["spaces"][s]]
+    fig, axes = plt.subplots(len(spaces), 3, figsize=(14, 3.4 * len(spaces)), squeeze=False)
+    colours = dict(zip(ARMS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for row, space in zip(axes, spaces):
+        summary = result["spaces"][space]
+        for arm in summary["table"]:
+            keys = [k for k in summary["curves"] if k.split("/")[0] == arm]
+            n = min(len(summary["curves"][k]["hv_trials"]) for k in keys)
+            hv = np.array([summary["curves"][k]["hv_trials"][:n] for k in keys])
+            row[0].plot(np.arange(1, n + 1), np.median(hv, axis=0), color=colours[arm], label=arm)
+            for col, xkey in ((1, "epochs"), (2, "seconds")):
+                top = max(summary["curves"][k][xkey][-1] if summary["curves"][k][xkey] else 1 for k in keys)
+                grid = np.linspace(0, top, 200)
+                ys = []
+                for k in keys:
+                    c = summary["curves"][k]
+                    idx = np.searchsorted(np.asarray(c[xkey], dtype=float), grid, side="right") - 1
+                    ys.append(np.where(idx >= 0, np.asarray([0.0, *c["hv_epochs"]])[idx + 1], 0.0))
+                row[col].plot(grid, np.median(ys, axis=0), color=colours[arm], label=arm)
+        finals = [c["hv_trials"][-1] for c in summary["curves"].values() if c["hv_trials"]]
+        low = max(0.0, min(finals) - 0.1) if finals else 0.0
+        for ax in row:  # the interesting part: where the arms end, not the first trials' climb
+            ax.set_ylim(low, 1.0 + 0.005)
+        row[0].set(xlabel="trials trained", ylabel=f"{space}\nhypervolume (ideal box = 1)")
+        row[1].set(xlabel="epochs trained (all trials)")
+        row[2].set(xlabel="wall-clock seconds")
+        row[0].legend(fontsize=8)
+    axes[0][0].set_title("HV vs trials (median over seeds)")
+    axes[0][1].set_title("HV vs epochs")
+    axes[0][2].set_title("HV vs wall-clock")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
+
+
+def markdown_table(result: dict) -> str:
+    """The README's table: one row per space and arm."""
+    head = "| space | arm | HV final (mean ± std) | epochs | wall s | epochs to random's final (median; per seed) | epochs on broken constraint |"
+    lines = [head, "|" + "---|" * 7]
+    for space, summary in result["spaces"].items():
+        for arm, row in (summary.get("table") or {}).items():
+            per_seed = ", ".join("—" if v is None else f"{v:.2f}" for v in row["epochs_to_random_final"])
+            median = row["epochs_to_random_final_median"]
+            reach = f"{'never' if median is None else f'{median:.2f}'} ({per_seed})"
+            if arm == "stock" and "epochs_to_default_final" in row:
+                median = row["epochs_to_default_final_median"]
+                per = ", ".join("—" if v is None else f"{v:.2f}" for v in row["epochs_to_default_final"])
+                reach += f"; to default's final: {'never' if median is None else f'{median:.2f}×'} ({per})"
+            lines.append(
+                f"| {space} | {arm} | {row['hv_final_mean']:.3f} ± {row['hv_final_std']:.3f} | {row['epochs_mean']:.0f} | "
+                f"{row['wall_s_mean']:.0f} | {reach} | {row['epochs_on_broken_constraint']} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--make-data", metavar="NPZ", type=Path, help="generate MNIST-1D into NPZ and exit")
-    parser.add_argument("--data", type=Path, default=ROOT / "runs" / "data" / "mnist1d.npz", help="the MNIST-1D .npz (made if absent)")
-    parser.add_argument("--samplers", default="random,tpe,nsga2,gp", help=f"comma-separated labels of {', '.join(SAMPLERS)}")
-    parser.add_argument("--schedulers", default="none,asha,mo_asha")
-    parser.add_argument("--default-sampler", default="tpe")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--grace", type=int, default=None, help="grace period of asha and mo_asha (default: the space's)")
-    parser.add_argument("--cross", action="store_true", help="every sampler with every scheduler")
-    parser.add_argument("--out", type=Path, default=None, help="write search_efficiency.json and .png here")
-    parser.add_argument("--merge", type=Path, default=None, help="add the runs of an earlier search_efficiency.json (same space and trials)")
+    parser.add_argument("--spaces", default=",".join(SPACES), help=f"comma-separated, of {', '.join(SPACES)}")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--out", type=Path, default=None, help="write (and continue) search_efficiency.json and .png here")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table of an earlier run's JSON (and redraw its PNG beside it) and exit")
     args = parser.parse_args()
     if args.make_data:
         make_mnist1d(args.make_data)
         return
-    if not args.data.exists():
-        make_mnist1d(args.data)
-
-    samplers, schedulers = args.samplers.split(","), args.schedulers.split(",")
+    if args.table:
+        result = json.loads(args.table.read_text())
+        plot(result, args.table.with_suffix(".png"))
+        print(markdown_table(result))
+        return
+    spaces, arms = args.spaces.split(","), args.arms.split(",")
+    for name in spaces:
+        if name not in SPACES:
+            parser.error(f"unknown space {name!r}; choose from {', '.join(SPACES)}")
+    for name in arms:
+        if name not in ARMS:
+            parser.error(f"unknown arm {name!r}; choose from {', '.join(ARMS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    plan = [(s, sch) for s in samplers for sch in schedulers if args.cross or sch == "none" or s == args.default_sampler]
+    if "g2g_mnist1d" in spaces and not MNIST1D.exists():
+        make_mnist1d(MNIST1D)
+    out_json = args.out / "search_efficiency.json" if args.out else None
+    runs: dict[str, dict] = json.loads(out_json.read_text()).get("runs", {}) if out_json and out_json.exists() else {}
+
+    def save() -> dict:
+        result = {"cpu": cpu_model(), "seeds": seeds, "trials": {s: SPACES[s][2] for s in spaces}, "spaces": {}}
+        for space in spaces:
+            result["spaces"][space] = summarise_space(space, runs, seeds)
+        if out_json:
+            args.out.mkdir(parents=True, exist_ok=True)
+            out_json.write_text(json.dumps({**result, "runs": runs}) + "\n")
+        return result
 
     import ray
 
     ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, logging_level=logging.ERROR)
-    runs: dict[str, dict] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for sampler, scheduler in plan:
+            for space in spaces:
                 for seed in seeds:
-                    spec = _spec(sampler, scheduler, seed, args.trials, args.data, tmp, args.grace)
-                    run = run_sweep(spec)
-                    runs[f"{sampler}/{scheduler}/{seed}"] = run
-                    full = sum(is_competing(t["state"], t["budget_fraction"]) for t in run["trials"])
-                    print(f"{sampler:>6} + {scheduler:<7} seed {seed}: {len(run['trials'])} trials ({full} full budget), "
-                          f"{len(run['epoch_rows'])} epochs, {run['wall_s']} s", file=sys.stderr, flush=True)
+                    for arm in arms:
+                        key = f"{space}/{arm}/{seed}"
+                        if key in runs:
+                            continue
+                        spec = _spec(space, arm, seed, tmp)
+                        run = _stock(spec, tmp) if arm == "stock" else _ours(spec)
+                        runs[key] = run
+                        full = sum(is_competing(t["state"], t["budget_fraction"]) for t in run["trials"])
+                        print(f"{key}: {len(run['trials'])} trials ({full} full budget), {len(run['epoch_rows'])} epochs, "
+                              f"{run['epochs_on_broken']} on broken constraints, {run['wall_s']} s", file=sys.stderr, flush=True)
+                        save()
     finally:
         ray.shutdown()
-    if args.merge:
-        earlier = json.loads(args.merge.read_text())
-        runs = {**earlier["runs"], **runs}
-        seeds = sorted(set(seeds) | set(earlier["seeds"]))
-    result, _ = summarise(runs, seeds, args.default_sampler)
-    result.update(space=str(SPACE.relative_to(ROOT)), trials=args.trials, seeds=seeds, cpu=cpu_model())
+    result = save()
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "search_efficiency.json").write_text(json.dumps({**result, "runs": runs}, indent=1) + "\n")
-        plot(result, runs, args.out / "search_efficiency.png")
-    for config, row in result["table"].items():
-        print(json.dumps(row), file=sys.stderr)
-    print(json.dumps({k: v for k, v in result.items() if k != "curves"}))
+        plot(result, args.out / "search_efficiency.png")
+    for space, summary in result["spaces"].items():
+        for arm, row in summary.get("table", {}).items():
+            print(json.dumps({"space": space, "arm": arm, **row}), file=sys.stderr)
+    print(json.dumps({"cpu": result["cpu"], "seeds": seeds, **{s: v.get("table") for s, v in result["spaces"].items()}}))
 
 
 if __name__ == "__main__":

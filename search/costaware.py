@@ -21,10 +21,12 @@ objective:
 
 The best candidate's parameters are then handed out as the trial asks for them (define-by-run:
 a parameter it does not ask for is ignored; one outside the distribution it asks with is drawn at
-random). Before ``n_startup_trials`` observations it samples at random; past ``switch_after``
-finished trials, or for a study it cannot model this way (not exactly one learnt and one known
-objective), it hands every decision to ``fallback`` (multivariate TPE with constant liar unless
-given), whose cost per suggestion stays flat as trials accumulate.
+random). Before ``n_startup_trials`` observations it samples at random. For a study it cannot
+model this way (not exactly one learnt and one known objective: e.g. an SNE's energy, which
+depends on its spikes) it hands each decision to ``blackbox`` (Optuna's GP sampler unless given),
+which models every objective. Past ``switch_after`` finished trials it hands every decision to
+``fallback`` (multivariate TPE with constant liar unless given), whose cost per suggestion stays
+flat as trials accumulate, where a GP's grows with the cube of the trials.
 
 Works in plain Optuna::
 
@@ -186,8 +188,10 @@ class CostAwareSampler(BaseSampler):
         switch_after: Finished trials after which ``fallback`` decides (``None``: never).
         use_pruned: Trials stopped early count as observations at their last intermediate value
             (the learnt objective's learning curve), as a pessimistic estimate.
-        fallback: The sampler used past ``switch_after`` and for studies this one cannot model.
-            Default: ``TPESampler(multivariate=True, group=True, constant_liar=True)``.
+        fallback: The sampler used past ``switch_after``. Default:
+            ``TPESampler(multivariate=True, group=True, constant_liar=True)``.
+        blackbox: The sampler used before ``switch_after`` for a study nothing of which is known
+            before training, or whose shape this one does not model. Default: ``GPSampler``.
         seed: Seeds the candidate draws, the random start-up and the default fallback.
     """
 
@@ -198,11 +202,12 @@ class CostAwareSampler(BaseSampler):
         candidates: CandidateDraw | None = None,
         is_feasible: Callable[[Mapping[str, Any]], bool] | None = None,
         n_startup_trials: int = 8,
-        n_candidates: int = 1024,
-        n_refresh: int = 64,
+        n_candidates: int = 256,
+        n_refresh: int = 32,
         switch_after: int | None = 100,
         use_pruned: bool = True,
         fallback: BaseSampler | None = None,
+        blackbox: BaseSampler | None = None,
         seed: int | None = None,
     ) -> None:
         for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1)):
@@ -226,11 +231,16 @@ class CostAwareSampler(BaseSampler):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 fallback = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
         self._fallback = fallback
+        if blackbox is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                blackbox = optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials, warn_independent_sampling=False)
+        self._blackbox = blackbox
         self._pool: deque[tuple[dict[str, Any], dict[str, BaseDistribution]]] = deque(maxlen=n_candidates)
         self._costs: dict[tuple[Any, ...], tuple[float | None, ...] | None] = {}
         self._feasible: dict[tuple[Any, ...], bool] = {}
         self._plans: dict[int, dict[str, Any]] = {}  # trial id -> the chosen candidate's parameters
-        self._modes: dict[int, str] = {}  # trial id -> "plan", "random" or "fallback"
+        self._modes: dict[int, str] = {}  # trial id -> "plan", "random", "blackbox" or "fallback"
         self._shape: tuple[int, int] | None | bool = False  # (learnt, known) objective indices; None: not modelled
         self._encoder = _Encoder()
 
@@ -240,9 +250,15 @@ class CostAwareSampler(BaseSampler):
         self._rng = np.random.default_rng()
         self._random.reseed_rng()
         self._fallback.reseed_rng()
+        self._blackbox.reseed_rng()
+
+    def _delegate(self, trial: FrozenTrial) -> BaseSampler | None:
+        mode = self._modes.get(trial._trial_id)
+        return self._fallback if mode == "fallback" else self._blackbox if mode == "blackbox" else None
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:  # noqa: D102
         self._fallback.before_trial(study, trial)
+        self._blackbox.before_trial(study, trial)
         if trial.params:  # a trial re-created with its parameters (e.g. continued): nothing to choose
             self._modes[trial._trial_id] = "random"
             return
@@ -253,30 +269,28 @@ class CostAwareSampler(BaseSampler):
         if self._switch_after is not None and len(finished) >= self._switch_after:
             mode = "fallback"
         elif len(study.directions) != 2:
-            mode = "fallback"
+            mode = "blackbox"
         elif len(observed) >= self._n_startup:
             plan = self._plan(study, trial, trials, observed)
             if plan is None and self._shape is None:
-                mode = "fallback"
+                mode = "blackbox"
             elif plan is not None:
                 self._plans[trial._trial_id] = plan
                 mode = "plan"
         self._modes[trial._trial_id] = mode
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:  # noqa: D102
-        if self._modes.get(trial._trial_id) == "fallback":
-            return self._fallback.infer_relative_search_space(study, trial)
-        return {}
+        delegate = self._delegate(trial)
+        return delegate.infer_relative_search_space(study, trial) if delegate is not None else {}
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:  # noqa: D102
-        if self._modes.get(trial._trial_id) == "fallback":
-            return self._fallback.sample_relative(study, trial, search_space)
-        return {}
+        delegate = self._delegate(trial)
+        return delegate.sample_relative(study, trial, search_space) if delegate is not None else {}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:  # noqa: D102
-        mode = self._modes.get(trial._trial_id)
-        if mode == "fallback":
-            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        delegate = self._delegate(trial)
+        if delegate is not None:
+            return delegate.sample_independent(study, trial, param_name, param_distribution)
         plan = self._plans.get(trial._trial_id)
         if plan is not None and param_name in plan:
             value = plan[param_name]
@@ -291,6 +305,7 @@ class CostAwareSampler(BaseSampler):
         self._plans.pop(trial._trial_id, None)
         self._modes.pop(trial._trial_id, None)
         self._fallback.after_trial(study, trial, state, values)
+        self._blackbox.after_trial(study, trial, state, values)
 
     # -- the model -----------------------------------------------------------------------------
 

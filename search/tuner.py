@@ -174,15 +174,33 @@ def _check_same_spec(spec: Spec, location: RunLocation, run_dir: str) -> None:
             f"{run_dir}/{SPEC_FILE}: the spec this sweep ran with is not readable ({first}); "
             "restore it from a backup, or start a new sweep with --name"
         ) from None
-    now, before = flatten(spec.model_dump()), flatten(saved.model_dump())
+    changes = _param_changes(saved, spec)
+    now, before = flatten(spec.model_dump(exclude={"space", "fixed"})), flatten(saved.model_dump(exclude={"space", "fixed"}))
     for key in sorted(set(now) | set(before)):
-        if key.startswith(_RESUMABLE_CHANGES):
-            continue
-        if now.get(key) != before.get(key):
-            raise RunDirError(
-                f"--resume: {key} is {now.get(key)!r} but the sweep in {run_dir} ran with {before.get(key)!r}; "
-                "only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
-            )
+        if not key.startswith(_RESUMABLE_CHANGES) and now.get(key) != before.get(key):
+            changes.append(f"{key} is {now.get(key)!r}, the sweep ran with {before.get(key)!r}")
+    if changes:
+        raise RunDirError(
+            f"--resume: this spec differs from the one the sweep in {run_dir} ran with: {'; '.join(changes)}. "
+            "Only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
+        )
+
+
+def _param_changes(before: Spec, now: Spec) -> list[str]:
+    """How the searched and fixed parameters differ, one phrase per parameter."""
+    out = []
+    for name in sorted({*before.space, *before.fixed, *now.space, *now.fixed}):
+        if name in before.space and name in now.fixed:
+            out.append(f"{name} was searched, now fixed at {now.fixed[name]!r}")
+        elif name in before.fixed and name in now.space:
+            out.append(f"{name} was fixed at {before.fixed[name]!r}, now searched")
+        elif name in before.space and name in now.space and before.space[name] != now.space[name]:
+            out.append(f"{name} is searched over another range")
+        elif name in before.fixed and name in now.fixed and before.fixed[name] != now.fixed[name]:
+            out.append(f"{name} is {now.fixed[name]!r}, the sweep ran with {before.fixed[name]!r}")
+        elif (name in before.space or name in before.fixed) != (name in now.space or name in now.fixed):
+            out.append(f"{name} is {'no longer set' if name in before.space or name in before.fixed else 'new'}")
+    return out
 
 
 def default_concurrency(spec: Spec) -> int:

@@ -225,3 +225,18 @@ def test_a_space_where_a_relation_only_sometimes_holds_reports_the_share(capsys)
 
     share = re.search(r"warning: (\d+) % of (\d+) sampled configs are not valid \(their trials will fail\), e\.g\. model\.groups \(128\) cannot exceed model\.width", out)
     assert share and 20 <= int(share.group(1)) <= 80 and int(share.group(2)) >= 20, out  # groups 128 > the 64 input features: about half
+
+
+def test_a_resume_names_every_difference_in_words(tmp_path, capsys):
+    """Issue 24: one mismatch at a time, and 'fixed.model.depth is None' for a searched parameter."""
+    from search.spec import load_spec
+    from search.tuner import prepare_sweep
+
+    prepare_sweep(load_spec(QUICKSTART), storage=str(tmp_path), name="qs")
+    args = ["--storage", str(tmp_path), "--name", "qs", "--resume", "--set", "model.depth=1", "--set", "budget.epochs=6", "--set", "optim.batch_size=32"]
+    assert main([QUICKSTART, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "None" not in err
+    assert "model.depth was searched, now fixed at 1" in err
+    assert "budget.epochs is 6, the sweep ran with 12" in err
+    assert "optim.batch_size is 32, the sweep ran with 64" in err

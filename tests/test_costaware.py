@@ -116,11 +116,27 @@ def test_hands_over_to_its_fallback_at_scale_and_when_it_cannot_model():
     study.optimize(_toy, n_trials=8)
     assert sorted(set(calls)) == [5, 6, 7]
 
-    calls.clear()  # nothing known before training: every modelled trial is the fallback's
-    sampler = CostAwareSampler(lambda p: [None, None], n_startup_trials=2, fallback=Recording(seed=0), seed=0)
+    calls.clear()  # nothing known before training: every modelled trial is the black-box sampler's
+    sampler = CostAwareSampler(lambda p: [None, None], n_startup_trials=2, blackbox=Recording(seed=0), seed=0)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.optimize(_toy, n_trials=5)
     assert sorted(set(calls)) == [2, 3, 4]
+
+
+def test_without_known_costs_it_is_optunas_gp_until_it_switches():
+    sampler = CostAwareSampler(lambda p: [None, None], n_startup_trials=3, switch_after=6, seed=0)
+    assert isinstance(sampler._blackbox, optuna.samplers.GPSampler)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    modes = []
+    original = sampler.before_trial
+
+    def spy(study, trial):
+        original(study, trial)
+        modes.append(sampler._modes[trial._trial_id])
+
+    sampler.before_trial = spy
+    study.optimize(_toy, n_trials=8)
+    assert modes == ["random"] * 3 + ["blackbox"] * 3 + ["fallback"] * 2
 
 
 def test_bad_options_are_refused_with_their_name():
