@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.results import HypervolumeTrace, ReferencePoint, RunFront
+from analysis.results import HypervolumeTrace, ReferencePoint, RunFront, numeric_column
 from search.spec import feasible
 from trainables.registry import metric_table
 from trainables.report import format_number
@@ -103,6 +103,13 @@ class FrontSeries:
     hypervolume: float
     excluded: Mapping[str, int]
     constraints: tuple[str, ...] = ()
+    refused: np.ndarray | None = None
+
+    @property
+    def refused_label(self) -> str:
+        """Legend entry of the candidates refused before training (their costs broke a constraint)."""
+        n = 0 if self.refused is None else len(self.refused)
+        return f"refused before training ({n}; costs broke {', '.join(self.constraints) or 'a constraint'})"
 
     @property
     def infeasible_label(self) -> str:
@@ -193,6 +200,20 @@ def _hover_texts(front: RunFront) -> tuple[str, ...]:
     return tuple(texts)
 
 
+def _refused_points(front: RunFront) -> np.ndarray:
+    """The objectives of candidates refused before training: their static costs, NaN for what was never learnt."""
+    from trainables.report import REFUSED_STATE
+
+    table = front.run.trials
+    if "state" not in table.column_names:
+        return np.empty((0, len(front.names)))
+    rows = np.asarray([s == REFUSED_STATE for s in table.column("state").to_pylist()], dtype=bool)
+    if not rows.any():
+        return np.empty((0, len(front.names)))
+    columns = [numeric_column(table, name)[rows] if name in table.column_names else np.full(int(rows.sum()), np.nan) for name in front.names]
+    return np.column_stack(columns)
+
+
 def _excluded_note(excluded: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(excluded.items()))
 
@@ -243,19 +264,24 @@ def front_plot(fronts: Sequence[RunFront], title: str | None = None) -> FrontPlo
                 hypervolume=front.hypervolume,
                 excluded=dict(front.excluded),
                 constraints=tuple(c.text for c in front.run.spec.constraints),
+                refused=_refused_points(front),
             )
         )
     everything = np.vstack([s.points for s in series]) if any(len(s.points) for s in series) else np.empty((0, m))
     log_axes, limits = [], []
+    refused = [s.refused for s in series if s.refused is not None and len(s.refused)]
     for j in range(m):
         column = everything[:, j]
+        if refused:  # refused candidates' known costs are drawn too (as ticks on the edge)
+            extra = np.concatenate([r[:, j] for r in refused])
+            column = np.concatenate([column, extra[np.isfinite(extra)]])
         log = bool(len(column)) and bool((column > 0).all()) and column.max() / column.min() > _LOG_AXIS_RATIO
         log_axes.append(log)
         limits.append(_limits(column, log))
     if title is None:
         if len(series) == 1:
             s = series[0]
-            note = _excluded_note(s.excluded)
+            note = _excluded_note({k: v for k, v in s.excluded.items() if k != "refused" or s.refused is None})  # refused ones are drawn
             title = (
                 f"{s.label}: Pareto front of {len(s.points)} full-budget trials"
                 + (f" ({note}: not shown)" if note else "")
@@ -400,6 +426,8 @@ def render_front_matplotlib(data: FrontPlot) -> Any:
         infeasible = ~s.feasible
         if infeasible.any():
             ax.scatter(*s.points[infeasible].T, s=40, marker="x", color="tab:red" if single else colour, alpha=0.8, label=prefix + s.infeasible_label)
+        if s.refused is not None and len(s.refused):
+            _draw_refused(ax, s, data, "tab:red" if single else colour, prefix)
         if len(s.front_path):
             ax.plot(*s.front_path.T, color=colour, linewidth=1.6, alpha=0.9)
         front = s.points[s.on_front]
@@ -469,6 +497,19 @@ def annotate_without_overlap(ax: Any, fig: Any, points: np.ndarray, texts: Seque
             dx, dy = offset
             ha = "left" if dx > 0 else "right" if dx < 0 else "center"
             ax.annotate(text, point, xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color="0.2", ha=ha, va="bottom")
+
+
+def _draw_refused(ax: Any, s: FrontSeries, data: FrontPlot, colour: str, prefix: str) -> None:
+    """Refused candidates as ticks on the edge of the objective they never learnt, at their known costs."""
+    points = np.array(s.refused, dtype=np.float64)
+    known = np.isfinite(points)
+    if not known.any():
+        return
+    for j in range(2):  # put an unknown coordinate on the axis's low edge, marked by the tick's shape
+        points[~known[:, j], j] = data.limits[j][0]
+    marker = ">" if not known[:, 0].all() else "^" if not known[:, 1].all() else "x"
+    shown = known.any(axis=1)
+    ax.scatter(*points[shown].T, s=30, marker=marker, color=colour, alpha=0.6, linewidths=0, clip_on=False, label=prefix + s.refused_label)
 
 
 def _footnote(fig: Any, text: str) -> None:

@@ -214,3 +214,29 @@ def test_front_png_labels_do_not_overlap(tmp_path):
         for b in boxes[i + 1 :]:
             assert not a.overlaps(b), (a, b)
         assert not any(a.x0 - 2 <= x <= a.x1 + 2 and a.y0 - 2 <= y <= a.y1 + 2 for x, y in points), a  # no label covers a point
+
+
+def test_candidates_refused_before_training_are_drawn_as_refused_not_on_the_front(tmp_path):
+    """Issue 23: a refused candidate has costs but no accuracy: ticks on the accuracy axis's edge."""
+    from types import SimpleNamespace
+
+    from analysis.plot import front_plot, render_front_matplotlib
+    from search.recorder import ResultsRecorder
+    from trainables.registry import get_trainable
+    from trainables.report import BASE_KEYS, INFO_KEYS
+
+    run_dir = write_run(tmp_path, mixed_trials())
+    spec = load_run(run_dir).spec
+    recorder = ResultsRecorder(str(run_dir), param_names=[*spec.space, *spec.fixed], metric_keys=[*BASE_KEYS, *get_trainable(spec.trainable).extra_report_keys, *INFO_KEYS],
+                               searcher=SimpleNamespace(_ot_trials={}), flush_interval_s=0.0)
+    for i, energy in enumerate([9.0, 12.0]):
+        recorder.add_refused({"trial_id": f"refused-{20 + i}", "state": "REFUSED", "error": "refused before training: macs breaks macs <= 5", "optuna_trial": 20 + i, "macs": energy * 1e4, "energy_uj": energy})
+    front = analyze_run(run_dir)
+    assert "refused-20" not in front.trial_ids and front.excluded.get("refused") == 2
+    data = front_plot([front])
+    refused = data.series[0].refused
+    assert refused.shape == (2, 2) and np.isnan(refused[:, 0]).all() and sorted(refused[:, 1]) == [9.0, 12.0]
+    assert data.limits[1][1] >= 12.0  # their costs are inside the axes
+    fig = render_front_matplotlib(data)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(label.startswith("refused before training (2;") for label in labels), labels
