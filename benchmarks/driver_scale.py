@@ -136,7 +136,7 @@ def main() -> None:
     from search.rundir import TRIALS_FILE
     from search.tuner import build_tuner, prepare_sweep
     from trainables.registry import register_trainable
-    from trainables.report import COMPLETED_STATE
+    from trainables.report import COMPLETED_STATE, REFUSED_STATE
 
     register_trainable(_trivial_entry())
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.ERROR)
@@ -150,6 +150,8 @@ def main() -> None:
                 tuner.fit()
             wall = time.perf_counter() - start
             rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
+            refused = sum(r["state"] == REFUSED_STATE for r in rows)  # candidates whose known costs broke the constraint
+            rows = [r for r in rows if r["state"] != REFUSED_STATE]
             assert len(rows) == args.trials and all(r["state"] == COMPLETED_STATE for r in rows), "every trial must finish"
     finally:
         ray.shutdown()
@@ -161,6 +163,7 @@ def main() -> None:
         "trials": n,
         "workers": args.workers,
         "sampler": args.sampler,
+        "refused": refused,
         "wall_s": round(wall, 1),
         "driver_ms_per_trial_first": round(first_cpu, 2),
         "driver_ms_per_trial_last": round(last_cpu, 2),
