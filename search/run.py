@@ -131,6 +131,8 @@ def _as_started(spec: Any, args: argparse.Namespace, num_samples_given: bool) ->
     """
     import json
 
+    import yaml
+
     from search.rundir import SPEC_FILE, SWEEP_FILE, run_location
     from search.spec import SpecError, load_yaml
 
@@ -138,7 +140,7 @@ def _as_started(spec: Any, args: argparse.Namespace, num_samples_given: bool) ->
     try:
         saved = load_yaml(location.read_text(SPEC_FILE)) or {}
         meta = json.loads(location.read_text(SWEEP_FILE))
-    except (OSError, ValueError, SpecError, UnicodeDecodeError):
+    except (OSError, ValueError, SpecError, UnicodeDecodeError, yaml.YAMLError):
         return spec, args.num_cpus  # the run dir checks say what is wrong with it
     before = (saved.get("run") or {}).get("num_samples")
     if isinstance(before, int) and before != spec.run.num_samples:

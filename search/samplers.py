@@ -197,9 +197,9 @@ def _nothing_known(params: Mapping[str, Any]) -> None:
 
 
 def _cost_aware_sampler(
-    options: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]] | None = None, spec: Any = None, data_info: Any = None
+    options: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]] | None = None, costs: Any = None
 ) -> optuna.samplers.BaseSampler:
-    """:class:`~search.costaware.CostAwareSampler` on the spec's static costs (see :func:`make_sampler`).
+    """:class:`~search.costaware.CostAwareSampler` on a spec's static costs (see :func:`make_sampler`).
 
     ``options`` are the sampler's keyword arguments, plus ``fallback_options``: those of the
     multivariate TPE (constant liar) it hands over to at scale.
@@ -213,11 +213,8 @@ def _cost_aware_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fallback = __getattr__("SweepTPESampler")(seed=seed, **fallback_options)
-    if spec is not None and data_info is not None and spec.entry.static_costs is not None:
-        from search.space import SpaceDraw, SpecCosts
-
-        costs = SpecCosts(spec, data_info)
-        return CostAwareSampler(costs, candidates=SpaceDraw(spec), is_feasible=costs.feasible, fallback=fallback, seed=seed, **options)
+    if costs is not None:
+        return CostAwareSampler(costs.static, candidates=costs.candidates, is_feasible=costs.is_feasible, fallback=fallback, seed=seed, **options)
     return CostAwareSampler(_nothing_known, fallback=fallback, seed=seed, **options)
 
 
@@ -247,12 +244,12 @@ SAMPLERS: dict[str, SamplerFactory] = {
 }
 
 
-def make_sampler(spec: Any, seed: int | None = None, data_info: Any = None) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: Any, seed: int | None = None, costs: Any = None) -> optuna.samplers.BaseSampler:
     """Build a spec's sampler, seeded with ``run.seed`` (or ``seed``).
 
-    ``data_info`` (the data's :class:`~trainables.data.DataInfo`) lets ``cost_aware`` compute each
-    candidate's costs before training; without it (or for a family that declares no static
-    costs) that sampler leaves every choice to its fallback.
+    ``costs`` (:func:`search.space.cost_model` of the spec and its data) lets ``cost_aware``
+    compute each candidate's costs before training; without it (or for a family that declares no
+    static costs) that sampler leaves every choice to Optuna's GP, then to multivariate TPE.
 
     Raises:
         TypeError: an option the sampler does not take.
@@ -261,5 +258,5 @@ def make_sampler(spec: Any, seed: int | None = None, data_info: Any = None) -> o
     seed = spec.run.seed if seed is None else seed
     factory = SAMPLERS[spec.sampler.name]
     if factory is _cost_aware_sampler:
-        return _cost_aware_sampler(dict(spec.sampler.options), seed, spec.grid(), spec=spec, data_info=data_info)
+        return _cost_aware_sampler(dict(spec.sampler.options), seed, spec.grid(), costs=costs)
     return factory(dict(spec.sampler.options), seed, spec.grid())

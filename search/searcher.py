@@ -44,7 +44,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.samplers import make_sampler
-from search.space import define_by_run, trial_config
+from search.space import cost_model, define_by_run, trial_config
 from search.spec import Spec
 from trainables.config import flatten
 from trainables.report import REFUSED_STATE, is_full_budget
@@ -199,7 +199,7 @@ class ParetoOptunaSearch(OptunaSearch):
             space=define_by_run(spec),
             metric=spec.metrics,
             mode=spec.modes,
-            sampler=make_sampler(spec, data_info=data_info),
+            sampler=make_sampler(spec, costs=cost_model(spec, data_info)),
             study_name=study_name,
             storage=ot_storage,
         )
@@ -208,7 +208,7 @@ class ParetoOptunaSearch(OptunaSearch):
         # start-up, at least), so it is reseeded by how far the study got -- still repeatable.
         existing = len(self._ot_study._storage.get_all_trials(self._ot_study._study_id, deepcopy=False))
         if existing:
-            self._ot_study.sampler = make_sampler(spec, seed=spec.run.seed + existing, data_info=data_info)
+            self._ot_study.sampler = make_sampler(spec, seed=spec.run.seed + existing, costs=cost_model(spec, data_info))
         self._constraints = list(spec.constraints)
         self._curve_metric = spec.scheduler_metric[0] if spec.scheduler.name == "asha" else spec.metrics[0]
         if self._constraints and CONSTRAINTS_ATTR not in self._ot_study.user_attrs:

@@ -20,6 +20,8 @@ __all__ = [
     "DefineByRun",
     "SpaceDraw",
     "SpecCosts",
+    "CostModel",
+    "cost_model",
     "cost_preview",
     "define_by_run",
     "describe_space",
@@ -159,6 +161,23 @@ class SpecCosts:
         except ValueError:
             return False
         return not self._spec.broken_before_training(costs)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What the cost-aware sampler knows of a spec before training (see :func:`cost_model`)."""
+
+    static: SpecCosts
+    candidates: SpaceDraw
+    is_feasible: Any
+
+
+def cost_model(spec: Spec, info: Any) -> CostModel | None:
+    """The spec's costs known before training, its candidate draw and feasibility; None if its family declares no static costs."""
+    if info is None or spec.entry.static_costs is None:
+        return None
+    costs = SpecCosts(spec, info)
+    return CostModel(static=costs, candidates=SpaceDraw(spec), is_feasible=costs.feasible)
 
 
 def define_by_run(spec: Spec) -> DefineByRun:

@@ -61,7 +61,8 @@ def test_resume_with_a_different_space_is_refused(tmp_path, capsys):
     assert "budget.epochs" in capsys.readouterr().err
 
 
-def test_dry_run_prints_space_and_configs_and_writes_nothing(tmp_path, capsys):
+def test_dry_run_prints_space_and_configs_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("search.run.PREVIEW_CONFIGS", 100)  # the preview itself is tested below
     spec = _spec(tmp_path)
     storage = tmp_path / "runs"
     assert main([str(spec), "--storage", str(storage), "--dry-run"]) == 0
@@ -130,7 +131,8 @@ def test_command_line_overrides_are_named_as_typed(override, expected, capsys):
     assert err.startswith("error:") and expected in err and len(err.splitlines()) == 1
 
 
-def test_a_searched_range_can_be_narrowed_from_the_command_line(capsys):
+def test_a_searched_range_can_be_narrowed_from_the_command_line(capsys, monkeypatch):
+    monkeypatch.setattr("search.run.PREVIEW_CONFIGS", 100)
     assert main([QUICKSTART, "--dry-run", "--set", "space.model.groups={choice: [2, 4]}", "--set", "space.optim.batch_size={choice: [32, 128]}"]) == 0
     out = capsys.readouterr().out
     assert "model.groups           choice [2, 4]" in out
@@ -141,12 +143,14 @@ def test_a_searched_range_can_be_narrowed_from_the_command_line(capsys):
     assert spec.space["model.groups"].choice == [2, 4] and "optim.batch_size" not in spec.fixed
 
 
-def test_a_grace_period_beyond_the_budget_is_pointed_out(capsys):
-    assert main([str(ROOT / "spaces" / "sne_quickstart.yaml"), "--dry-run", "--set", "budget.epochs=4"]) == 0
-    out = capsys.readouterr().out
-    assert "grace_period >= budget.epochs = 4: no trial can be stopped early" in out
-    assert main([QUICKSTART, "--dry-run"]) == 0
-    assert "no trial can be stopped early" not in capsys.readouterr().out
+def test_a_grace_period_beyond_the_budget_is_pointed_out():
+    """The sweep's first line and the dry run both print ``Spec.scheduler_text()``."""
+    from search.spec import load_spec
+
+    text = load_spec(str(ROOT / "spaces" / "sne_quickstart.yaml"), ["budget.epochs=4"]).scheduler_text()  # grace 10
+    assert "grace_period >= budget.epochs = 4: no trial can be stopped early" in text
+    assert "no trial can be stopped early" not in load_spec(QUICKSTART).scheduler_text()  # grace 4 of 12
+    assert "no trial can be stopped early" in load_spec(QUICKSTART, ["scheduler.grace_period=4", "budget.epochs=4"]).scheduler_text()
 
 
 def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback():

@@ -199,10 +199,11 @@ def test_spec_costs_are_the_static_costs_where_they_stand_for_the_report():
 
 def test_the_shipped_quickstart_uses_the_cost_aware_sampler():
     from search.samplers import make_sampler
+    from search.space import cost_model
     from trainables.data import check_available
 
     spec = _spec("spaces/quickstart.yaml")
-    sampler = make_sampler(spec, data_info=check_available(spec.data.model_dump()))
+    sampler = make_sampler(spec, costs=cost_model(spec, check_available(spec.data.model_dump())))
     assert isinstance(sampler, CostAwareSampler)
 
 

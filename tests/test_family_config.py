@@ -92,6 +92,9 @@ def test_bad_family_values_exit_2_at_load_naming_the_field(repo_root, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
+    if isinstance(change, list):  # a value from --set is named as typed, not as the spec's fixed.* entry
+        field = field.removeprefix("fixed.")
+        assert err[0].startswith(f"error: --set: {field}: "), err[0]
     assert f": {field}: " in err[0] and words in err[0], err[0]
     assert not storage.exists()  # refused before anything was written
     # --dry-run refuses the same spec (it used to accept it)

@@ -16,6 +16,8 @@ from search.run import main
 from tests.conftest import ROOT, tiny_spec
 
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+#: Every test here damages a copy of a real sweep's run dir (the module fixture runs one through Ray).
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
