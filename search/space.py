@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 from pydantic import ValidationError
 
+from search.costaware import draw_value
 from search.spec import Param, Spec, provably_broken
 from trainables.config import describe_validation_error, flatten, get_path
 
@@ -90,14 +91,12 @@ class _DrawTrial:
     """
 
     def __init__(self, rng: np.random.Generator) -> None:
-        from search.costaware import draw_value
-
-        self._rng, self.draw_value = rng, draw_value
+        self._rng = rng
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, Any] = {}
 
     def _suggest(self, name: str, dist: Any) -> Any:
-        value = self.draw_value(self._rng, dist)
+        value = draw_value(self._rng, dist)
         self.params[name], self.distributions[name] = value, dist
         return value
 
