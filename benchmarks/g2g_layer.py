@@ -8,6 +8,13 @@ All three layers have the same width; the masked and block layers have the same 
 a hidden layer costs in training: forward, then backward to the weights, the bias and the
 input. The last line printed is JSON.
 
+The block layer is timed as it runs inside a G2G network in training (``block``): on the
+chain's feature-major, group-major activations (``width × batch`` in and out, see
+``trainables/g2g/block.py``), so the step is one gather, one bias-fused ``baddbmm`` and its
+backward. ``block_batch_major`` is the same layer called on its own with batch-major
+``batch × width`` tensors (evaluation, export, a layer outside a chain), which adds a
+transpose in and out.
+
 Two timings, both medians over ``repeats`` steps per layer, in one run:
 
 - warm (``*_ms``, the headline): the layers take turns in rounds; within a round a layer runs
@@ -27,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,21 +43,21 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import cpu_model  # noqa: E402
 from trainables.g2g.block import BlockSparseLinear, block_pattern  # noqa: E402
 from trainables.g2g.layers import MaskedLinear, group_labels  # noqa: E402
 
 __all__ = ["main", "time_layers"]
 
 
-def _step(layer: torch.nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
-    params = [p for p in layer.parameters()]
-
+def _step(call: Callable[[torch.Tensor], torch.Tensor], params: list, x: torch.Tensor, upstream: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         for p in params:
             p.grad = None
         xg = x.detach().requires_grad_()
-        layer(xg).backward(upstream)
+        call(xg).backward(upstream)
 
     return run
 
@@ -74,7 +80,14 @@ def time_layers(
         masked.weight.copy_(block.effective_weight())
         masked.bias.copy_(block.bias)
         torch.testing.assert_close(block(x), masked(x), atol=1e-4, rtol=1e-4)
-    runs = {"dense": _step(dense, x, upstream), "masked": _step(masked, x, upstream), "block": _step(block, x, upstream)}
+        torch.testing.assert_close(block.forward_group_major(x.t().contiguous()).t(), masked(x), atol=1e-4, rtol=1e-4)
+    x_chain, upstream_chain = x.t().contiguous(), upstream.t().contiguous()  # the chain's layout
+    runs = {
+        "dense": _step(dense, list(dense.parameters()), x, upstream),
+        "masked": _step(masked, list(masked.parameters()), x, upstream),
+        "block": _step(block.forward_group_major, list(block.parameters()), x_chain, upstream_chain),
+        "block_batch_major": _step(block, list(block.parameters()), x, upstream),
+    }
     for _ in range(warmup):
         for run in runs.values():
             run()
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__} on {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__} on {cpu_model()}, "
         f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
           f"forward+backward, medians of {args.repeats} steps (warm: {args.rounds} rounds; cold: interleaved)", flush=True)
     timing = time_layers(args.width, args.batch, args.sparsity, args.groups, args.repeats, args.rounds)
     result = {
+        "cpu": cpu_model(),
         "width": args.width,
         "batch": args.batch,
         "sparsity": round(1.0 - timing["density"], 4),
@@ -127,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         "dense_ms": timing["dense_ms"],
         "masked_ms": timing["masked_ms"],
         "block_ms": timing["block_ms"],
+        "block_batch_major_ms": timing["block_batch_major_ms"],
         "speedup_block_vs_dense": round(timing["dense_ms"] / timing["block_ms"], 3),
         "speedup_block_vs_masked": round(timing["masked_ms"] / timing["block_ms"], 3),
+        "speedup_block_batch_major_vs_dense": round(timing["dense_ms"] / timing["block_batch_major_ms"], 3),
         "dense_ms_interleaved": timing["dense_ms_interleaved"],
         "masked_ms_interleaved": timing["masked_ms_interleaved"],
         "block_ms_interleaved": timing["block_ms_interleaved"],

@@ -224,3 +224,54 @@ def test_block_layer_without_bias_equals_masked_dense():
     torch.testing.assert_close(y, x @ block.effective_weight().t(), atol=1e-5, rtol=1e-5)
     y.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones(5, 16) @ block.effective_weight().detach(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("grouping", GROUPINGS)
+@pytest.mark.parametrize("groups, fan_in", [(4, 2), (8, 3), (2, 1)])
+def test_the_group_major_training_chain_equals_the_layer_by_layer_path(grouping, groups, fan_in):
+    """Training runs the hidden layers feature-major (no per-layer transpose or unit scatter);
+    outputs and every gradient equal the batch-major path, also after a block moves."""
+    info = DataInfo("synthetic", (3, 4, 4), 10, 100, 10, 10)
+    cfg = ModelConfig(width=48, depth=3, groups=groups, grouping=grouping, granularity="block", block_fan_in=fan_in)
+    net = G2GNet(cfg, info, torch.Generator().manual_seed(4)).train()
+    x = torch.randn(9, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+
+    def outputs_and_grads(group_major: bool):
+        net.zero_grad(set_to_none=True)
+        handles = [] if group_major else [layer.register_forward_hook(lambda *_: None) for layer in net.hidden]
+        try:
+            assert net.group_major() is group_major
+            out = net(x)
+            out.pow(2).sum().backward()
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out.detach(), {name: p.grad.clone() for name, p in net.named_parameters()}
+
+    for _ in range(2):
+        chain, chain_grads = outputs_and_grads(True)
+        plain, plain_grads = outputs_and_grads(False)
+        torch.testing.assert_close(chain, plain, atol=1e-5, rtol=1e-5)
+        for name in plain_grads:
+            torch.testing.assert_close(chain_grads[name], plain_grads[name], atol=1e-5, rtol=1e-5, msg=name)
+        # Rewire: every output group reads another input group in its last slot (what DST
+        # does in place); the chain's read plan must follow.
+        with torch.no_grad():
+            for layer in net.hidden:
+                index = layer.block_index.clone()
+                row_sets = [set(row.tolist()) for row in index]
+                for o, row in enumerate(row_sets):
+                    free = [g for g in range(groups) if g not in row]
+                    if free:
+                        index[o, -1] = free[0]
+                layer.block_index.copy_(index)
+    if grouping == "index":
+        assert net.hidden[1].read_plan(None)[1] == 48 // groups  # whole groups, not single rows
+
+
+def test_evaluation_and_export_keep_the_batch_major_path():
+    cfg = ModelConfig(width=32, depth=2, groups=4, granularity="block", block_fan_in=2)
+    net = G2GNet(cfg, INFO, torch.Generator().manual_seed(0))
+    assert net.train().group_major()
+    assert not net.eval().group_major()
+    assert not G2GNet(ModelConfig(width=32, depth=2, groups=4, p_inter=0.25), INFO).train().group_major()  # edge masks

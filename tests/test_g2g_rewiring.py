@@ -342,3 +342,29 @@ def test_block_update_counts_connections_not_blocks():
     active = sum(int(m.sum()) for m in _masks(model))
     # Moved blocks may land back where they were (a fresh zero block): at most this much drift.
     assert 1 - rewiring.grown_total / active <= model.pattern_fraction() <= 1.0
+
+
+@pytest.mark.parametrize("grow", ["gradient", "hebbian"])
+def test_block_dst_hooks_the_layers_only_on_steps_it_captures(grow):
+    """Between updates the block net trains in its group-major chain (no hooks on its layers)."""
+    model, opt, rewiring, x, y = _setup("block", prune="magnitude", grow=grow, interval=3)
+    chained, captured = [], []
+    for step in range(1, 7):
+        chained.append(model.group_major())
+        _forward_backward(model, opt, x, y)
+        captured.append(rewiring._captures[0].pre is not None)
+        opt.step()
+        rewiring.after_step(step)
+    assert chained == [True, True, False, True, True, False]
+    assert captured == [False, False, True, False, False, True]
+    rewiring.remove()
+    assert model.group_major()
+
+
+def test_block_dst_with_the_ema_window_keeps_its_hooks_every_step():
+    model, opt, rewiring, x, y = _setup("block", prune="hebbian", grow="hebbian", interval=3, hebbian={"window": "ema"})
+    for step in range(1, 4):
+        assert not model.group_major()
+        _step(model, opt, rewiring, x, y, step)
+    rewiring.remove()
+    assert model.group_major()

@@ -9,6 +9,16 @@ result equals a masked dense layer with the same connectivity (tests check to 1e
 
 The fixed fan-in per output group is what makes the batched matmul possible, so rewiring at
 block granularity moves blocks within their output group's row (see ``rewiring.py``).
+
+Inside a network, consecutive block layers keep their activations *feature-major and
+group-major* (``features × batch``, the rows of a group next to each other) through the whole
+chain (:meth:`BlockSparseLinear.forward_group_major`, used by ``G2GNet`` in training). Then a
+layer's input gather copies whole rows (or whole groups), its ``baddbmm`` reads and writes
+contiguous blocks, and its output is already the next layer's input: no per-layer transpose,
+no unit-order scatter. A grouping whose units are not contiguous (``mixer``, ``random``) is a
+fixed permutation folded into which rows the next layer reads, and the last one into the
+classifier's columns; rewiring changes the rows a layer reads (its read plan), not the data
+path.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from torch import Tensor, nn
 
 from trainables.g2g.config import block_fan_in_for_density
 
-__all__ = ["block_pattern", "block_fan_in_for_density", "BlockSparseLinear"]
+__all__ = ["block_pattern", "block_fan_in_for_density", "BlockSparseLinear", "GroupMajorBlockMatmul"]
 
 
 def block_pattern(
@@ -60,6 +70,49 @@ def _group_members(labels: Tensor, groups: int, side: str) -> Tensor:
         )
     order = torch.sort(labels, stable=True).indices
     return order.view(groups, -1)
+
+
+class GroupMajorBlockMatmul(torch.autograd.Function):
+    """One block layer on feature-major activations: gather, then one bias-fused ``baddbmm``.
+
+    ``h`` is ``rows × batch``; the layer reads ``index`` chunks of ``chunk`` consecutive rows
+    (whole groups when ``chunk`` is the group size, single rows otherwise), which, in order,
+    form the ``G × K × batch`` input of the batched matmul. The output is ``G × out_per_group ×
+    batch`` viewed as ``n_out × batch`` in output-group order.
+
+    The backward is written out so it saves only the gathered input and the weight, skips
+    the input gradient when nothing upstream needs it (the first layer), and scatter-adds the
+    input gradient once.
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, index: Tensor, chunk: int) -> Tensor:
+        groups, k, out_per_group = weight.shape
+        batch = h.shape[1]
+        gathered = h.view(-1, chunk, batch).index_select(0, index).view(groups, k, batch)
+        w = weight.transpose(1, 2)
+        out = torch.bmm(w, gathered) if bias is None else torch.baddbmm(bias, w, gathered)
+        ctx.save_for_backward(gathered, weight, index)
+        ctx.chunk, ctx.rows = chunk, h.shape[0]
+        return out.view(groups * out_per_group, batch)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        gathered, weight, index = ctx.saved_tensors
+        groups, k, out_per_group = weight.shape
+        batch = gathered.shape[2]
+        g = grad.reshape(groups, out_per_group, batch)
+        grad_h = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(gathered, g.transpose(1, 2))
+        if ctx.needs_input_grad[2]:
+            grad_b = g.sum(2, keepdim=True)
+        if ctx.needs_input_grad[0]:
+            grad_gathered = torch.bmm(weight, g).view(-1, ctx.chunk, batch)
+            grad_h = grad.new_zeros(ctx.rows // ctx.chunk, ctx.chunk, batch)
+            grad_h.index_add_(0, index, grad_gathered)
+            grad_h = grad_h.view(ctx.rows, batch)
+        return grad_h, grad_w, grad_b, None, None
 
 
 class BlockSparseLinear(nn.Module):
@@ -113,6 +166,7 @@ class BlockSparseLinear(nn.Module):
         self.in_contiguous = bool(torch.equal(in_index.reshape(-1), torch.arange(self.in_features)))
         self.out_contiguous = bool(torch.equal(out_index.reshape(-1), torch.arange(self.out_features)))
         k = self.fan_in * self.in_per_group
+        self._plan: tuple[tuple, Tensor, int] | None = None
         self.weight = nn.Parameter(torch.empty(self.groups, k, self.out_per_group))
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self.reset_parameters(generator)
@@ -200,6 +254,60 @@ class BlockSparseLinear(nn.Module):
         out = out.transpose(0, 1).reshape(batch, self.out_features)
         # Outputs come grouped; put them back in unit order unless groups are contiguous.
         return out if self.out_contiguous else out.index_select(1, self.out_inverse)
+
+    def read_plan(self, position: Tensor | None = None) -> tuple[Tensor, int]:
+        """Which rows of a feature-major input :meth:`forward_group_major` gathers.
+
+        Args:
+            position: Row of the input holding each input unit (``None``: unit ``u`` is row
+                ``u``). A previous block layer's :attr:`out_inverse` is exactly this.
+
+        Returns:
+            ``(index, chunk)``: gather chunks ``index`` of ``chunk`` consecutive rows. When the
+            rows come in whole aligned groups (contiguous groupings) ``chunk`` is the group
+            size, otherwise 1. Cached until ``block_index`` changes (rewiring) or ``position``
+            does.
+        """
+        key = (
+            self.block_index._version,
+            self.block_index.data_ptr(),
+            None if position is None else (position.data_ptr(), position._version),
+        )
+        if self._plan is not None and self._plan[0] == key:
+            return self._plan[1], self._plan[2]
+        rows = self.columns().reshape(-1)
+        if position is not None:
+            rows = position[rows]
+        size = self.in_per_group
+        starts = rows.view(-1, size)[:, 0]
+        aligned = bool((starts % size == 0).all()) and bool(
+            torch.equal(rows.view(-1, size), starts[:, None] + torch.arange(size, device=rows.device))
+        )
+        index, chunk = (torch.div(starts, size, rounding_mode="floor"), size) if aligned and size > 1 else (rows, 1)
+        self._plan = (key, index, chunk)
+        return index, chunk
+
+    def grouped_bias(self) -> Tensor | None:
+        """The bias in output-group order, ``G × out_per_group × 1`` (``None`` without bias)."""
+        if self.bias is None:
+            return None
+        bias = self.bias if self.out_contiguous else self.bias.index_select(0, self.out_index.reshape(-1))
+        return bias.view(self.groups, self.out_per_group, 1)
+
+    def forward_group_major(self, h: Tensor, position: Tensor | None = None) -> Tensor:
+        """The layer on feature-major activations, ``n_in × batch`` in, ``n_out × batch`` out.
+
+        Args:
+            h: Inputs, one row per input unit, in any order that ``position`` describes.
+            position: Row of ``h`` holding each input unit; ``None`` for unit order.
+
+        Returns:
+            Outputs in output-group order: row ``r`` holds unit ``out_index.reshape(-1)[r]``
+            (unit order when the output groups are contiguous); ``out_inverse`` gives the row
+            of each unit for the next layer.
+        """
+        index, chunk = self.read_plan(position)
+        return GroupMajorBlockMatmul.apply(h.contiguous(), self.weight, self.grouped_bias(), index, chunk)
 
     def extra_repr(self) -> str:
         return (

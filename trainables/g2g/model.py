@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainables.data import DataInfo
@@ -121,11 +122,42 @@ class G2GNet(nn.Module):
         active = sum(total for _, total in counts)
         return sum(kept for kept, _ in counts) / active if active else 1.0
 
+    def group_major(self) -> bool:
+        """Whether :meth:`forward` runs the hidden layers as one group-major block chain.
+
+        True in training for block-granular nets whose hidden layers carry no forward hooks
+        (hooks see the usual batch-major tensors: cost counting, and DST on the steps it
+        captures, get the layer-by-layer path). Evaluation and export always take that path.
+        """
+        return (
+            self.training
+            and len(self.hidden) > 0
+            and all(
+                isinstance(m, BlockSparseLinear) and not m._forward_hooks and not m._forward_pre_hooks
+                for m in self.hidden
+            )
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.frontend(x)
+        if self.group_major():
+            return self._forward_group_major(x)
         for layer in self.hidden:
             x = torch.relu(layer(x))
         return self.classifier(x)
+
+    def _forward_group_major(self, x: torch.Tensor) -> torch.Tensor:
+        # One transpose in; the chain stays features × batch; the last layer's output-group
+        # order is folded into the classifier's columns instead of being undone.
+        h = x.t().contiguous()
+        position = None
+        for layer in self.hidden:
+            h = torch.relu(layer.forward_group_major(h, position))
+            position = None if layer.out_contiguous else layer.out_inverse
+        weight = self.classifier.weight
+        if position is not None:
+            weight = weight.index_select(1, self.hidden[-1].out_index.reshape(-1))
+        return F.linear(h.t(), weight, self.classifier.bias)
 
 
 def _sparse_params(cfg: ModelConfig, n_in: int, n_classes: int) -> float:

@@ -227,9 +227,25 @@ class DynamicSparseTraining:
             self.moments = [
                 HebbianMoments(m.in_features, m.out_features, cfg.hebbian.ema_decay, m.weight.device) for m in self.layers
             ]
-        self._handles = [layer.register_forward_hook(self._forward_hook(i)) for i, layer in enumerate(self.layers)]
+        self._handles: list[Any] = []
+        self._removed = False
+        self._sync_hooks()
 
     # ---- capture -------------------------------------------------------------------------
+    def _sync_hooks(self) -> None:
+        """Hooks on the layers only while the next step captures (always for the EMA window).
+
+        A layer without hooks runs in the network's group-major block chain, so steps that
+        capture nothing cost nothing.
+        """
+        wanted = not self._removed and (self.moments is not None or self._capturing())
+        if wanted and not self._handles:
+            self._handles = [layer.register_forward_hook(self._forward_hook(i)) for i, layer in enumerate(self.layers)]
+        elif not wanted and self._handles:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+
     def _capturing(self) -> bool:
         nxt = self.step + 1
         return nxt % self.cfg.interval == 0 and rewire_fraction(nxt, self.cfg, self.total_steps) > 0
@@ -269,6 +285,7 @@ class DynamicSparseTraining:
         finally:
             for capture in self._captures:
                 capture.pre = capture.post = capture.grad_out = None
+            self._sync_hooks()
 
     @torch.no_grad()
     def update(self, fraction: float) -> int:
@@ -391,9 +408,9 @@ class DynamicSparseTraining:
         if self.moments is not None:
             for moments, values in zip(self.moments, saved):
                 moments.load_state_dict(values)
+        self._sync_hooks()
 
     def remove(self) -> None:
         """Detach the hooks (the model trains as without DST afterwards)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._removed = True
+        self._sync_hooks()
