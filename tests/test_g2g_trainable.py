@@ -225,3 +225,27 @@ def test_spec_rejects_unknown_dst_parameters():
     raw["space"] = {"dst.regrow": {"choice": ["hebbian"]}}
     with pytest.raises(SpecError, match="dst.regrow"):
         parse_spec(raw)
+
+
+def test_training_uses_the_fused_optimiser_and_it_matches_the_default_update():
+    """Fused Adam/AdamW/SGD (one kernel over every parameter) on the CPU: same update to rounding."""
+    from trainables.config import OptimConfig
+    from trainables.training import make_optimizer
+
+    for name, extra in (("adam", {}), ("adamw", {}), ("sgd", {"momentum": 0.9})):
+        cfg = OptimConfig(name=name, lr=1e-2, weight_decay=1e-4, **extra)
+        start = torch.randn(20, 30, generator=torch.Generator().manual_seed(0))
+        finals = []
+        for fused in (True, False):
+            w = torch.nn.Parameter(start.clone())
+            opt = make_optimizer([w], cfg)
+            assert opt.defaults.get("fused") is True
+            if not fused:
+                defaults = {k: v for k, v in opt.defaults.items() if k != "decoupled_weight_decay"}
+                opt = type(opt)([w], **{**defaults, "fused": None, "foreach": False})
+            gen = torch.Generator().manual_seed(1)
+            for _ in range(20):
+                w.grad = torch.randn(20, 30, generator=gen)
+                opt.step()
+            finals.append(w.detach())
+        torch.testing.assert_close(finals[0], finals[1], atol=1e-5, rtol=1e-5)
