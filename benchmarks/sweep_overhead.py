@@ -45,6 +45,7 @@ def _bench_entry():
     class WorkConfig(ConfigModel):
         seconds: float = Field(default=5.0, gt=0)
         x: float = 0.5
+        log: str = ""  # where each epoch appends "pid start end epoch" (wall clock), for the breakdown
 
     class BenchConfig(TrialConfig):
         work: WorkConfig = WorkConfig()
@@ -66,11 +67,14 @@ def _bench_entry():
         def train_epoch(self):
             import torch
 
-            start = time.perf_counter()
+            wall, start = time.time(), time.perf_counter()
             while time.perf_counter() - start < self.cfg.work.seconds / self.epochs:
                 self.a = torch.tanh(self.a @ self.a)
             self.compute += time.perf_counter() - start
             self.epoch += 1
+            if self.cfg.work.log:
+                with open(self.cfg.work.log, "a") as log:
+                    log.write(f"{os.getpid()} {wall:.6f} {time.time():.6f} {self.epoch}\n")
             return 0.0
 
         def metrics(self):
@@ -101,7 +105,31 @@ def fixed_work(config: dict) -> None:
         tune.report(make_report(run.metrics()))
 
 
-def _spec(trials: int, work_s: float, epochs: int, storage: str):
+def breakdown(log: Path, start: float, end: float) -> dict:
+    """Where the workers' idle time went, from the epochs' wall-clock intervals per worker process.
+
+    ``startup``: from the sweep's start to each worker's first epoch (Ray starting the trial
+    actor's process, its imports); ``between_epochs``: gaps inside a trial (a report's round
+    trip to the driver, the checkpoint); ``between_trials``: from a trial's last epoch to the
+    next trial's first on the same worker; ``tail``: after a worker's last epoch.
+    """
+    per_pid: dict[str, list[tuple[float, float, int]]] = {}
+    for line in log.read_text().splitlines():
+        pid, a, b, epoch = line.split()
+        per_pid.setdefault(pid, []).append((float(a), float(b), int(epoch)))
+    out = {"startup_s": 0.0, "between_epochs_s": 0.0, "between_trials_s": 0.0, "tail_s": 0.0}
+    for spans in per_pid.values():
+        spans.sort()
+        out["startup_s"] += spans[0][0] - start
+        out["tail_s"] += max(0.0, end - spans[-1][1])
+        for (_, prev_end, _), (nxt_start, _, epoch) in zip(spans, spans[1:]):
+            out["between_trials_s" if epoch == 1 else "between_epochs_s"] += nxt_start - prev_end
+    result: dict = {key: round(value, 2) for key, value in out.items()}
+    result["worker_processes"] = len(per_pid)
+    return result
+
+
+def _spec(trials: int, work_s: float, epochs: int, storage: str, log: str = ""):
     from search.spec import parse_spec
 
     return parse_spec(
@@ -111,7 +139,7 @@ def _spec(trials: int, work_s: float, epochs: int, storage: str):
             "budget": {"epochs": epochs, "eval_test": False},
             "objectives": [{"metric": "val_accuracy", "mode": "max"}],
             "space": {"work.x": {"float": [0.0, 1.0]}},
-            "fixed": {"work.seconds": work_s},
+            "fixed": {"work.seconds": work_s, "work.log": log},
             "sampler": "tpe",
             "run": {"num_samples": trials, "seed": 0, "storage": storage},
         },
@@ -136,15 +164,17 @@ def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
     from trainables.report import COMPLETED_STATE
 
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = prepare_sweep(_spec(trials, work_s, epochs, tmp))
+        log = Path(tmp) / "epochs.log"
+        sweep = prepare_sweep(_spec(trials, work_s, epochs, tmp, str(log)))
         tuner = build_tuner(sweep, progress=False, max_concurrent=workers)
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, wall_start = time.perf_counter(), time.process_time(), time.time()
         tuner.fit()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
         compute = sum(r["train_time_s"] for r in rows)
         assert len(rows) == trials and all(r["state"] == COMPLETED_STATE for r in rows)
-    return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2))
+        idle = breakdown(log, wall_start, wall_start + wall)
+    return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2), idle=idle)
 
 
 def run_stock(trials: int, work_s: float, epochs: int, workers: int) -> dict:
