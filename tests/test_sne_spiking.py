@@ -99,3 +99,69 @@ def test_lif_rejects_invalid_parameters():
         LIF(threshold=0.0)
     with pytest.raises(ValueError, match="timesteps"):
         NeuronConfig(timesteps=0)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("steps", [1, 2, 4])
+@pytest.mark.parametrize("layout", ["plain", "channels_last", "expanded"])
+def test_fused_lif_gives_the_stepwise_spikes_exactly_and_its_gradients(learnable, steps, layout):
+    """LIFSequence (one autograd node) against lif_sequence (autograd, step by step): spikes
+    equal bit for bit; gradients of the currents, the leak and the threshold equal to rounding;
+    channels-last and time-expanded currents (the first layer's) keep their layout."""
+    from trainables.sne.spiking import lif_spikes
+
+    gen = torch.Generator().manual_seed(steps)
+    if layout == "expanded":
+        currents = (torch.randn(5, 6, 3, 3, generator=gen) * 1.5).contiguous(memory_format=torch.channels_last)
+        currents = currents.unsqueeze(0).expand(steps, -1, -1, -1, -1)
+    else:
+        currents = torch.randn(steps, 5, 6, 3, 3, generator=gen) * 1.5
+        if layout == "channels_last":  # every step channels-last, as a conv student's currents
+            currents = torch.empty(steps, 5, 3, 3, 6).permute(0, 1, 4, 2, 3).copy_(currents)
+    upstream = torch.randn(steps, 5, 6, 3, 3, generator=gen)
+    results = []
+    for fused in (False, True):
+        c = currents.detach().clone() if layout != "expanded" else currents.detach()
+        c.requires_grad_()
+        beta = torch.tensor(0.8, requires_grad=True) if learnable else 0.8
+        threshold = torch.tensor(0.7, requires_grad=True) if learnable else 0.7
+        spikes = lif_spikes(c, beta, threshold, 2.0) if fused else lif_sequence(c, beta, threshold, 2.0)[0]
+        if fused and layout != "plain":
+            assert spikes[0].is_contiguous(memory_format=torch.channels_last)
+        spikes.backward(upstream)
+        results.append((spikes.detach(), c.grad, *((beta.grad, threshold.grad) if learnable else ())))
+    assert 0 < results[0][0].mean() < 1  # some neurons fire, some do not
+    assert torch.equal(results[1][0], results[0][0])
+    for fused, stepwise in zip(results[1][1:], results[0][1:]):
+        torch.testing.assert_close(fused, stepwise, atol=1e-5, rtol=1e-5)
+
+
+def test_lif_layer_paths_agree_and_a_conv_student_trains_channels_last():
+    torch.manual_seed(0)
+    neuron = NeuronConfig(timesteps=4, beta=0.9, threshold=1.0, learnable=True)
+    student = SpikingStudent(StudentConfig(shape="conv", channels=6, depth=3, stem_stride=2), neuron, (1, 16, 16), out_dim=5)
+    x = torch.rand(8, 1, 16, 16)
+    seen = []
+    handle = student.layers[1].register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    outs, grads = [], []
+    for fused, nhwc in ((False, False), (True, False), (True, True)):
+        LIF.fused, SpikingStudent.channels_last_training = fused, nhwc
+        try:
+            student.zero_grad(set_to_none=True)
+            out = student.train()(x)
+            out.square().sum().backward()
+        finally:
+            LIF.fused, SpikingStudent.channels_last_training = True, True
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in student.parameters()])
+    assert seen == [False, False, True]  # the second conv reads channels-last spikes in training
+    assert torch.equal(outs[1], outs[0])  # fused: the same spikes, so the same readout
+    torch.testing.assert_close(outs[2], outs[0], atol=1e-5, rtol=1e-5)
+    for paths in (grads[1], grads[2]):
+        for got, want in zip(paths, grads[0]):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    seen.clear()
+    with torch.no_grad():
+        student.eval()(x)
+    handle.remove()
+    assert seen == [False]  # evaluation keeps the default layout (what the NIR export reproduces exactly)

@@ -13,6 +13,12 @@ of a scaled arctan instead (Fang et al. 2021; snntorch's ``ATan``)::
 
 A :class:`LIF` layer can count the spikes each sample emits while it runs (``recording``), which is
 what the energy model needs: synaptic operations are measured input spike rate x timesteps x MACs.
+
+Training runs the whole sequence as one autograd node (:class:`LIFSequence`): the forward steps
+the same arithmetic in place without recording a graph, and the backward is the recurrence
+written out (the surrogate of every step at once, then one fused multiply-add per step back in
+time). :func:`lif_sequence` is the same neuron through autograd, step by step, kept as the
+reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ArctanSpike", "arctan_surrogate_grad", "lif_sequence", "LIF"]
+__all__ = ["ArctanSpike", "arctan_surrogate_grad", "lif_sequence", "lif_spikes", "LIFSequence", "LIF"]
 
 
 def arctan_surrogate_grad(x: Tensor, alpha: float) -> Tensor:
@@ -89,6 +95,96 @@ def lif_sequence(
     return torch.stack(spikes), torch.stack(membranes)
 
 
+class LIFSequence(torch.autograd.Function):
+    """LIF spikes over ``T`` steps as one autograd node (reset by subtraction, detached).
+
+    Forward, per step and in place: ``v = beta·v + I[t]``; ``x[t] = v - threshold``;
+    ``s[t] = x[t] >= 0``; ``v -= s[t]·threshold``: the arithmetic of :func:`lif_sequence`, so
+    the spikes of finite membranes are bit for bit the same. ``x`` (the pre-spike membrane minus threshold) and the
+    spikes are kept for the backward (the spikes are the next layer's input, saved there too).
+    Per-step tensors keep the memory layout of the input current (channels-last stays so).
+
+    Backward, with ``g`` the gradient of the spikes and ``σ'`` the arctan surrogate at ``x``
+    (every step in two passes) and ``a[t] = ∂L/∂(pre-spike membrane at t)``::
+
+        a[T-1] = g[T-1]·σ'[T-1];   a[t] = g[t]·σ'[t] + beta·a[t+1]
+        ∂L/∂I[t] = a[t]
+        ∂L/∂threshold = -Σ g·σ' - beta·Σ_{t<T-1} a[t+1]·s[t]       (fire, then reset)
+        ∂L/∂beta = Σ_{t<T-1} a[t+1]·v[t]                           (v: post-reset membrane)
+
+    The sums are dot products over memory (no temporaries).
+    """
+
+    @staticmethod
+    def forward(ctx, currents: Tensor, beta: Tensor, threshold: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        b, thr = float(beta), float(threshold)
+        x = _empty_steps(currents)
+        spikes = torch.empty_like(x)
+        v = torch.zeros_like(x[0])
+        for t in range(currents.shape[0]):
+            v.mul_(b).add_(currents[t])
+            torch.sub(v, thr, out=x[t])
+            # x >= 0 as 0/1 floats: min(sign(x) + 1, 1), three float passes in place (a
+            # comparison's bool tensor and its conversion cost about three times as much on
+            # the CPU). NaN stays NaN: a diverged membrane shows in the loss at once.
+            torch.sign(x[t], out=spikes[t]).add_(1).clamp_(max=1)
+            v.sub_(spikes[t], alpha=thr)
+        ctx.save_for_backward(x, spikes)
+        ctx.beta, ctx.threshold, ctx.alpha = b, thr, float(alpha)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, spikes = ctx.saved_tensors
+        b, thr, alpha = ctx.beta, ctx.threshold, ctx.alpha
+        want_beta, want_threshold = ctx.needs_input_grad[1:3]
+        # g·σ'(x) = g / (2/alpha + (pi²·alpha/2)·x²): one multiply-add, one division.
+        denom = torch.addcmul(x.new_tensor(2.0 / alpha), x, x, value=math.pi**2 * alpha / 2)
+        a = torch.empty_like(x)
+        torch.div(grad, denom, out=a)
+        for t in range(x.shape[0] - 2, -1, -1):  # a[t] += beta·a[t+1], last step first
+            a[t].add_(a[t + 1], alpha=b)
+        grad_beta = grad_threshold = None
+        if want_beta or want_threshold:
+            later, fired = _flat(a[1:]), _flat(spikes[:-1])
+            a_fired = torch.dot(later, fired)
+            if want_threshold:
+                # -Σ g·σ' = -Σ_t (a[t] - beta·a[t+1]) = -(Σ a - beta·Σ a[1:]).
+                sum_later = later.sum()
+                grad_threshold = -(_flat(a).sum() - b * sum_later + b * a_fired)
+            if want_beta:
+                # v[t] = x[t] + threshold·(1 - s[t])
+                grad_beta = torch.dot(later, _flat(x[:-1])) + thr * (later.sum() - a_fired)
+        return a, grad_beta, grad_threshold, None
+
+
+def _empty_steps(currents: Tensor) -> Tensor:
+    """An uninitialised ``T × …`` tensor whose steps have the layout of ``currents[0]``."""
+    step = currents[0]
+    if step.dim() == 4 and not step.is_contiguous() and step.is_contiguous(memory_format=torch.channels_last):
+        n, c, h, w = step.shape
+        return currents.new_empty((currents.shape[0], n, h, w, c)).permute(0, 1, 4, 2, 3)
+    return currents.new_empty(currents.shape)
+
+
+def _flat(t: Tensor) -> Tensor:
+    """A dense tensor as a 1-D view in memory order (a copy only if it is not dense)."""
+    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    return t.permute(order).reshape(-1)
+
+
+def lif_spikes(currents: Tensor, beta: float | Tensor, threshold: float | Tensor, alpha: float = 2.0) -> Tensor:
+    """The spikes of :func:`lif_sequence` (reset detached) through the fused :class:`LIFSequence`.
+
+    ``beta`` and ``threshold`` may be learnt scalar tensors; they get their gradients.
+    """
+    if currents.dim() < 1 or currents.shape[0] < 1:
+        raise ValueError("currents must have a leading time dimension of length >= 1")
+    beta_t = beta if isinstance(beta, Tensor) else torch.tensor(float(beta))
+    threshold_t = threshold if isinstance(threshold, Tensor) else torch.tensor(float(threshold))
+    return LIFSequence.apply(currents, beta_t, threshold_t, alpha)
+
+
 class LIF(nn.Module):
     """A layer of LIF neurons acting on ``T x N x ...`` currents.
 
@@ -146,8 +242,15 @@ class LIF(nn.Module):
         """The current firing threshold."""
         return float(self.threshold_tensor().detach()) if self.learnable else self._threshold
 
+    #: Run the neuron through :class:`LIFSequence` (False: step by step through autograd,
+    #: :func:`lif_sequence`; the two give the same spikes and, to rounding, the same gradients).
+    fused = True
+
     def forward(self, currents: Tensor) -> Tensor:
-        spikes, _ = lif_sequence(currents, self.beta_tensor(), self.threshold_tensor(), self.alpha)
+        if self.fused:
+            spikes = lif_spikes(currents, self.beta_tensor(), self.threshold_tensor(), self.alpha)
+        else:
+            spikes, _ = lif_sequence(currents, self.beta_tensor(), self.threshold_tensor(), self.alpha)
         if self.recording:
             counts = spikes.detach().sum(dim=0).flatten(1).sum(dim=1)
             self.neurons = int(spikes[0, 0].numel())

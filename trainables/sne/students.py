@@ -87,20 +87,35 @@ class SpikingStudent(nn.Module):
         )
         self.readout = nn.Linear(flat, out_dim)
 
+    #: Train conv students on channels-last activations (oneDNN's fast layout on the CPU: the
+    #: convolutions' forward and backward take 1.1-2.6x less time at these sizes). The result
+    #: equals the default layout's to float rounding; evaluation and export keep the default
+    #: layout, so a bundle's outputs are exactly what snntorch computes from its NIR graph.
+    channels_last_training = True
+
     def forward(self, x: Tensor) -> Tensor:
         """``N x C x H x W`` images -> ``N x out_dim`` (time-averaged readout when spiking)."""
         h = x.flatten(1) if self.shape == "mlp" else x
+        # (The first conv's output is what turns channels-last: its input's single channel
+        # makes both layouts the same.)
+        nhwc = self.training and self.channels_last_training and self.shape == "conv"
         if not self.spiking:
-            for layer, norm, lif in zip(self.layers, self.norms, self.lifs):
+            for i, (layer, norm, lif) in enumerate(zip(self.layers, self.norms, self.lifs)):
                 # Clipped ReLU: the ANN activation a rate-coded LIF neuron can represent (its
                 # firing rate lies in [0, 1] spikes per step and grows with current / threshold),
                 # so the copied weights start near a working SNN.
-                h = torch.clamp(norm(layer(h)) / lif.threshold_tensor(), 0.0, 1.0)
+                z = layer(h)
+                if i == 0 and nhwc:
+                    z = z.contiguous(memory_format=torch.channels_last)
+                h = torch.clamp(norm(z) / lif.threshold_tensor(), 0.0, 1.0)
             return self.readout(self._pooled(h).flatten(1))
         n, steps = x.shape[0], self.timesteps
         # Direct encoding feeds the same input at every step, so the first layer's current is
         # computed once and repeated (the energy model charges it once, at E_MAC).
-        current = self.norms[0](self.layers[0](h))
+        z = self.layers[0](h)
+        if nhwc:
+            z = z.contiguous(memory_format=torch.channels_last)
+        current = self.norms[0](z)
         spikes = self.lifs[0](current.unsqueeze(0).expand(steps, *current.shape))
         for layer, norm, lif in zip(self.layers[1:], self.norms[1:], self.lifs[1:]):
             current = norm(layer(spikes.flatten(0, 1))).unflatten(0, (steps, n))
