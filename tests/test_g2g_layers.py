@@ -275,3 +275,19 @@ def test_evaluation_and_export_keep_the_batch_major_path():
     assert net.train().group_major()
     assert not net.eval().group_major()
     assert not G2GNet(ModelConfig(width=32, depth=2, groups=4, p_inter=0.25), INFO).train().group_major()  # edge masks
+
+
+def test_the_block_chain_under_bf16_autocast_matches_fp32_and_keeps_gradient_dtypes():
+    block, _ = _block_and_masked("index", 64, 64, 4, 2)
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = block.forward_group_major(x)
+    assert low.dtype == torch.bfloat16
+    low.float().sum().backward()
+    assert x.grad.dtype == block.weight.grad.dtype == block.bias.grad.dtype == torch.float32
+    low_grad = block.weight.grad.clone()
+    block.zero_grad()
+    full = block.forward_group_major(x.detach())
+    full.sum().backward()
+    torch.testing.assert_close(low.float(), full, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(low_grad, block.weight.grad, atol=0.1, rtol=0.05)

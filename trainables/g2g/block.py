@@ -90,8 +90,18 @@ class GroupMajorBlockMatmul(torch.autograd.Function):
         groups, k, out_per_group = weight.shape
         batch = h.shape[1]
         gathered = h.view(-1, chunk, batch).index_select(0, index).view(groups, k, batch)
-        w = weight.transpose(1, 2)
-        out = torch.bmm(w, gathered) if bias is None else torch.baddbmm(bias, w, gathered)
+        ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
+        device = h.device.type
+        if torch.is_autocast_enabled(device):
+            # Under autocast (bf16/fp16) the matmuls run in the low precision, as nn.Linear's
+            # do; the backward then computes in it too and hands back gradients in each
+            # input's own dtype.
+            low = torch.get_autocast_dtype(device)
+            gathered, weight = gathered.to(low), weight.to(low)
+            bias = None if bias is None else bias.to(low)
+        with torch.autocast(device, enabled=False):
+            w = weight.transpose(1, 2)
+            out = torch.bmm(w, gathered) if bias is None else torch.baddbmm(bias, w, gathered)
         ctx.save_for_backward(gathered, weight, index)
         ctx.chunk, ctx.rows = chunk, h.shape[0]
         return out.view(groups * out_per_group, batch)
@@ -99,19 +109,20 @@ class GroupMajorBlockMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         gathered, weight, index = ctx.saved_tensors
+        h_dtype, weight_dtype, bias_dtype = ctx.dtypes
         groups, k, out_per_group = weight.shape
         batch = gathered.shape[2]
-        g = grad.reshape(groups, out_per_group, batch)
+        g = grad.reshape(groups, out_per_group, batch).to(gathered.dtype)
         grad_h = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(gathered, g.transpose(1, 2))
+            grad_w = torch.bmm(gathered, g.transpose(1, 2)).to(weight_dtype)
         if ctx.needs_input_grad[2]:
-            grad_b = g.sum(2, keepdim=True)
+            grad_b = g.sum(2, keepdim=True).to(bias_dtype)
         if ctx.needs_input_grad[0]:
             grad_gathered = torch.bmm(weight, g).view(-1, ctx.chunk, batch)
-            grad_h = grad.new_zeros(ctx.rows // ctx.chunk, ctx.chunk, batch)
+            grad_h = grad.new_zeros((ctx.rows // ctx.chunk, ctx.chunk, batch), dtype=grad_gathered.dtype)
             grad_h.index_add_(0, index, grad_gathered)
-            grad_h = grad_h.view(ctx.rows, batch)
+            grad_h = grad_h.view(ctx.rows, batch).to(h_dtype)
         return grad_h, grad_w, grad_b, None, None
 
 
