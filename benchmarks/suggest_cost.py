@@ -48,7 +48,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     times: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        searcher = ParetoOptunaSearch(spec, "suggest-cost", storage=f"sqlite:///{tmp}/study.db", num_samples=args.trials, data_info=info)
+        from search.rundir import STUDY_FILE, study_storage
+
+        # The sweep's own storage (the journal file a run dir holds).
+        searcher = ParetoOptunaSearch(spec, "suggest-cost", storage=study_storage(Path(tmp) / STUDY_FILE), num_samples=args.trials, data_info=info)
         running: list[str] = []
         for k in range(args.trials):
             start = time.perf_counter()

@@ -36,11 +36,13 @@ from search.rundir import (
     EPOCHS_FILE,
     PROGRESS_FILE,
     SPEC_FILE,
+    SQLITE_STUDY_FILE,
     STUDY_FILE,
     SWEEP_FILE,
     TRIALS_FILE,
     RunDirError,
     RunLocation,
+    study_storage,
     trial_dirname,
 )
 from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
@@ -101,7 +103,7 @@ def check_trusted(location: RunLocation, trainable: str) -> dict[str, Any]:
         )
     if location.is_local:
         root = location.uri
-        for name in ("", SWEEP_FILE, SPEC_FILE, STUDY_FILE, TRIALS_FILE, EPOCHS_FILE, PROGRESS_FILE):
+        for name in ("", SWEEP_FILE, SPEC_FILE, STUDY_FILE, SQLITE_STUDY_FILE, TRIALS_FILE, EPOCHS_FILE, PROGRESS_FILE):
             path = os.path.join(root, name) if name else root
             try:
                 info = os.stat(path)
@@ -141,19 +143,35 @@ def validate_records(location: RunLocation) -> None:
             raise RunDirError(f"{location.uri}/{PROGRESS_FILE}: not readable ({exc}); delete it (it only holds the progress lines' reference)") from None
 
 
-def load_study(study_name: str, storage_url: str, shown_as: str) -> Any:
-    """The sweep's Optuna study (RunDirError naming ``shown_as`` when it cannot be read)."""
+def load_study(study_name: str, path: str | os.PathLike[str], shown_as: str) -> Any:
+    """The sweep's Optuna study from its file (RunDirError naming ``shown_as`` when it cannot be read).
+
+    ``path``: a journal file (``study.journal``) or an SQLite file (``*.db``, sweeps made
+    before the journal); an ``sqlite:///`` URL is taken too.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = os.fspath(path)
+    if name.startswith("sqlite:///"):
+        name = name[len("sqlite:///") :]
+    study_file = os.path.basename(shown_as)
+    if not name.endswith(".db"):
+        with open(name, "rb") as journal:
+            journal.seek(0, os.SEEK_END)
+            size = journal.tell()
+            journal.seek(max(0, size - 1))
+            if size and journal.read(1) != b"\n":
+                # The journal ends inside a record: cut short by a full disk or a bad copy.
+                raise RunDirError(f"{shown_as}: not a readable Optuna study (its last record is cut short); {_fix_hint(study_file)}")
     try:
-        study = optuna.load_study(study_name=study_name, storage=optuna.storages.RDBStorage(storage_url, skip_compatibility_check=False))
+        study = optuna.load_study(study_name=study_name, storage=study_storage(name))
         study.get_trials(deepcopy=False)
     except KeyError:
-        raise RunDirError(f"{shown_as}: holds no study named {study_name!r}; {_fix_hint(STUDY_FILE)}") from None
-    except Exception as exc:  # noqa: BLE001 - sqlite/sqlalchemy raise many types for a damaged file
+        raise RunDirError(f"{shown_as}: holds no study named {study_name!r}; {_fix_hint(study_file)}") from None
+    except Exception as exc:  # noqa: BLE001 - sqlite/sqlalchemy and the journal's decoder raise many types for a damaged file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{shown_as}: not a readable Optuna study ({first}); {_fix_hint(STUDY_FILE)}") from None
+        raise RunDirError(f"{shown_as}: not a readable Optuna study ({first}); {_fix_hint(study_file)}") from None
     return study
 
 

@@ -170,7 +170,8 @@ class ParetoOptunaSearch(OptunaSearch):
     Args:
         spec: The validated sweep spec (objectives, constraints, space, sampler, seed).
         study_name: A name unique to this sweep.
-        storage: Optuna storage URL (e.g. ``sqlite:///runs/x/study.db``) or ``None`` for memory.
+        storage: Optuna storage: a storage object (the sweep's journal file), an URL (e.g.
+            ``sqlite:///runs/x/study.db``), or ``None`` for memory.
         num_samples: The sweep's total: no trial is asked for once the study counts this many.
         continuations: Unfinished trials of an interrupted sweep, suggested first.
         defer_tells: Hold each outcome until :meth:`commit` (the results recorder calls it once
@@ -185,7 +186,7 @@ class ParetoOptunaSearch(OptunaSearch):
         self,
         spec: Spec,
         study_name: str,
-        storage: str | None = None,
+        storage: str | optuna.storages.BaseStorage | None = None,
         num_samples: int | None = None,
         continuations: Sequence[Continuation] = (),
         defer_tells: bool = False,
@@ -194,7 +195,7 @@ class ParetoOptunaSearch(OptunaSearch):
         refusal_limit: int = REFUSAL_LIMIT,
     ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        ot_storage = optuna.storages.RDBStorage(storage) if storage else None
+        ot_storage = optuna.storages.RDBStorage(storage) if isinstance(storage, str) else storage
         super().__init__(
             space=define_by_run(spec),
             metric=spec.metrics,

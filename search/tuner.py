@@ -23,7 +23,21 @@ from ray.tune.search import ConcurrencyLimiter
 from search.progress import ProgressPrinter
 from search.recorder import ResultsRecorder
 from search.resume import ResumePlan, check_trusted, load_study, plan_resume, validate_records
-from search.rundir import CACHE_DIR, PROGRESS_FILE, SPEC_FILE, STUDY_FILE, SWEEP_FILE, TRIALS_FILE, RunDirError, RunLocation, run_location, trial_dirname
+from search.rundir import (
+    CACHE_DIR,
+    PROGRESS_FILE,
+    SPEC_FILE,
+    SQLITE_STUDY_FILE,
+    STUDY_FILE,
+    SWEEP_FILE,
+    TRIALS_FILE,
+    RunDirError,
+    RunLocation,
+    run_location,
+    study_address,
+    study_storage,
+    trial_dirname,
+)
 from search.schedulers import make_scheduler
 from search.searcher import ParetoOptunaSearch, counts_as_trial
 from search.spec import Spec, spec_to_yaml
@@ -50,6 +64,9 @@ class Sweep:
     spec: Spec
     location: RunLocation
     study_name: str
+    #: The study's file in the run dir: ``study.journal``, or ``study.db`` for sweeps made
+    #: before the journal (what ``sweep.json`` names).
+    study_file: str = STUDY_FILE
 
     @property
     def name(self) -> str:
@@ -70,14 +87,24 @@ class Sweep:
         return self.location.local_dir(self.study_name)
 
     @property
+    def study_path(self) -> Path:
+        """The driver-local study file."""
+        return self.local_dir / self.study_file
+
+    @property
     def study_url(self) -> str:
-        return f"sqlite:///{self.local_dir / STUDY_FILE}"
+        """The study as optuna-dashboard takes it (a journal file's path, or an SQLite URL)."""
+        return study_address(self.study_path)
+
+    def study_storage(self) -> Any:
+        """The study's Optuna storage (journal file, or SQLite for older sweeps)."""
+        return study_storage(self.study_path)
 
     def upload_study(self) -> None:
         """Copy the local study to an object-store run dir (a no-op for local run dirs)."""
-        path = self.local_dir / STUDY_FILE
+        path = self.study_path
         if not self.location.is_local and path.exists():
-            self.location.write_bytes(STUDY_FILE, path.read_bytes())
+            self.location.write_bytes(self.study_file, path.read_bytes())
 
 
 def check_run_dir(spec: Spec, storage: str | None = None, name: str | None = None, resume: bool = False) -> None:
@@ -98,7 +125,7 @@ def check_run_dir(spec: Spec, storage: str | None = None, name: str | None = Non
         _check_same_spec(spec, location, location.uri)
         validate_records(location)
         if location.is_local:
-            _check_study(location, meta["study_name"])
+            _check_study(location, meta["study_name"], study_file=_study_file(meta))
     if not resume and has_sweep:
         raise RunDirError(
             f"{location.uri} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
@@ -123,13 +150,13 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
         meta = check_trusted(location, spec.trainable)
         _check_same_spec(spec, location, location.uri)
         validate_records(location)
-        sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"])
-        local_study = sweep.local_dir / STUDY_FILE
-        if not location.is_local and not local_study.exists() and location.exists(STUDY_FILE):
+        sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"], study_file=_study_file(meta))
+        local_study = sweep.study_path
+        if not location.is_local and not local_study.exists() and location.exists(sweep.study_file):
             # Resuming on another machine: start from the study copy in the run dir.
             local_study.parent.mkdir(parents=True, exist_ok=True)
-            local_study.write_bytes(location.read_bytes(STUDY_FILE))
-        _check_study(location, sweep.study_name, local_study)
+            local_study.write_bytes(location.read_bytes(sweep.study_file))
+        _check_study(location, sweep.study_name, local_study, sweep.study_file)
         # The size it resumes with (run.num_samples, run.max_concurrent) is the size it has now.
         location.write_text(SPEC_FILE, spec_to_yaml(spec))
         return sweep
@@ -150,15 +177,23 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
 _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
 
 
-def _check_study(location: RunLocation, study_name: str, path: Path | None = None) -> None:
+def _study_file(meta: dict[str, Any]) -> str:
+    """The study file a run dir's ``sweep.json`` names (``study.db`` for the oldest, which name none)."""
+    name = meta.get("study_storage", SQLITE_STUDY_FILE)
+    if name not in (STUDY_FILE, SQLITE_STUDY_FILE):
+        raise RunDirError(f"sweep.json names the study file {name!r}; expected {STUDY_FILE} or {SQLITE_STUDY_FILE}")
+    return name
+
+
+def _check_study(location: RunLocation, study_name: str, path: Path | None = None, study_file: str = STUDY_FILE) -> None:
     """The run dir's study must be there and readable (checked before anything is written)."""
-    path = path or Path(location.uri) / STUDY_FILE
-    shown = f"{location.uri}/{STUDY_FILE}"
+    path = path or Path(location.uri) / study_file
+    shown = f"{location.uri}/{study_file}"
     if not path.exists() and not location.exists(TRIALS_FILE):
         return  # stopped before its first trial: the study is created when the sweep starts
     if not path.is_file() or path.stat().st_size == 0:
         raise RunDirError(f"{shown}: missing or empty although trials ran; restore it from a backup, or start a new sweep with --name")
-    load_study(study_name, f"sqlite:///{path}", shown)
+    load_study(study_name, path, shown)
 
 
 def _check_same_spec(spec: Spec, location: RunLocation, run_dir: str) -> None:
@@ -240,9 +275,9 @@ def reuse_actors(spec: Spec, on_cluster: bool) -> bool:
 
 def plan_sweep_resume(sweep: Sweep) -> ResumePlan:
     """Reconcile a reopened sweep's study with its record; list the trials to continue."""
-    if not (sweep.local_dir / STUDY_FILE).exists():
+    if not sweep.study_path.exists():
         return ResumePlan()  # stopped before its first trial
-    study = load_study(sweep.study_name, sweep.study_url, f"{sweep.run_dir}/{STUDY_FILE}")
+    study = load_study(sweep.study_name, sweep.study_path, f"{sweep.run_dir}/{sweep.study_file}")
     spec = sweep.spec
     plan = plan_resume(sweep.location, study, list(spec.metrics), list(spec.constraints))
     counted = sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
@@ -292,7 +327,7 @@ def build_tuner(
     searcher = ParetoOptunaSearch(
         spec,
         study_name=sweep.study_name,
-        storage=sweep.study_url,
+        storage=sweep.study_storage(),
         num_samples=spec.num_samples,
         continuations=continuations,
         defer_tells=True,

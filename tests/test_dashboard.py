@@ -42,6 +42,7 @@ from analysis.results import completed_mask, full_budget_mask, load_run, numeric
 from search.searcher import tell_outcome
 from trainables.report import REFUSED_STATE
 from tests.conftest import ROOT
+from search.rundir import STUDY_FILE, study_address, study_storage
 
 METRICS = ["val_accuracy", "macs"]
 
@@ -200,7 +201,7 @@ def test_dashboard_shows_the_unit_study_constraints(told_study):
 
 
 # --------------------------------------------------------------------------------------------
-# End to end: a real quickstart sweep (product CLI), its study.db served by the real dashboard
+# End to end: a real quickstart sweep (product CLI), its study file served by the real dashboard
 # --------------------------------------------------------------------------------------------
 
 SWEEP_CONSTRAINTS = ["macs <= 8000", "val_accuracy >= 0.6"]
@@ -222,10 +223,13 @@ def sweep(tmp_path_factory):
     run = load_run(run_dir)
     assert [c.text for c in run.spec.constraints] == SWEEP_CONSTRAINTS
     meta = json.loads((run_dir / "sweep.json").read_text())
-    url = f"sqlite:///{run_dir / 'study.db'}"
-    with dashboard(url) as base:
+    # What the sweep prints and the README says: optuna-dashboard RUN_DIR/study.journal (a path:
+    # the dashboard tells a journal file from an SQLite one itself).
+    address = study_address(run_dir / STUDY_FILE)
+    assert address == str(run_dir / "study.journal")
+    with dashboard(address) as base:
         detail = study_detail(base, meta["study_name"])
-    study = optuna.load_study(study_name=meta["study_name"], storage=url)
+    study = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / STUDY_FILE))
     return run, detail, study
 
 

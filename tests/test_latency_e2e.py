@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from search.run import main
+from search.rundir import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,7 @@ def test_trials_report_measured_latency_and_the_study_optimises_it(tmp_path):
         assert row["throughput_sps"] > 0 and row["latency_device"] == "cpu (1 thread)"
     assert all(r["latency_ms"] > 0 for r in epochs)  # every report is timed (ASHA / MO-ASHA rungs need it)
     meta = json.loads((run_dir / "sweep.json").read_text())
-    study = optuna.load_study(study_name=meta["study_name"], storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / STUDY_FILE))
     assert study.metric_names == ["val_accuracy", "latency_ms"]
     by_id = {r["trial_id"]: r for r in trials}
     for t in study.trials:

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from search.mo_asha import rung_milestones
 from search.run import main
 from pathlib import Path
+from search.rundir import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ def mo_asha_sweep(tmp_path_factory):
     code = main(argv)
     run_dir = tmp / "quickstart"
     meta = json.loads((run_dir / "sweep.json").read_text())
-    study = optuna.load_study(study_name=meta["study_name"], storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / STUDY_FILE))
     trials = {t["trial_id"]: t for t in pq.read_table(run_dir / "trials.parquet").to_pylist()}
     epochs = pq.read_table(run_dir / "epochs.parquet").to_pylist()
     return code, trials, epochs, study

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, tiny_spec
+from search.rundir import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ def test_sweep_results_on_s3_are_read_back_by_analysis(tmp_path, s3_endpoint):
     assert run.epochs is not None and run.epochs.num_rows == 3 * 3
     assert run.spec.name == "tiny"
     keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").list_objects_v2(Bucket="sweeps")["Contents"]}
-    assert {"runs/tiny/study.db", "runs/tiny/spec.yaml", "runs/tiny/trials.parquet"} <= keys
+    assert {f"runs/tiny/{STUDY_FILE}", "runs/tiny/spec.yaml", "runs/tiny/trials.parquet"} <= keys
     assert not (tmp_path / "runs").exists()
 
 
@@ -120,9 +121,9 @@ def test_sigterm_then_resume_on_another_machine_keeps_s3_results(tmp_path, s3_en
         ), (after[trial_id], before[trial_id])
     epochs = [(e["trial_id"], e["epoch"]) for e in _s3_rows("epochs.parquet")]
     assert len(epochs) == len(set(epochs)) and sorted(epochs) == sorted((t, e) for t in after for e in range(1, 21))
-    local = next((tmp_path / "cache-b").rglob("study.db"))
+    local = next((tmp_path / "cache-b").rglob(STUDY_FILE))
     study_name = local.parent.name
-    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{local}")
+    study = optuna.load_study(study_name=study_name, storage=study_storage(local))
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     by_ray = {t.user_attrs["ray_trial_id"]: t for t in study.trials if t.state == TrialState.COMPLETE}
     assert sorted(by_ray) == sorted(after) and all(by_ray[k].values == [after[k]["val_accuracy"], after[k]["macs"]] for k in after)

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from search.searcher import ORPHAN_ATTR, RAY_TRIAL_ATTR
 from tests.conftest import ROOT
+from search.rundir import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -164,7 +165,7 @@ def test_stopped_sweep_resumes_without_changing_what_finished(sig, tmp_path):
     assert continued_from_checkpoint >= 1, "a trial running at the stop continued from its checkpoint"
 
     meta = json.loads((run_dir / "sweep.json").read_text())
-    study = optuna.load_study(study_name=meta["study_name"], storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / STUDY_FILE))
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     counted = {t.user_attrs[RAY_TRIAL_ATTR]: t for t in study.trials if not t.user_attrs.get(ORPHAN_ATTR)}
     assert sorted(counted) == sorted(after), "one Optuna trial per trial of the run dir"

@@ -14,6 +14,7 @@ import yaml
 
 from search.run import main
 from tests.conftest import ROOT, tiny_spec
+from search.rundir import STUDY_FILE
 
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 #: Every test here damages a copy of a real sweep's run dir (the module fixture runs one through Ray).
@@ -60,9 +61,9 @@ DAMAGE = {
     "trials.parquet truncated": ("trials.parquet", _truncate),
     "trials.parquet empty": ("trials.parquet", lambda p: p.write_bytes(b"")),
     "epochs.parquet garbage": ("epochs.parquet", lambda p: p.write_bytes(b"PAR1 not really parquet")),
-    "study.db garbage": ("study.db", lambda p: p.write_bytes(os.urandom(4096))),
-    "study.db empty": ("study.db", lambda p: p.write_bytes(b"")),
-    "study.db truncated": ("study.db", _truncate),
+    "study garbage": (STUDY_FILE, lambda p: p.write_bytes(os.urandom(4096))),
+    "study empty": (STUDY_FILE, lambda p: p.write_bytes(b"")),
+    "study truncated": (STUDY_FILE, _truncate),
     "sweep.json garbage": ("sweep.json", lambda p: p.write_text('{"study_name": ')),
     "spec.yaml garbage": ("spec.yaml", lambda p: p.write_text("name: [unclosed\n")),
     "progress.json garbage": ("progress.json", lambda p: p.write_text("{")),
@@ -85,11 +86,11 @@ def test_damaged_file_stops_resume_with_one_line_and_touches_nothing(case, copy,
 
 def test_world_writable_or_foreign_run_dir_is_refused(copy, capsys, monkeypatch):
     spec, storage, run_dir = copy
-    os.chmod(run_dir / "study.db", 0o666)
+    os.chmod(run_dir / STUDY_FILE, 0o666)
     assert main([str(spec), "--storage", str(storage), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "study.db is writable by every user" in err and "chmod o-w" in err
-    os.chmod(run_dir / "study.db", 0o644)
+    assert f"{STUDY_FILE} is writable by every user" in err and "chmod o-w" in err
+    os.chmod(run_dir / STUDY_FILE, 0o644)
     uid = os.getuid()
     monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # the run dir now belongs to "another user"
     assert main([str(spec), "--storage", str(storage), "--resume"]) == 2
@@ -143,3 +144,28 @@ def test_analysis_of_a_damaged_trials_table_is_one_line(copy):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert lines[0].startswith("error: ") and "trials.parquet" in lines[0], lines
+
+
+def test_a_run_dir_with_an_sqlite_study_from_an_earlier_release_resumes_on_it(copy, capsys):
+    """Run dirs made before the journal hold study.db (named in sweep.json): --resume keeps using it."""
+    import json
+
+    import optuna
+
+    from search.rundir import SQLITE_STUDY_FILE, study_storage
+
+    spec, storage, run_dir = copy
+    meta = json.loads((run_dir / "sweep.json").read_text())
+    optuna.copy_study(
+        from_study_name=meta["study_name"], from_storage=study_storage(run_dir / STUDY_FILE),
+        to_storage=f"sqlite:///{run_dir / SQLITE_STUDY_FILE}",
+    )
+    (run_dir / STUDY_FILE).unlink()
+    meta["study_storage"] = SQLITE_STUDY_FILE
+    (run_dir / "sweep.json").write_text(json.dumps(meta))
+    before = [(t.number, t.params, t.values) for t in optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / SQLITE_STUDY_FILE)).trials]
+    assert main([str(spec), "--storage", str(storage), "--resume", "--num-samples", "6", "--quiet", "--num-cpus", "2"]) == 0, capsys.readouterr().err
+    assert not (run_dir / STUDY_FILE).exists()  # no journal next to it
+    after = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / SQLITE_STUDY_FILE)).trials
+    assert [(t.number, t.params, t.values) for t in after[: len(before)]] == before  # kept as they were
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in after) == 6

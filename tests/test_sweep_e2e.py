@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from search.run import main
 from tests.conftest import tiny_spec
+from search.rundir import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,7 @@ def asha_sweep(tmp_path_factory):
 def test_sweep_writes_the_run_dir(asha_sweep):
     code, run_dir = asha_sweep
     assert code == 0
-    for name in ("spec.yaml", "sweep.json", "study.db", "trials.parquet", "epochs.parquet"):
+    for name in ("spec.yaml", "sweep.json", STUDY_FILE, "trials.parquet", "epochs.parquet"):
         assert (run_dir / name).exists(), name
     trials = pq.read_table(run_dir / "trials.parquet").to_pylist()
     assert len(trials) == 8 and len({t["trial_id"] for t in trials}) == 8
@@ -64,7 +65,7 @@ def test_asha_stopped_trials_are_pruned_in_optuna(asha_sweep):
     _, run_dir = asha_sweep
     trials = {t["trial_id"]: t for t in pq.read_table(run_dir / "trials.parquet").to_pylist()}
     meta = json.loads((run_dir / "sweep.json").read_text())
-    study = optuna.load_study(study_name=meta["study_name"], storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / STUDY_FILE))
     states = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert set(states) == set(trials)
     stopped = [tid for tid, t in trials.items() if t["budget_fraction"] < 1]
