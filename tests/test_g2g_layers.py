@@ -228,11 +228,14 @@ def test_block_layer_without_bias_equals_masked_dense():
 
 @pytest.mark.parametrize("grouping", GROUPINGS)
 @pytest.mark.parametrize("groups, fan_in", [(4, 2), (8, 3), (2, 1)])
-def test_the_group_major_training_chain_equals_the_layer_by_layer_path(grouping, groups, fan_in):
+@pytest.mark.parametrize("frontend", ["flatten", "patch"])
+def test_the_group_major_training_chain_equals_the_layer_by_layer_path(grouping, groups, fan_in, frontend):
     """Training runs the hidden layers feature-major (no per-layer transpose or unit scatter);
-    outputs and every gradient equal the batch-major path, also after a block moves."""
+    outputs and every gradient equal the batch-major path, also after a block moves. With the
+    patch front end the first layer's input gradient (batch-major gather) is checked too."""
     info = DataInfo("synthetic", (3, 4, 4), 10, 100, 10, 10)
-    cfg = ModelConfig(width=48, depth=3, groups=groups, grouping=grouping, granularity="block", block_fan_in=fan_in)
+    cfg = ModelConfig(width=48, depth=3, groups=groups, grouping=grouping, granularity="block", block_fan_in=fan_in,
+                      frontend=frontend, patch_channels=6)
     net = G2GNet(cfg, info, torch.Generator().manual_seed(4)).train()
     x = torch.randn(9, 3, 4, 4, generator=torch.Generator().manual_seed(5))
 

@@ -80,16 +80,26 @@ class GroupMajorBlockMatmul(torch.autograd.Function):
     form the ``G × K × batch`` input of the batched matmul. The output is ``G × out_per_group ×
     batch`` viewed as ``n_out × batch`` in output-group order.
 
+    With ``batch_major`` the input is ``batch × rows`` instead (the chain's first layer reads
+    the front end's output so): the gather copies each sample's chunks and the matmul reads
+    the result through a transposed view, which saves transposing the whole input first.
+
     The backward is written out so it saves only the gathered input and the weight, skips
     the input gradient when nothing upstream needs it (the first layer), and scatter-adds the
     input gradient once.
     """
 
     @staticmethod
-    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, index: Tensor, chunk: int) -> Tensor:
+    def forward(
+        ctx, h: Tensor, weight: Tensor, bias: Tensor | None, index: Tensor, chunk: int, batch_major: bool = False
+    ) -> Tensor:
         groups, k, out_per_group = weight.shape
-        batch = h.shape[1]
-        gathered = h.view(-1, chunk, batch).index_select(0, index).view(groups, k, batch)
+        if batch_major:
+            batch = h.shape[0]
+            gathered = h.view(batch, -1, chunk).index_select(1, index).view(batch, groups, k).permute(1, 2, 0)
+        else:
+            batch = h.shape[1]
+            gathered = h.view(-1, chunk, batch).index_select(0, index).view(groups, k, batch)
         ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
         device = h.device.type
         if torch.is_autocast_enabled(device):
@@ -103,7 +113,7 @@ class GroupMajorBlockMatmul(torch.autograd.Function):
             w = weight.transpose(1, 2)
             out = torch.bmm(w, gathered) if bias is None else torch.baddbmm(bias, w, gathered)
         ctx.save_for_backward(gathered, weight, index)
-        ctx.chunk, ctx.rows = chunk, h.shape[0]
+        ctx.chunk, ctx.rows, ctx.batch_major = chunk, h.shape[1] if batch_major else h.shape[0], batch_major
         return out.view(groups * out_per_group, batch)
 
     @staticmethod
@@ -119,11 +129,17 @@ class GroupMajorBlockMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b = g.sum(2, keepdim=True).to(bias_dtype)
         if ctx.needs_input_grad[0]:
-            grad_gathered = torch.bmm(weight, g).view(-1, ctx.chunk, batch)
-            grad_h = grad.new_zeros((ctx.rows // ctx.chunk, ctx.chunk, batch), dtype=grad_gathered.dtype)
-            grad_h.index_add_(0, index, grad_gathered)
-            grad_h = grad_h.view(ctx.rows, batch).to(h_dtype)
-        return grad_h, grad_w, grad_b, None, None
+            grad_gathered = torch.bmm(weight, g)
+            if ctx.batch_major:
+                grad_gathered = grad_gathered.permute(2, 0, 1).reshape(batch, -1, ctx.chunk)
+                grad_h = grad.new_zeros((batch, ctx.rows // ctx.chunk, ctx.chunk), dtype=grad_gathered.dtype)
+                grad_h.index_add_(1, index, grad_gathered)
+                grad_h = grad_h.view(batch, ctx.rows).to(h_dtype)
+            else:
+                grad_h = grad.new_zeros((ctx.rows // ctx.chunk, ctx.chunk, batch), dtype=grad_gathered.dtype)
+                grad_h.index_add_(0, index, grad_gathered.view(-1, ctx.chunk, batch))
+                grad_h = grad_h.view(ctx.rows, batch).to(h_dtype)
+        return grad_h, grad_w, grad_b, None, None, None
 
 
 class BlockSparseLinear(nn.Module):
@@ -305,12 +321,14 @@ class BlockSparseLinear(nn.Module):
         bias = self.bias if self.out_contiguous else self.bias.index_select(0, self.out_index.reshape(-1))
         return bias.view(self.groups, self.out_per_group, 1)
 
-    def forward_group_major(self, h: Tensor, position: Tensor | None = None) -> Tensor:
+    def forward_group_major(self, h: Tensor, position: Tensor | None = None, batch_major: bool = False) -> Tensor:
         """The layer on feature-major activations, ``n_in × batch`` in, ``n_out × batch`` out.
 
         Args:
             h: Inputs, one row per input unit, in any order that ``position`` describes.
             position: Row of ``h`` holding each input unit; ``None`` for unit order.
+            batch_major: ``h`` is ``batch × n_in`` (a chain's first layer); the output is
+                feature-major all the same.
 
         Returns:
             Outputs in output-group order: row ``r`` holds unit ``out_index.reshape(-1)[r]``
@@ -318,7 +336,7 @@ class BlockSparseLinear(nn.Module):
             of each unit for the next layer.
         """
         index, chunk = self.read_plan(position)
-        return GroupMajorBlockMatmul.apply(h.contiguous(), self.weight, self.grouped_bias(), index, chunk)
+        return GroupMajorBlockMatmul.apply(h.contiguous(), self.weight, self.grouped_bias(), index, chunk, batch_major)
 
     def extra_repr(self) -> str:
         return (

@@ -147,12 +147,12 @@ class G2GNet(nn.Module):
         return self.classifier(x)
 
     def _forward_group_major(self, x: torch.Tensor) -> torch.Tensor:
-        # One transpose in; the chain stays features × batch; the last layer's output-group
-        # order is folded into the classifier's columns instead of being undone.
-        h = x.t().contiguous()
-        position = None
-        for layer in self.hidden:
-            h = torch.relu(layer.forward_group_major(h, position))
+        # The first layer gathers from the batch-major input; the chain then stays features ×
+        # batch; the last layer's output-group order is folded into the classifier's columns
+        # instead of being undone.
+        h, position = x, None
+        for i, layer in enumerate(self.hidden):
+            h = torch.relu(layer.forward_group_major(h, position, batch_major=i == 0))
             position = None if layer.out_contiguous else layer.out_inverse
         weight = self.classifier.weight
         if position is not None:
