@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--frontend", choices=("flatten", "patch"), default="flatten")
     parser.add_argument("--samples", type=int, default=8192)
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per network (after one warm-up)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per network (after one warm-up)")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--groups", type=int, default=8)
