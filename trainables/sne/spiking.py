@@ -146,15 +146,16 @@ class LIFSequence(torch.autograd.Function):
             a[t].add_(a[t + 1], alpha=b)
         grad_beta = grad_threshold = None
         if want_beta or want_threshold:
-            later, fired = _flat(a[1:]), _flat(spikes[:-1])
-            a_fired = torch.dot(later, fired)
+            # Each sum reads a[1:] once: Σ a[1:], Σ a[1:]·s[:-1] and (for beta) Σ a[1:]·x[:-1].
+            later = _flat(a[1:])
+            a_fired = torch.dot(later, _flat(spikes[:-1]))
+            sum_later = later.sum()
             if want_threshold:
-                # -Σ g·σ' = -Σ_t (a[t] - beta·a[t+1]) = -(Σ a - beta·Σ a[1:]).
-                sum_later = later.sum()
-                grad_threshold = -(_flat(a).sum() - b * sum_later + b * a_fired)
+                # -Σ g·σ' = -Σ_t (a[t] - beta·a[t+1]) = -(a[0] + (1 - beta)·Σ a[1:]).
+                grad_threshold = -(a[0].sum() + (1 - b) * sum_later + b * a_fired)
             if want_beta:
                 # v[t] = x[t] + threshold·(1 - s[t])
-                grad_beta = torch.dot(later, _flat(x[:-1])) + thr * (later.sum() - a_fired)
+                grad_beta = torch.dot(later, _flat(x[:-1])) + thr * (sum_later - a_fired)
         return a, grad_beta, grad_threshold, None
 
 
