@@ -96,8 +96,8 @@ class SpikingStudent(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``N x C x H x W`` images -> ``N x out_dim`` (time-averaged readout when spiking)."""
         h = x.flatten(1) if self.shape == "mlp" else x
-        # (The first conv's output is what turns channels-last: its input's single channel
-        # makes both layouts the same.)
+        # The first conv reads the input as given (a one-channel image is both layouts at
+        # once); its output is what turns channels-last, and every later layer keeps it.
         nhwc = self.training and self.channels_last_training and self.shape == "conv"
         if not self.spiking:
             for i, (layer, norm, lif) in enumerate(zip(self.layers, self.norms, self.lifs)):
