@@ -6,7 +6,7 @@ experiment state are not read): it starts a fresh Tune run from three records â€
 * ``trials.parquet``: which trials finished (TERMINATED, stopped early, or ERROR after their
   retries: ``trainables.report.FINAL_STATES``). The results recorder writes a trial's final row *before* its outcome is told to the
   study, so this file is the one record of what finished.
-* ``study.db``: the Optuna study. Outcomes the record holds but the study lacks (a driver
+* ``study.journal`` (``study.db`` in older run dirs): the Optuna study. Outcomes the record holds but the study lacks (a driver
   killed between the two writes) are told to it from the record.
 * The trial dirs' checkpoints: every unfinished trial (running, or only suggested, at the
   interruption) is continued by a new Ray trial with the same Optuna trial and parameters, from
