@@ -125,7 +125,7 @@ def check_run_dir(spec: Spec, storage: str | None = None, name: str | None = Non
         _check_same_spec(spec, location, location.uri)
         validate_records(location)
         if location.is_local:
-            _check_study(location, meta["study_name"], study_file=_study_file(meta))
+            _check_study(location, meta["study_name"], study_file=_study_file(meta, location))
     if not resume and has_sweep:
         raise RunDirError(
             f"{location.uri} already holds a sweep: pass --resume to continue it, or --name NEW (or --storage DIR) to start another"
@@ -150,7 +150,7 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
         meta = check_trusted(location, spec.trainable)
         _check_same_spec(spec, location, location.uri)
         validate_records(location)
-        sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"], study_file=_study_file(meta))
+        sweep = Sweep(spec=spec, location=location, study_name=meta["study_name"], study_file=_study_file(meta, location))
         local_study = sweep.study_path
         if not location.is_local and not local_study.exists() and location.exists(sweep.study_file):
             # Resuming on another machine: start from the study copy in the run dir.
@@ -177,11 +177,14 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
 _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
 
 
-def _study_file(meta: dict[str, Any]) -> str:
+def _study_file(meta: dict[str, Any], location: RunLocation) -> str:
     """The study file a run dir's ``sweep.json`` names (``study.db`` for the oldest, which name none)."""
     name = meta.get("study_storage", SQLITE_STUDY_FILE)
     if name not in (STUDY_FILE, SQLITE_STUDY_FILE):
-        raise RunDirError(f"sweep.json names the study file {name!r}; expected {STUDY_FILE} or {SQLITE_STUDY_FILE}")
+        raise RunDirError(
+            f"{location.uri}/{SWEEP_FILE}: names the study file {name!r}, expected {STUDY_FILE} or {SQLITE_STUDY_FILE}; "
+            "restore sweep.json from a backup, or start a new sweep with --name"
+        )
     return name
 
 

@@ -169,3 +169,17 @@ def test_a_run_dir_with_an_sqlite_study_from_an_earlier_release_resumes_on_it(co
     after = optuna.load_study(study_name=meta["study_name"], storage=study_storage(run_dir / SQLITE_STUDY_FILE)).trials
     assert [(t.number, t.params, t.values) for t in after[: len(before)]] == before  # kept as they were
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in after) == 6
+
+
+def test_a_sweep_json_naming_an_unknown_study_file_stops_resume_with_one_line(copy, capsys):
+    import json
+
+    spec, storage, run_dir = copy
+    meta = json.loads((run_dir / "sweep.json").read_text())
+    meta["study_storage"] = "study.pickle"
+    (run_dir / "sweep.json").write_text(json.dumps(meta))
+    before = _digest(run_dir)
+    assert main([str(spec), "--storage", str(storage), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{run_dir}/sweep.json" in err and "'study.pickle'" in err, err
+    assert _digest(run_dir) == before
