@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,11 @@ from analysis.bundle import CARD_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_
 from trainables.registry import metric_table
 from trainables.report import format_number
 
-__all__ = ["card_metrics", "format_card_value", "render_card", "write_card"]
+__all__ = ["CARD_STYLE", "card_metrics", "render_card", "write_card"]
 
-
-def format_card_value(value: Any) -> str:
-    """A value as cards and selection tables show it (missing and NaN as an en dash)."""
-    return format_number(value, missing="–", nan_is_missing=True)
+#: How cards and selection tables write a value: ``format_number(value, **CARD_STYLE)``, with a
+#: missing value (None or NaN) as an en dash.
+CARD_STYLE: Mapping[str, Any] = MappingProxyType({"missing": "–", "nan_is_missing": True})
 
 
 def card_metrics(trainable: str, kind: str | None = None) -> list[str]:
@@ -36,7 +36,7 @@ def card_metrics(trainable: str, kind: str | None = None) -> list[str]:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(format_card_value(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_number(c, **CARD_STYLE) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
     return lines
 
 
@@ -51,7 +51,7 @@ def render_card(bundle: Bundle) -> str:
         "",
         f"Pick {bundle.pick}: {bundle.rule}.",
         f"Sweep `{bundle.run_dir}`, trainable `{bundle.trainable}`, seed {bundle.seed}, "
-        f"{format_card_value(rec.get('epoch'))} epochs (full budget).",
+        f"{format_number(rec.get('epoch'), **CARD_STYLE)} epochs (full budget).",
         "",
         *_usage_lines(bundle),
         "## Quality",
@@ -61,11 +61,11 @@ def render_card(bundle: Bundle) -> str:
     for metric in card_metrics(bundle.trainable, "quality"):
         if metric in rec:
             again = bundle.reproduced.get(metric) if bundle.reproduced else None
-            rows.append([metrics[metric].axis_label + f" (`{metric}`)", format_card_value(rec.get(metric)), format_card_value(again)])
+            rows.append([metrics[metric].axis_label + f" (`{metric}`)", format_number(rec.get(metric), **CARD_STYLE), format_number(again, **CARD_STYLE)])
     lines += _table(["metric", "recorded by the sweep", "measured again from model.pt"], rows)
     # What the model is compared with (e.g. the teacher an SNE was distilled from): numbers only.
     context = [
-        [info.axis_label + f" (`{name}`)", format_card_value(rec[name])]
+        [info.axis_label + f" (`{name}`)", format_number(rec[name], **CARD_STYLE)]
         for name, info in metrics.items()
         if info.kind == "info" and isinstance(rec.get(name), (int, float)) and not isinstance(rec.get(name), bool)
     ]
@@ -78,7 +78,7 @@ def render_card(bundle: Bundle) -> str:
     else:
         lines += ["", f"Exported weights {bundle.reproduce_note}."]
     lines += ["", "## Costs (per inference sample, as trained)", ""]
-    lines += _table(["cost", "value"], [[metrics[m].axis_label + f" (`{m}`)", format_card_value(rec.get(m))] for m in card_metrics(bundle.trainable, "cost") if m in rec])
+    lines += _table(["cost", "value"], [[metrics[m].axis_label + f" (`{m}`)", format_number(rec.get(m), **CARD_STYLE)] for m in card_metrics(bundle.trainable, "cost") if m in rec])
     lines += _portable_lines(bundle)
     objectives = ", ".join(f"`{m}` ({mode})" for m, mode in bundle.objectives)
     lines += ["", "## On the Pareto front", "", f"Objectives {objectives}; the front of the sweep's {pos['feasible_trials']} feasible full-budget trials has {pos['front_size']} points."]
@@ -93,8 +93,8 @@ def render_card(bundle: Bundle) -> str:
             f"Neighbours on the front: {', '.join(pos['neighbours']) or 'none'}."
         )
         lines.append(
-            f"Without it the front's hypervolume drops by {format_card_value(pos['hypervolume_contribution'])} "
-            f"(of {format_card_value(pos['hypervolume'])}, reference {', '.join(format_card_value(v) for v in pos['reference'])})."
+            f"Without it the front's hypervolume drops by {format_number(pos['hypervolume_contribution'], **CARD_STYLE)} "
+            f"(of {format_number(pos['hypervolume'], **CARD_STYLE)}, reference {', '.join(format_number(v, **CARD_STYLE) for v in pos['reference'])})."
         )
     elif not pos["feasible"]:
         lines.append("This trial violates the spec's constraints, so it is not ranked.")
@@ -105,13 +105,13 @@ def render_card(bundle: Bundle) -> str:
     if bundle.seeds is not None:
         check = bundle.seeds
         lines += ["", f"## Re-trained with {len(check.seeds)} seeds ({', '.join(map(str, check.seeds))})", ""]
-        lines += _table(["metric", "mean ± std", "n"], [[f"`{m}`", f"{format_card_value(s['mean'])} ± {format_card_value(s['std'])}", str(s["n"])] for m, s in check.summary.items()])
+        lines += _table(["metric", "mean ± std", "n"], [[f"`{m}`", f"{format_number(s['mean'], **CARD_STYLE)} ± {format_number(s['std'], **CARD_STYLE)}", str(s["n"])] for m, s in check.summary.items()])
         lines += [""]
         shown = [m for m in check.summary][:5]
         lines += _table(["seed", *shown], [[str(r["seed"]), *(r.get(m) for m in shown)] for r in check.rows])
         lines += ["", f"Sweep: `{check.run_dir}`."]
     lines += ["", "## Configuration (the sweep's searched and fixed parameters; every resolved value is in config.yaml)", ""]
-    lines += _table(["parameter", "value"], [[f"`{k}`", format_card_value(v)] for k, v in bundle.params.items()])
+    lines += _table(["parameter", "value"], [[f"`{k}`", format_number(v, **CARD_STYLE)] for k, v in bundle.params.items()])
     lines += [
         "",
         "## Files",
@@ -139,8 +139,8 @@ def _usage_lines(bundle: Bundle) -> list[str]:
         "## Use it",
         "",
         f"Inputs: `{prep['dtype']}` tensors N × {shape} ({prep['layout']}) of {prep['natural_units']}; "
-        f"the training inputs span [{format_card_value(low)}, {format_card_value(high)}]. The model standardises them itself "
-        f"(per-channel mean {', '.join(format_card_value(v) for v in prep['mean'])}, std {', '.join(format_card_value(v) for v in prep['std'])}, "
+        f"the training inputs span [{format_number(low, **CARD_STYLE)}, {format_number(high, **CARD_STYLE)}]. The model standardises them itself "
+        f"(per-channel mean {', '.join(format_number(v, **CARD_STYLE) for v in prep['mean'])}, std {', '.join(format_number(v, **CARD_STYLE) for v in prep['std'])}, "
         f"from the training split): do not normalise them again. It returns {prep['output']} over "
         f"{len(prep['class_names'])} classes ({', '.join(prep['class_names'][:10])}{', …' if len(prep['class_names']) > 10 else ''}).",
         "",
@@ -208,7 +208,7 @@ def _portable_lines(bundle: Bundle) -> list[str]:
             [
                 ["counted from the ONNX graph, non-zero weights", str(macs["effective"])],
                 ["counted from the ONNX graph, dense", str(macs["dense"])],
-                ["recorded by the sweep (`macs`)", format_card_value(bundle.recorded.get("macs"))],
+                ["recorded by the sweep (`macs`)", format_number(bundle.recorded.get("macs"), **CARD_STYLE)],
             ],
         )
     else:
@@ -216,14 +216,14 @@ def _portable_lines(bundle: Bundle) -> list[str]:
     if portable.get("neurobench"):
         source = "the snntorch import of this graph" if portable["format"] == "nir" else "the model as nn.Linear + nn.ReLU layers"
         lines += ["", f"NeuroBench's figures (per sample, validation split, {source}; see the README for how they differ from ours):", ""]
-        lines += _table(["NeuroBench metric", "value"], [[k, format_card_value(v)] for k, v in portable["neurobench"].items()])
+        lines += _table(["NeuroBench metric", "value"], [[k, format_number(v, **CARD_STYLE)] for k, v in portable["neurobench"].items()])
     elif portable.get("neurobench_error"):
         lines += ["", f"NeuroBench's figures were not computed: {portable['neurobench_error']}."]
     if "val_accuracy" in portable:
         delta = abs(portable["val_accuracy"] - float(recorded)) if recorded is not None else math.nan
         runtime = "onnxruntime" if portable["format"] == "onnx" else "snntorch"
         lines += ["", f"Validation accuracy of `{portable['file']}` run by {runtime} on natural-unit inputs: "
-                  f"{format_card_value(portable['val_accuracy'])} (recorded {format_card_value(recorded)}, |Δ| = {100 * delta:.2f} points)."]
+                  f"{format_number(portable['val_accuracy'], **CARD_STYLE)} (recorded {format_number(recorded, **CARD_STYLE)}, |Δ| = {100 * delta:.2f} points)."]
     elif portable.get("run_error"):
         lines += ["", f"Not run here: {portable['run_error']}."]
     return lines

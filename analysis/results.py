@@ -1,19 +1,24 @@
 """A run dir as tables: trials and per-epoch history, filters, and the Pareto front of a sweep.
 
-Everything here reads what a sweep writes (``spec.yaml``, ``trials.parquet``,
-``epochs.parquet``; see :mod:`search.rundir` for the layout) and nothing else, so it works the
+Everything here reads what a sweep writes (its spec, trials and epoch rows, through the run
+dir's typed records, :class:`search.rundir.RunDir`) and nothing else, so it works the
 same for every trainable family, on a local path or a pyarrow-filesystem URI
 (``s3://bucket/runs/quickstart``), and on a sweep that is still running: the recorder rewrites
 ``trials.parquet`` atomically every few seconds and each call here reads the latest copy.
 
-The one file analysis writes into a run dir is ``analysis.json``: the hypervolume reference
-point of each objective set, derived once (or given) and reused afterwards, so the hypervolume
-of a growing sweep is comparable from one look to the next.
+The one record analysis writes into a run dir is the hypervolume reference point of each
+objective set (:mod:`analysis.reference`), derived once (or given) and reused afterwards, so the
+hypervolume of a growing sweep is comparable from one look to the next.
 
 Compute/render split: :func:`run_front` returns a :class:`RunFront` (plain data: the trials
 that compete, which are feasible, the front, ranks, knee and hypervolume) and
 :func:`hypervolume_trace` a :class:`HypervolumeTrace`; ``analysis.plot`` draws them and
 ``analysis.select`` picks from them.
+
+Why one module (one job): every analysis command starts from the same thing, a run dir read as
+tables and the front of its trials; loading, the row filters and the front are that one job,
+and they share the trial-state and feasibility rules below. The hypervolume reference point is
+:mod:`analysis.reference`'s.
 
 The definitions used here live with what they describe: the trial-state names and what makes a
 trial compete on a front (completed, full budget) in :mod:`trainables.report`
@@ -22,30 +27,27 @@ trial compete on a front (completed, full budget) in :mod:`trainables.report`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import posixpath
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from numpy.typing import ArrayLike
 
-from analysis.pareto import ParetoFront, compute_front, hypervolume_progress, reference_point
-from search.rundir import ANALYSIS_FILE, EPOCHS_FILE, PROGRESS_FILE, SPEC_FILE, TRIALS_FILE, RunDirError, RunLocation, open_run_dir
+from analysis.pareto import ParetoFront, compute_front, hypervolume_progress
+from analysis.columns import ResultsError, check_metrics as _check_metrics, numeric_column
+from analysis.reference import ReferencePoint, common_reference, fix_reference, recorded_reference
+from search.rundir import RunDir, RunDirError
 from search.spec import Constraint, Objective, Spec, SpecError, feasible, load_yaml, parse_spec
-from trainables.files import write_atomic
 from trainables.registry import metric_table
 from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, is_competing, is_full_budget
 
 __all__ = [
-    "ANALYSIS_FILE",
     "COMPLETED_STATE",
     "HypervolumeTrace",
     "ReferencePoint",
@@ -71,26 +73,19 @@ __all__ = [
     "run_front",
 ]
 
-#: Margin of a derived reference point beyond the worst value, as a fraction of the range.
-_REFERENCE_MARGIN = 0.1
-
-
-class ResultsError(Exception):
-    """A user-facing problem with a run dir (missing, not a sweep, unknown metric): one line."""
-
 
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
 
 
-def _location(run_dir: str | os.PathLike[str]) -> RunLocation:
+def _records(run_dir: str | os.PathLike[str]) -> RunDir:
     try:
-        location = open_run_dir(run_dir)
-        location.filesystem  # noqa: B018 - a malformed URI fails here, with one line
+        records = RunDir(run_dir)
+        records.location.filesystem  # noqa: B018 - a malformed URI fails here, with one line
     except RunDirError as exc:
         raise ResultsError(str(exc)) from None
-    return location
+    return records
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,13 +95,14 @@ class RunResults:
     Attributes:
         location: The run dir as given (path or URI).
         name: The run's name (the run dir's last component).
-        spec: The resolved spec the sweep ran with (``spec.yaml``).
-        trials: One row per trial (``trials.parquet``): ``trial_id``, ``state``, ``optuna_trial``,
-            one column per searched or fixed dotted parameter, the report metrics, ``error``,
-            ``retries``, ``checkpoint`` and ``trial_dir``.
-        epochs: One row per report (``epochs.parquet``), or ``None`` before the first report.
+        spec: The resolved spec the sweep ran with.
+        trials: One row per trial: ``trial_id``, ``state``, ``optuna_trial``, one column per
+            searched or fixed dotted parameter, the report metrics, ``error``, ``retries``,
+            ``checkpoint`` and ``trial_dir`` (:mod:`search.rundir.tables`).
+        epochs: One row per report, or ``None`` before the first report.
         filesystem: The pyarrow filesystem of the run dir.
         root: The run dir's path on ``filesystem``.
+        records: The run dir's typed records (:class:`~search.rundir.RunDir`).
     """
 
     location: str
@@ -116,6 +112,7 @@ class RunResults:
     epochs: pa.Table | None
     filesystem: pafs.FileSystem = field(repr=False)
     root: str
+    records: RunDir = field(repr=False)
 
     def path(self, *parts: str) -> str:
         """A path inside the run dir, on :attr:`filesystem`."""
@@ -131,41 +128,43 @@ class RunResults:
         return {name: row[name] for name in self.param_names if row.get(name) is not None}
 
 
-def _load_spec(location: RunLocation, shown: str) -> Spec:
-    if not location.exists(SPEC_FILE):
-        raise ResultsError(f"{shown}: not a run dir (no {SPEC_FILE}); pass the directory a sweep wrote, STORAGE/NAME")
+def _load_spec(records: RunDir, shown: str) -> Spec:
+    spec_file = records.file_name("spec")
+    if not records.has_spec():
+        raise ResultsError(f"{shown}: not a run dir (no {spec_file}); pass the directory a sweep wrote, STORAGE/NAME")
     try:
-        raw = load_yaml(location.read_text(SPEC_FILE))
+        raw = load_yaml(records.read_spec_text())
     except Exception as exc:  # noqa: BLE001 - any unreadable spec is one user-facing line
-        raise ResultsError(f"{shown}/{SPEC_FILE}: cannot read the saved spec ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ResultsError(f"{shown}/{spec_file}: cannot read the saved spec ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     try:
-        return parse_spec(raw, f"{shown}/{SPEC_FILE}", check_sampler=False)
+        return parse_spec(raw, f"{shown}/{spec_file}", check_sampler=False)
     except SpecError as exc:
         raise ResultsError(str(exc)) from None
 
 
-def _read_table(location: RunLocation, name: str, shown: str, required: bool) -> pa.Table | None:
+def _read_table(records: RunDir, name: str, shown: str, required: bool) -> pa.Table | None:
+    """``name`` is ``"trials"`` or ``"epochs"``."""
     try:
-        table = location.read_table(name)
+        table = records.read_trials() if name == "trials" else records.read_epochs()
     except RunDirError as exc:
         raise ResultsError(f"{exc}; the sweep may still be writing it (try again), or the file is damaged") from None
     if table is None and required:
-        raise ResultsError(f"{shown}: no {name} yet (no trial of this sweep has finished or reported)")
+        raise ResultsError(f"{shown}: no {records.file_name(name)} yet (no trial of this sweep has finished or reported)")
     return table
 
 
 def load_trials(run_dir: str | os.PathLike[str]) -> pa.Table:
-    """The latest ``trials.parquet`` of a run dir (path or URI).
+    """The latest trials table of a run dir (path or URI).
 
     Raises:
         ResultsError: If the run dir has no trials table yet, or it cannot be read.
     """
-    return _read_table(_location(run_dir), TRIALS_FILE, os.fspath(run_dir), required=True)  # type: ignore[return-value]
+    return _read_table(_records(run_dir), "trials", os.fspath(run_dir), required=True)  # type: ignore[return-value]
 
 
 def load_epochs(run_dir: str | os.PathLike[str]) -> pa.Table | None:
-    """The latest ``epochs.parquet`` of a run dir, or ``None`` when no trial has reported yet."""
-    return _read_table(_location(run_dir), EPOCHS_FILE, os.fspath(run_dir), required=False)
+    """The latest epochs table of a run dir, or ``None`` when no trial has reported yet."""
+    return _read_table(_records(run_dir), "epochs", os.fspath(run_dir), required=False)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResults:
@@ -181,36 +180,20 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResults:
         ResultsError: If the run dir does not exist, holds no sweep, or no trial has finished.
     """
     shown = os.fspath(run_dir)
-    location = _location(shown)
-    if not location.is_dir():
+    records = _records(shown)
+    if not records.location.is_dir():
         raise ResultsError(f"{shown}: no such run dir")
-    spec = _load_spec(location, shown)
-    trials = _read_table(location, TRIALS_FILE, shown, required=True)
-    epochs = _read_table(location, EPOCHS_FILE, shown, required=False)
-    fs, root = location.filesystem
+    spec = _load_spec(records, shown)
+    trials = _read_table(records, "trials", shown, required=True)
+    epochs = _read_table(records, "epochs", shown, required=False)
+    fs, root = records.location.filesystem
     name = posixpath.basename(root.rstrip("/")) or shown
-    return RunResults(location=shown, name=name, spec=spec, trials=trials, epochs=epochs, filesystem=fs, root=root)  # type: ignore[arg-type]
+    return RunResults(location=shown, name=name, spec=spec, trials=trials, epochs=epochs, filesystem=fs, root=root, records=records)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
 # Columns and filters (boolean masks over the rows of a trials table)
 # --------------------------------------------------------------------------------------------
-
-
-def numeric_column(trials: pa.Table, name: str) -> np.ndarray:
-    """A column as float64, with nulls (and a missing column) as NaN.
-
-    Raises:
-        ResultsError: If the column exists but is not numeric.
-    """
-    if name not in trials.column_names:
-        return np.full(trials.num_rows, np.nan)
-    column = trials.column(name)
-    if pa.types.is_null(column.type):
-        return np.full(trials.num_rows, np.nan)
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
-        raise ResultsError(f"column {name!r} is not numeric ({column.type}); it cannot be an objective or a bound")
-    return pc.fill_null(pc.cast(column, pa.float64()), math.nan).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def completed_mask(trials: pa.Table) -> np.ndarray:
@@ -325,182 +308,6 @@ def parse_objectives(texts: Sequence[str] | None, spec: Spec) -> tuple[Objective
     if len(set(names)) != len(names):
         raise ResultsError(f"--objectives: a metric is listed twice ({' '.join(texts)})")
     return tuple(objectives)
-
-
-def _check_metrics(run: RunResults, metrics: Sequence[str]) -> None:
-    missing = [m for m in metrics if m not in run.trials.column_names]
-    if missing:
-        numeric = [
-            name
-            for name in run.trials.column_names
-            if name not in run.param_names and (pa.types.is_integer(run.trials.schema.field(name).type) or pa.types.is_floating(run.trials.schema.field(name).type))
-        ]
-        raise ResultsError(f"{run.location}: no metric {', '.join(missing)} in this sweep (its metrics: {', '.join(numeric)})")
-
-
-# --------------------------------------------------------------------------------------------
-# Reference point, recorded once per objective set in analysis.json
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReferencePoint:
-    """A hypervolume reference point and where it came from.
-
-    Attributes:
-        objectives: Objective names, in order.
-        directions: ``"max"``/``"min"`` per objective.
-        values: The reference, original units, one per objective.
-        source: How it was obtained (``"recorded in analysis.json"``, ``"derived from …"``,
-            ``"given"``, ``"common: …"``), for printing next to the hypervolume.
-    """
-
-    objectives: tuple[str, ...]
-    directions: tuple[str, ...]
-    values: tuple[float, ...]
-    source: str
-
-    def describe(self) -> str:
-        """``val_accuracy=0.31, energy_uj=0.39 (recorded in analysis.json)``."""
-        pairs = ", ".join(f"{name}={value:.4g}" for name, value in zip(self.objectives, self.values))
-        return f"{pairs} ({self.source})"
-
-
-def _read_analysis_file(run: RunResults) -> dict[str, Any]:
-    path = run.path(ANALYSIS_FILE)
-    if run.filesystem.get_file_info(path).type != pafs.FileType.File:
-        return {"references": []}
-    with run.filesystem.open_input_stream(path) as stream:
-        try:
-            data = json.loads(stream.read().decode())
-        except json.JSONDecodeError:
-            raise ResultsError(f"{path}: not valid JSON; delete it to derive the reference point again") from None
-    data.setdefault("references", [])
-    return data
-
-
-def recorded_reference(run: RunResults, objectives: Sequence[Objective]) -> ReferencePoint | None:
-    """The reference point recorded in the run dir for exactly these objectives and modes."""
-    names = [o.metric for o in objectives]
-    modes = [o.mode for o in objectives]
-    for entry in _read_analysis_file(run)["references"]:
-        if entry.get("objectives") == names and entry.get("directions") == modes:
-            return ReferencePoint(tuple(names), tuple(modes), tuple(float(v) for v in entry["reference"]), f"recorded in {ANALYSIS_FILE}")
-    return None
-
-
-def _progress_reference(run: RunResults, names: Sequence[str]) -> tuple[float, ...] | None:
-    """The reference the sweep's progress lines fixed (``progress.json``), if it is for exactly ``names``."""
-    path = run.path(PROGRESS_FILE)
-    try:
-        if run.filesystem.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with run.filesystem.open_input_stream(path) as stream:
-            reference = json.loads(stream.read().decode()).get("hypervolume_reference") or {}
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
-    if list(reference) != list(names):
-        return None
-    try:
-        values = tuple(float(reference[n]) for n in names)
-    except (TypeError, ValueError):
-        return None
-    return values if all(np.isfinite(values)) else None
-
-
-def _write_analysis_file(run: RunResults, data: Mapping[str, Any]) -> None:
-    text = (json.dumps(data, indent=2) + "\n").encode()
-    write_atomic(run.path(ANALYSIS_FILE), lambda out: out.write(text), filesystem=run.filesystem)
-
-
-def fix_reference(
-    run: RunResults,
-    objectives: Sequence[Objective],
-    given: ArrayLike | None = None,
-    record: bool = True,
-) -> ReferencePoint:
-    """The reference point of a run for these objectives: given, recorded, or derived and recorded.
-
-    For the sweep's own objectives the reference its progress lines used (``progress.json``) is
-    taken, so both report the same hypervolume. Otherwise, derivation, the first time a run is
-    analysed for an objective set: the worst value per
-    objective over all trials with finite objective values (scheduler-stopped and running ones
-    included, so later full-budget trials almost always fall inside it), pushed 10 % of the
-    range outwards (:func:`analysis.pareto.reference_point`). It is then recorded in
-    ``analysis.json`` and reused, so hypervolumes of the same run stay comparable as it grows.
-
-    Args:
-        run: The run.
-        objectives: The objectives, in order.
-        given: An explicit reference (original units); used as is, and recorded only when the
-            run has none for these objectives yet.
-        record: Write a new reference to ``analysis.json`` (a failure to write, e.g. a
-            read-only run dir, is not an error: the reference is then simply not kept).
-
-    Raises:
-        ResultsError: If the reference has the wrong length or is not finite, or if nothing
-            is recorded and no trial has finite values to derive one from.
-    """
-    names = tuple(o.metric for o in objectives)
-    modes = tuple(o.mode for o in objectives)
-    recorded = recorded_reference(run, objectives)
-    if given is not None:
-        values = np.asarray(given, dtype=np.float64).reshape(-1)
-        if values.shape != (len(names),) or not np.isfinite(values).all():
-            raise ResultsError(f"--reference needs {len(names)} finite numbers, one per objective ({', '.join(names)})")
-        point = ReferencePoint(names, modes, tuple(float(v) for v in values), "given")
-        source = "given on the command line"
-    elif recorded is not None:
-        return recorded
-    elif list(modes) == list(run.spec.modes) and (progress := _progress_reference(run, names)) is not None:
-        # The reference the sweep's progress lines used: the same hypervolume in both places.
-        point = ReferencePoint(names, modes, progress, f"the sweep's progress lines' reference ({PROGRESS_FILE})")
-        source = point.source
-    else:
-        _check_metrics(run, names)
-        points = np.column_stack([numeric_column(run.trials, name) for name in names])
-        valid = np.isfinite(points).all(axis=1)
-        if not valid.any():
-            raise ResultsError(f"{run.location}: no trial has finite {', '.join(names)} yet; nothing to derive a reference point from")
-        values = reference_point(points[valid], modes, margin=_REFERENCE_MARGIN)
-        source = f"derived from {int(valid.sum())} trials with finite objectives"
-        point = ReferencePoint(names, modes, tuple(float(v) for v in values), source)
-    if record and recorded is None:
-        data = _read_analysis_file(run)
-        data["references"].append(
-            {
-                "objectives": list(names),
-                "directions": list(modes),
-                "reference": list(point.values),
-                "source": source,
-                "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-        )
-        try:
-            _write_analysis_file(run, data)
-            if given is None:
-                point = ReferencePoint(names, modes, point.values, f"{source}; recorded in {ANALYSIS_FILE}")
-        except OSError:
-            pass  # a read-only run dir: the reference is used, just not kept
-    return point
-
-
-def common_reference(references: Sequence[ReferencePoint]) -> ReferencePoint:
-    """One reference for comparing several runs: per objective, the worst of their references.
-
-    Every run's points that count under its own reference also count under the common one, and
-    the result is the same however often the runs are compared (their references are recorded).
-    """
-    if not references:
-        raise ValueError("common_reference needs at least one reference point")
-    first = references[0]
-    for other in references[1:]:
-        if other.objectives != first.objectives or other.directions != first.directions:
-            raise ValueError("runs compared on one figure must share their objectives and directions")
-    values = np.array([r.values for r in references], dtype=np.float64)
-    worst = np.where(np.array(first.directions) == "max", values.min(axis=0), values.max(axis=0))
-    source = "common: the worst of the runs' references" if len(references) > 1 else first.source
-    return ReferencePoint(first.objectives, first.directions, tuple(float(v) for v in worst), source)
 
 
 # --------------------------------------------------------------------------------------------

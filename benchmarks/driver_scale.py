@@ -133,8 +133,8 @@ def main() -> None:
 
     import ray
 
-    from search.rundir import TRIALS_FILE
-    from search.tuner import build_tuner, prepare_sweep
+    from search.rundir.records import TRIALS_FILE
+    from search.sweep import build_tuner, prepare_sweep
     from trainables.registry import register_trainable
     from trainables.report import COMPLETED_STATE, REFUSED_STATE
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search.cli import fail
-from search.rundir import SPEC_FILE, TRIALS_FILE, RunDirError, open_run_dir
+from search.rundir.records import SPEC_FILE, TRIALS_FILE, RunDirError, open_run_dir
 from search.spec import load_yaml
 from trainables.report import is_competing
 

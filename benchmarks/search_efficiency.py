@@ -117,8 +117,8 @@ def _spec(space: str, arm: str, seed: int, storage: str):
 
 def _ours(spec) -> dict:
     """One sweep on the path ``python -m search.run`` takes; trials in finishing order, epoch rows in time order."""
-    from search.rundir import EPOCHS_FILE, TRIALS_FILE
-    from search.tuner import build_tuner, prepare_sweep
+    from search.rundir.records import EPOCHS_FILE, TRIALS_FILE
+    from search.sweep import build_tuner, prepare_sweep
 
     sweep = prepare_sweep(spec)
     start = time.time()

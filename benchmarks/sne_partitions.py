@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from search.rundir import TRIALS_FILE, open_run_dir
+    from search.rundir.records import TRIALS_FILE, open_run_dir
 
     if args.read:
         run_dir = Path(args.read)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import optuna
 
-    from search.rundir import SQLITE_STUDY_FILE, STUDY_FILE, study_storage
+    from search.rundir.records import SQLITE_STUDY_FILE, STUDY_FILE, study_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result: dict = {"cpu": cpu_model(), "trials": args.trials, "epochs": args.epochs}

@@ -1,6 +1,6 @@
 """What one suggestion of the default sampler costs the driver, from the first trial to the 600th.
 
-Drives the sweep's searcher (``ParetoOptunaSearch``: the spec's sampler on a persisted SQLite
+Drives the sweep's searcher (``SweepSearcher``: the spec's sampler on a persisted SQLite
 study, the refusal check, the curve writes) directly, without Ray or training: two trials run at
 a time (each ask sees one pending trial), and each finished trial is told a synthetic accuracy
 (a smooth function of its config's real static MACs and learning rate, with seeded noise). Costs
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--sampler", default=None, help="sampler name (default: the quickstart's)")
     args = parser.parse_args()
 
-    from search.searcher import ParetoOptunaSearch
+    from search.searcher import SweepSearcher
     from search.space import trial_config
     from search.spec import load_spec
     from trainables.data import check_available
@@ -48,10 +48,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     times: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        from search.rundir import STUDY_FILE, study_storage
+        from search.rundir.records import STUDY_FILE, study_storage
 
         # The sweep's own storage (the journal file a run dir holds).
-        searcher = ParetoOptunaSearch(spec, "suggest-cost", storage=study_storage(Path(tmp) / STUDY_FILE), num_samples=args.trials, data_info=info)
+        searcher = SweepSearcher(spec, "suggest-cost", storage=study_storage(Path(tmp) / STUDY_FILE), num_samples=args.trials, data_info=info)
         running: list[str] = []
         for k in range(args.trials):
             start = time.perf_counter()
@@ -60,7 +60,7 @@ def main() -> None:
             running.append(f"t{k}")
             if len(running) == 2:
                 trial_id = running.pop(0)
-                params = searcher._ot_trials[trial_id].params
+                params = searcher.params_of(trial_id)
                 macs = spec.entry.costs_before_training(trial_config(spec, params), info)["macs"].value
                 lr = params["optim.lr"]
                 accuracy = 0.6 + 0.35 * math.tanh(macs / 8000) - 0.05 * (math.log10(lr) + 2.5) ** 2 + rng.normal(0, 0.01)

@@ -159,8 +159,8 @@ def _measure(results_compute: float, wall: float, workers: int, trials: int) -> 
 
 
 def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
-    from search.rundir import TRIALS_FILE
-    from search.tuner import build_tuner, prepare_sweep
+    from search.rundir.records import TRIALS_FILE
+    from search.sweep import build_tuner, prepare_sweep
     from trainables.report import COMPLETED_STATE
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -49,7 +49,9 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["CandidateDraw", "CostAwareSampler", "StaticObjectives", "draw_value", "ehvi_2d", "random_candidates"]
+from search.samplers import is_feasible_trial
+
+__all__ = ["CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
 
 #: ``static_objectives(params)``: one entry per study objective, the value when it is known from
 #: the parameters alone, ``None`` when it must be learnt by training.
@@ -122,6 +124,24 @@ def draw_value(rng: np.random.Generator, dist: BaseDistribution) -> Any:
     if dist.step is not None:
         return float(dist.low + dist.step * int(rng.integers(round((dist.high - dist.low) / dist.step) + 1)))
     return float(rng.uniform(dist.low, dist.high))
+
+
+def contains(dist: BaseDistribution, value: Any) -> bool:
+    """Whether ``dist`` can take ``value``: a choice of a categorical, or a point of a range on its step grid."""
+    try:
+        internal = dist.to_internal_repr(value)  # a categorical refuses a value not among its choices
+    except (TypeError, ValueError):
+        return False
+    if isinstance(dist, CategoricalDistribution):
+        return True
+    if isinstance(dist, IntDistribution):
+        return dist.low <= internal <= dist.high and (internal - dist.low) % dist.step == 0
+    if isinstance(dist, FloatDistribution):
+        if dist.step is None:
+            return dist.low <= internal <= dist.high
+        k = (internal - dist.low) / dist.step
+        return dist.low <= internal <= dist.high and abs(k - round(k)) < 1.0e-8
+    return False
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -239,8 +259,8 @@ class CostAwareSampler(BaseSampler):
         self._pool: deque[tuple[dict[str, Any], dict[str, BaseDistribution]]] = deque(maxlen=n_candidates)
         self._costs: dict[tuple[Any, ...], tuple[float | None, ...] | None] = {}
         self._feasible: dict[tuple[Any, ...], bool] = {}
-        self._plans: dict[int, dict[str, Any]] = {}  # trial id -> the chosen candidate's parameters
-        self._modes: dict[int, str] = {}  # trial id -> "plan", "random", "blackbox" or "fallback"
+        self._plans: dict[int, dict[str, Any]] = {}  # trial number -> the chosen candidate's parameters
+        self._modes: dict[int, str] = {}  # trial number -> "plan", "random", "blackbox" or "fallback"
         self._shape: tuple[int, int] | None | bool = False  # (learnt, known) objective indices; None: not modelled
         self._encoder = _Encoder()
 
@@ -253,16 +273,16 @@ class CostAwareSampler(BaseSampler):
         self._blackbox.reseed_rng()
 
     def _delegate(self, trial: FrozenTrial) -> BaseSampler | None:
-        mode = self._modes.get(trial._trial_id)
+        mode = self._modes.get(trial.number)
         return self._fallback if mode == "fallback" else self._blackbox if mode == "blackbox" else None
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:  # noqa: D102
         self._fallback.before_trial(study, trial)
         self._blackbox.before_trial(study, trial)
         if trial.params:  # a trial re-created with its parameters (e.g. continued): nothing to choose
-            self._modes[trial._trial_id] = "random"
+            self._modes[trial.number] = "random"
             return
-        trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING), use_cache=True)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         finished = [t for t in trials if t.state != TrialState.RUNNING]
         observed = [t for t in finished if self._observation(t) is not None]
         mode = "random"
@@ -275,9 +295,9 @@ class CostAwareSampler(BaseSampler):
             if plan is None and self._shape is None:
                 mode = "blackbox"
             elif plan is not None:
-                self._plans[trial._trial_id] = plan
+                self._plans[trial.number] = plan
                 mode = "plan"
-        self._modes[trial._trial_id] = mode
+        self._modes[trial.number] = mode
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:  # noqa: D102
         delegate = self._delegate(trial)
@@ -291,19 +311,14 @@ class CostAwareSampler(BaseSampler):
         delegate = self._delegate(trial)
         if delegate is not None:
             return delegate.sample_independent(study, trial, param_name, param_distribution)
-        plan = self._plans.get(trial._trial_id)
-        if plan is not None and param_name in plan:
-            value = plan[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (TypeError, ValueError):
-                pass
+        plan = self._plans.get(trial.number)
+        if plan is not None and param_name in plan and contains(param_distribution, plan[param_name]):
+            return plan[param_name]
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:  # noqa: D102
-        self._plans.pop(trial._trial_id, None)
-        self._modes.pop(trial._trial_id, None)
+        self._plans.pop(trial.number, None)
+        self._modes.pop(trial.number, None)
         self._fallback.after_trial(study, trial, state, values)
         self._blackbox.after_trial(study, trial, state, values)
 
@@ -394,14 +409,14 @@ class CostAwareSampler(BaseSampler):
             return None
         cand_cost = np.array([sign_c * c[known] for _, c in pool])
         cand_x = np.stack([features(p, c[known]) for p, c in pool])
-        pending = [t for t in trials if t.state == TrialState.RUNNING and t.params and t._trial_id != trial._trial_id]
+        pending = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number]
         pend = [(t, c) for t in pending if (c := self._cost_of(t.params)) is not None and c[known] is not None]
         gp = self._fit(np.stack(xs), np.array(ys))
         mu, sigma = gp.predict(cand_x, return_std=True)
 
         front = []
         for t in trials:
-            if t.state == TrialState.COMPLETE and t.values is not None and not any(v > 0 for v in t.system_attrs.get("constraints", ())):
+            if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t):
                 front.append((sign_c * t.values[known], sign_a * t.values[learnt]))
         if pend:  # the kriging believer: a running trial as if it had reached its predicted mean
             pmu = gp.predict(np.stack([features(t.params, c[known]) for t, c in pend]))

@@ -36,8 +36,8 @@ class ProgressPrinter(Callback):
         modes: Their directions (``max``/``min``), for the running best.
         epochs: Full budget, to show how far an early-stopped trial got.
         out: Stream to print to.
-        location: The run dir (:class:`~search.rundir.RunLocation`): where the hypervolume
-            reference is kept, so a resumed sweep's lines stay comparable with earlier ones.
+        records: The run dir (:class:`~search.rundir.RunDir`): where the hypervolume reference
+            is kept, so a resumed sweep's lines stay comparable with earlier ones.
     """
 
     REFERENCE_AFTER = 8
@@ -51,7 +51,7 @@ class ProgressPrinter(Callback):
         out: TextIO | None = None,
         heartbeat_s: float = 30.0,
         constraints: Sequence[Any] = (),
-        location: Any = None,
+        records: Any = None,
     ) -> None:
         self.total = total
         self.metrics = list(metrics)
@@ -76,7 +76,7 @@ class ProgressPrinter(Callback):
         self._reference: list[float] | None = None
         # Trials started and not finished (nor waiting for a retry), by id.
         self._live: dict[str, Any] = {}
-        self.location = location
+        self.records = records
         self.stopping: Any = None  # set by the driver: true once a signal stops the sweep
         self._announced: set[str] = set()
         self._started = time.monotonic()
@@ -138,15 +138,10 @@ class ProgressPrinter(Callback):
                 self._save_reference()
 
     def _save_reference(self) -> None:
-        if self.location is None:
+        if self.records is None:
             return
-        import json
-
-        from search.rundir import PROGRESS_FILE
-
-        text = json.dumps({"hypervolume_reference": dict(zip(self.metrics, self._reference or []))}, indent=2)
         try:
-            self.location.write_text(PROGRESS_FILE, text + "\n")
+            self.records.write_progress_reference(dict(zip(self.metrics, self._reference or [])))
         except OSError:
             pass  # the progress lines' reference is a convenience: never fail the sweep for it
 

@@ -9,7 +9,6 @@ A trial's ``state`` is one of the names :mod:`trainables.report` defines (``RUNN
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -19,8 +18,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from ray.tune import Callback
 
-from search.rundir import EPOCHS_FILE, TRIALS_FILE, RunLocation, open_run_dir
-
+from search.rundir import RunDir, RunLocation, SealedRows, epoch_columns, epoch_row, missing_value, trial_columns, trial_row
 from trainables.config import flatten, unflatten
 from trainables.report import BASE_KEYS, COMPLETED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE, SETTLED_STATES
 
@@ -56,58 +54,6 @@ def one_line_error(trial: Any) -> str:
     return "unknown error (see the trial's error.txt)"
 
 
-def _column(values: list[Any]) -> pa.Array:
-    """An Arrow column from Python values; mixed non-numeric types fall back to strings."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-def _table(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> pa.Table:
-    names: list[str] = list(first)
-    for row in rows:
-        names += [k for k in row if k not in names]
-    return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
-
-
-class _SealedRows:
-    """The Arrow form of rows that no longer change, so a refresh converts only the others.
-
-    A finished trial's row and its epoch rows are final: they are converted to Arrow once, when
-    first written after the trial ended, and appended to one cached table. Converting Python
-    rows dominates a refresh (~30 µs a row), so without this the driver's cost per finished
-    trial would grow with the number of trials.
-    """
-
-    def __init__(self) -> None:
-        self.keys: set[Any] = set()
-        self.cached: pa.Table | None = None
-
-    def clear(self) -> None:
-        self.keys, self.cached = set(), None
-
-    def table(self, rows: Mapping[Any, Mapping[str, Any]], sealed: Sequence[Any], first: Sequence[str], sort: Sequence[str]) -> pa.Table:
-        """Every row of ``rows`` as one table sorted by ``sort``; ``sealed`` keys are final."""
-        try:
-            new = [k for k in sealed if k not in self.keys and k in rows]
-            if new:
-                part = _table([rows[k] for k in new], first)
-                self.cached = part if self.cached is None else pa.concat_tables([self.cached, part], promote_options="permissive").combine_chunks()
-                self.keys.update(new)
-            live = [rows[k] for k in rows if k not in self.keys] if len(self.keys) < len(rows) else []
-            parts = [t for t in (self.cached, _table(live, first) if live else None) if t is not None]
-            table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # Rows disagree on a column's type (e.g. numbers in some, text in others): convert
-            # everything together, which falls back to text for that column.
-            self.clear()
-            table = _table(list(rows.values()), first)
-        names = list(first) + [n for n in table.column_names if n not in first]
-        table = table.select([n for n in names if n in table.column_names])
-        return table.sort_by([(key, "ascending") for key in sort])
-
-
 def record_id(trial: Any) -> str:
     """A Ray trial's id in the run dir: its own, or that of the interrupted trial it continues."""
     config = getattr(trial, "config", None) or {}
@@ -137,7 +83,7 @@ class ResultsRecorder(Callback):
     what the record holds and it lacks).
 
     Args:
-        run_dir: The run dir (a :class:`~search.rundir.RunLocation`, or a local path or URI).
+        run_dir: The run dir (a :class:`~search.rundir.RunDir`, a location, or a local path or URI).
         param_names: Dotted names of the searched and fixed parameters (one column each).
         metric_keys: Report keys to keep (the contract plus the family's own).
         searcher: Optional :class:`~search.searcher.ParetoOptunaSearch`: records each trial's
@@ -147,20 +93,23 @@ class ResultsRecorder(Callback):
             checkpoint they continue from are dropped (those epochs run again).
         stopping: Optional callable; true once the sweep is being stopped by a signal (a trial
             that fails then is not final: it continues on resume).
+        records: The run dir's two tables as a resume already read them (``RunDir.read_records``);
+            read here when not given.
     """
 
     def __init__(
         self,
-        run_dir: RunLocation | str,
+        run_dir: RunDir | RunLocation | str,
         param_names: Sequence[str],
         metric_keys: Sequence[str] = BASE_KEYS,
         searcher: Any = None,
         flush_interval_s: float | None = None,
         continuations: Sequence[Any] = (),
         stopping: Any = None,
+        records: tuple[pa.Table | None, pa.Table | None] | None = None,
     ) -> None:
-        self.location = run_dir if isinstance(run_dir, RunLocation) else open_run_dir(run_dir)
-        self.fs = self.location.filesystem[0]
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.fs = self.run_dir.location.filesystem[0]
         self.param_names = list(param_names)
         self.metric_keys = list(dict.fromkeys(metric_keys))
         self.searcher = searcher
@@ -172,9 +121,9 @@ class ResultsRecorder(Callback):
         self._last_flush = 0.0
         self._epochs_write_s = 0.0  # how long the last epochs.parquet write took
         self._base_retries: dict[str, int] = {}  # retries of continued trials before the resume
-        self._sealed_trials = _SealedRows()
-        self._sealed_epochs = _SealedRows()
-        self._load_existing()
+        self._sealed_trials = SealedRows()
+        self._sealed_epochs = SealedRows()
+        self._load_existing(*(records if records is not None else self.run_dir.read_records()))
         for cont in continuations:
             self._rewind(cont.trial_id, cont.epoch)
 
@@ -182,30 +131,23 @@ class ResultsRecorder(Callback):
     # tool): keep the pickle small.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(trials={}, epochs={}, _dirty=False, _sealed_trials=_SealedRows(), _sealed_epochs=_SealedRows())
+        state.update(trials={}, epochs={}, _dirty=False, _sealed_trials=SealedRows(), _sealed_epochs=SealedRows())
         return state
 
     # ---- state -----------------------------------------------------------------------------
-    def _load_existing(self) -> None:
+    def _load_existing(self, trials: pa.Table | None, epochs: pa.Table | None) -> None:
         """On resume, keep what an earlier driver already recorded."""
-        for name, store in ((TRIALS_FILE, "trials"), (EPOCHS_FILE, "epochs")):
-            table = self.location.read_table(name)
-            if table is None:
-                continue
-            for row in table.to_pylist():
-                if store == "trials":
-                    self.trials[row["trial_id"]] = row
-                else:
-                    self.epochs[(row["trial_id"], int(row["epoch"]))] = row
+        for row in trials.to_pylist() if trials is not None else ():
+            self.trials[row["trial_id"]] = row
+        for row in epochs.to_pylist() if epochs is not None else ():
+            self.epochs[(row["trial_id"], int(row["epoch"]))] = row
         # Once the epochs table is large, a finished trial's epoch rows wait for the periodic
         # refresh while its final row is written at once: after a hard kill its last epoch may
         # be missing from epochs.parquet; its final row holds that epoch's report.
         for trial_id, row in self.trials.items():
             epoch = row.get("epoch")
             if row.get("state") == COMPLETED_STATE and epoch and (trial_id, int(epoch)) not in self.epochs:
-                self.epochs[(trial_id, int(epoch))] = {
-                    "trial_id": trial_id, **{k: row.get(k) for k in self.metric_keys if k in row}, "epoch": int(epoch), "timestamp": None
-                }
+                self.epochs[(trial_id, int(epoch))] = epoch_row(trial_id, int(epoch), row, self.metric_keys, None)
                 self._dirty = True
 
     def _rewind(self, trial_id: str, epoch: int) -> None:
@@ -219,7 +161,7 @@ class ResultsRecorder(Callback):
             for key in self.metric_keys:
                 if key in INFO_KEYS:
                     continue
-                row[key] = last.get(key, row.get(key)) if last else (0 if key == "epoch" else math.nan)
+                row[key] = last.get(key, row.get(key)) if last else missing_value(key)
         self._dirty = True
 
     def settle(self, settled: Mapping[str, str | None]) -> None:
@@ -243,38 +185,31 @@ class ResultsRecorder(Callback):
         return {name: config.get(name) for name in self.param_names}
 
     def _optuna_number(self, trial_id: str) -> int | None:
-        ot_trials = getattr(getattr(self.searcher, "searcher", self.searcher), "_ot_trials", None)
-        if ot_trials and trial_id in ot_trials:
-            return ot_trials[trial_id].number
-        return None
+        number = getattr(self.searcher, "optuna_number", None)
+        return number(trial_id) if number is not None else None
 
     def _update_trial(self, trial: Any, state: str, error: str | None = None) -> None:
         key = record_id(trial)
-        row = self.trials.get(key, {})
-        if row.get("state") in FINAL_STATES and key != trial.trial_id:
+        previous = self.trials.get(key)
+        if previous is not None and previous.get("state") in FINAL_STATES and key != trial.trial_id:
             return  # never overwrite a finished trial's record
         if key in self._sealed_trials.keys:
             self._unseal()
-        last = trial.last_result or {}
-        row.update(
-            {
-                "trial_id": key,
-                "state": state,
-                "error": error,
-                "optuna_trial": self._optuna_number(trial.trial_id) if row.get("optuna_trial") is None else row["optuna_trial"],
-                **self._params(trial),
-            }
-        )
-        for k in self.metric_keys:
-            if k in last:
-                row[k] = last[k]
-            else:
-                row.setdefault(k, None if k in INFO_KEYS else 0 if k == "epoch" else math.nan)
-        row["retries"] = self._base_retries.get(trial.trial_id, 0) + int(getattr(trial, "num_failures", 0) or 0)
+        previous = previous or {}
         checkpoint = getattr(trial, "checkpoint", None)
-        row["checkpoint"] = checkpoint.path if checkpoint is not None else row.get("checkpoint")
-        row["trial_dir"] = getattr(trial, "path", None) or row.get("trial_dir")
-        self.trials[key] = row
+        self.trials[key] = trial_row(
+            previous,
+            trial_id=key,
+            state=state,
+            error=error,
+            optuna_trial=self._optuna_number(trial.trial_id) if previous.get("optuna_trial") is None else None,
+            params=self._params(trial),
+            report=trial.last_result or {},
+            metric_keys=self.metric_keys,
+            retries=self._base_retries.get(trial.trial_id, 0) + int(getattr(trial, "num_failures", 0) or 0),
+            checkpoint=checkpoint.path if checkpoint is not None else previous.get("checkpoint"),
+            trial_dir=getattr(trial, "path", None) or previous.get("trial_dir"),
+        )
         self._dirty = True
 
     # ---- Tune callback hooks ---------------------------------------------------------------
@@ -287,9 +222,7 @@ class ResultsRecorder(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         key = record_id(trial)
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        row = {"trial_id": key, **{k: result[k] for k in self.metric_keys if k in result}}
-        row["epoch"] = epoch
-        row["timestamp"] = float(result.get("timestamp", time.time()))
+        row = epoch_row(key, epoch, result, self.metric_keys, float(result.get("timestamp", time.time())))
         if (key, epoch) in self._sealed_epochs.keys:
             self._unseal()
         self.epochs[(key, epoch)] = row
@@ -356,15 +289,20 @@ class ResultsRecorder(Callback):
     def add_refused(self, row: Mapping[str, Any]) -> None:
         """Record a candidate refused before training and write the record at once.
 
-        Its row (state ``REFUSED``) holds its parameters, its costs known before training and
-        why it was refused (``error``); every other metric is missing. The searcher calls this
-        before it tells the study, so the study is never ahead of the record.
+        ``row`` (the searcher's, state ``REFUSED``) holds its parameters, its costs known before
+        training and why it was refused (``error``); every other metric is missing. The searcher
+        calls this before it tells the study, so the study is never ahead of the record.
         """
-        full = dict(row)
-        for key in self.metric_keys:
-            full.setdefault(key, None if key in INFO_KEYS else 0 if key == "epoch" else math.nan)
-        full.update(retries=0, checkpoint=None, trial_dir=None)
-        self.trials[full["trial_id"]] = full
+        self.trials[row["trial_id"]] = trial_row(
+            row,
+            trial_id=row["trial_id"],
+            state=row["state"],
+            error=row.get("error"),
+            optuna_trial=row.get("optuna_trial"),
+            params={},
+            report=row,
+            metric_keys=self.metric_keys,
+        )
         self._dirty = True
         self.flush(epochs=False)
 
@@ -388,16 +326,16 @@ class ResultsRecorder(Callback):
         """
         final = [k for k, row in self.trials.items() if row.get("state") in SETTLED_STATES]
         if self.trials:
-            first = ["trial_id", "state", "optuna_trial", *self.param_names, *self.metric_keys]
-            self.location.write_table(TRIALS_FILE, self._sealed_trials.table(self.trials, final, first, ["trial_id"]))
+            first = trial_columns(self.param_names, self.metric_keys)
+            self.run_dir.write_trials(self._sealed_trials.table(self.trials, final, first, ["trial_id"]))
         if not epochs:
             return
         if self.epochs:
             start = time.monotonic()
             done = set(final)
             sealed = [k for k in self.epochs if k[0] in done] if len(self._sealed_epochs.keys) < len(self.epochs) else []
-            table = self._sealed_epochs.table(self.epochs, sealed, ["trial_id", *self.metric_keys], ["trial_id", "epoch"])
-            self.location.write_table(EPOCHS_FILE, table)
+            table = self._sealed_epochs.table(self.epochs, sealed, epoch_columns(self.metric_keys), ["trial_id", "epoch"])
+            self.run_dir.write_epochs(table)
             self._epochs_write_s = time.monotonic() - start
         self._dirty = False
         self._last_flush = time.monotonic()

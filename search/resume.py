@@ -1,53 +1,60 @@
-"""Resuming an interrupted sweep from what its run dir records, and nothing else.
+"""Resuming an interrupted sweep (``--resume``), from what its run dir records and nothing else.
 
-A resumed sweep never unpickles anything of the run dir (Ray Tune's ``tuner.pkl`` and
-experiment state are not read): it starts a fresh Tune run from three records —
+A resumed sweep never unpickles anything of the run dir (Ray Tune's ``tuner.pkl`` and experiment
+state are not read): it starts a fresh Tune run from three records —
 
 * ``trials.parquet``: which trials finished (TERMINATED, stopped early, or ERROR after their
-  retries: ``trainables.report.FINAL_STATES``). The results recorder writes a trial's final row *before* its outcome is told to the
-  study, so this file is the one record of what finished.
-* ``study.journal`` (``study.db`` in older run dirs): the Optuna study. Outcomes the record holds but the study lacks (a driver
-  killed between the two writes) are told to it from the record.
-* The trial dirs' checkpoints: every unfinished trial (running, or only suggested, at the
+  retries: ``trainables.report.FINAL_STATES``). The results recorder writes a trial's final row
+  *before* its outcome is told to the study, so this table is the one record of what finished.
+* the Optuna study: outcomes the record holds but the study lacks (a driver killed between the
+  two writes) are told to it from the record.
+* the trial dirs' checkpoints: every unfinished trial (running, or only suggested, at the
   interruption) is continued by a new Ray trial with the same Optuna trial and parameters, from
-  its latest readable checkpoint (or from the start when it has none). Its epoch rows after
-  that checkpoint are dropped, so the epochs continue and never repeat.
+  its latest readable checkpoint (or from the start when it has none). Its epoch rows after that
+  checkpoint are dropped, so the epochs continue and never repeat.
 
-Finished trials are never run again: their rows, epoch rows, checkpoint and study values stay
-as they were. A run dir is trusted input (resuming loads its checkpoints), so before anything is
-read its ``sweep.json`` must name this sweep and, for a local run dir, its files must be the
-user's own and not writable by others.
+Finished trials are never run again: their rows, epoch rows, checkpoint and study values stay as
+they were. The steps, in order:
+
+1. :func:`as_started` (before the preflight): the sweep keeps the size and the local CPUs it was
+   started with unless they are given again.
+2. :func:`check_resumable` (the preflight, before Ray starts): the run dir is this sweep's and
+   trusted (its files are the user's own and not writable by others; resuming loads its
+   checkpoints), the spec searches the same space, and every record reads. The records read here
+   are handed on (:class:`ResumeState`), so nothing is read twice.
+3. :func:`plan_resume` (once the sweep is reopened): reconcile the study with the record and list
+   the trials to continue.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import posixpath
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import yaml
 
-from search.rundir import (
-    EPOCHS_FILE,
-    PROGRESS_FILE,
-    SPEC_FILE,
-    SQLITE_STUDY_FILE,
-    STUDY_FILE,
-    SWEEP_FILE,
-    TRIALS_FILE,
-    RunDirError,
-    RunLocation,
-    study_storage,
-    trial_dirname,
-)
+from search.rundir import RunDir, RunDirError, SweepMeta, trial_dirname
 from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
 
-__all__ = ["ResumePlan", "check_trusted", "read_sweep_meta", "validate_records", "load_study", "plan_resume", "latest_checkpoint"]
+__all__ = ["ResumePlan", "ResumeState", "as_started", "check_resumable", "latest_checkpoint", "plan_resume"]
+
+#: Spec fields a resumed sweep may change: how many trials, how many at once, where.
+_RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What the preflight of a resume read and checked: the sweep's metadata and records."""
+
+    meta: SweepMeta
+    trials: pa.Table | None
+    epochs: pa.Table | None
+    progress_reference: dict[str, Any] | None
 
 
 @dataclass
@@ -58,9 +65,8 @@ class ResumePlan:
         finished: Trials of the record in a final state (never run again).
         continuations: Unfinished trials to continue (see :class:`~search.searcher.Continuation`).
         told: Outcomes told to the study from the record (it lagged behind).
-        settled: Unfinished rows whose study trial had already ended (sweeps of earlier
-            versions), mapped to the final state the record takes from the study, or to None for
-            rows the study does not know (dropped).
+        settled: Unfinished rows whose study trial had already ended, mapped to the final state
+            the record takes from the study, or to None for rows the study does not know (dropped).
     """
 
     finished: int = 0
@@ -69,110 +75,96 @@ class ResumePlan:
     settled: dict[str, str | None] = field(default_factory=dict)
 
 
-def _fix_hint(name: str) -> str:
-    return (
-        f"restore {name} from a backup, or start a new sweep with --name (the run dir is left as it is)"
-    )
+def as_started(spec: Any, run_dir: RunDir, num_samples_given: bool, num_cpus: int | None, address: str | None) -> tuple[Any, int | None]:
+    """A resumed sweep keeps its size and its local CPUs unless given again (and says when they change).
 
+    The run dir's spec holds the ``run.num_samples`` the sweep was started (or last resumed)
+    with, its metadata the ``--num-cpus``. Returns the spec and ``--num-cpus`` to resume with.
+    """
+    from search.spec import SpecError, load_yaml
 
-def read_sweep_meta(location: RunLocation) -> dict[str, Any]:
-    """``sweep.json`` of a run dir, checked (RunDirError naming it when unreadable)."""
     try:
-        meta = json.loads(location.read_text(SWEEP_FILE))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{location.uri}/{SWEEP_FILE}: not readable sweep metadata ({str(exc).splitlines()[0]}); {_fix_hint(SWEEP_FILE)}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("study_name"), str) or not meta["study_name"]:
-        raise RunDirError(f"{location.uri}/{SWEEP_FILE}: has no study_name; {_fix_hint(SWEEP_FILE)}")
-    return meta
+        saved = load_yaml(run_dir.read_spec_text()) or {}
+        meta = run_dir.read_meta()
+    except (OSError, ValueError, SpecError, UnicodeDecodeError, yaml.YAMLError, RunDirError):
+        return spec, num_cpus  # the run dir checks say what is wrong with it
+    before = (saved.get("run") or {}).get("num_samples") if isinstance(saved, dict) else None
+    if isinstance(before, int) and before != spec.run.num_samples:
+        if num_samples_given:
+            print(f"--resume: run.num_samples {before} -> {spec.run.num_samples} (as given)")
+        else:
+            print(f"--resume: {before} trials, as the sweep was started (the spec file says {spec.run.num_samples}; --num-samples N changes it)")
+            spec = spec.model_copy(update={"run": spec.run.model_copy(update={"num_samples": before})})
+    if num_cpus is None and meta.num_cpus is not None and not address:
+        print(f"--resume: --num-cpus {meta.num_cpus}, as the sweep was started")
+        return spec, meta.num_cpus
+    return spec, num_cpus
 
 
-def check_trusted(location: RunLocation, trainable: str) -> dict[str, Any]:
-    """Refuse a run dir that is not this sweep's or that others could have written.
-
-    Returns ``sweep.json``'s content.
+def check_resumable(spec: Any, run_dir: RunDir) -> ResumeState:
+    """Every check of a resume that writes nothing; returns what it read.
 
     Raises:
-        RunDirError: ``sweep.json`` is unreadable or names another trainable; or (local run
-            dirs) a file of the run dir belongs to another user or is writable by others.
+        RunDirError: naming what is wrong: no sweep here, another family's sweep, files others
+            own or may write, another space or objectives, an unreadable record or study.
     """
-    meta = read_sweep_meta(location)
-    if meta.get("trainable") not in (None, trainable):
+    if not run_dir.has_sweep():
+        raise RunDirError(f"{run_dir.uri} holds no sweep to resume (no {run_dir.file_name('sweep')}); run without --resume to start one")
+    meta = run_dir.read_meta()
+    if meta.trainable not in (None, spec.trainable):
         raise RunDirError(
-            f"{location.uri}/{SWEEP_FILE}: this run dir holds a sweep of {meta.get('trainable')!r}, not {trainable!r}; "
+            f"{run_dir.shown('sweep')}: this run dir holds a sweep of {meta.trainable!r}, not {spec.trainable!r}; "
             "resume it with its own spec, or start a new sweep with --name"
         )
-    if location.is_local:
-        root = location.uri
-        for name in ("", SWEEP_FILE, SPEC_FILE, STUDY_FILE, SQLITE_STUDY_FILE, TRIALS_FILE, EPOCHS_FILE, PROGRESS_FILE):
-            path = os.path.join(root, name) if name else root
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                continue
-            what = name or "the run dir"
-            if hasattr(os, "getuid") and info.st_uid != os.getuid():
-                raise RunDirError(
-                    f"{path}: {what} belongs to another user (uid {info.st_uid}); a run dir is trusted input "
-                    "(resuming loads its checkpoints): resume as its owner, or copy the run dir and resume the copy"
-                )
-            if info.st_mode & stat.S_IWOTH and not (name == "" and info.st_mode & stat.S_ISVTX):
-                raise RunDirError(
-                    f"{path}: {what} is writable by every user; a run dir is trusted input (resuming loads its "
-                    f"checkpoints): remove that permission (chmod o-w {path}) if its content is yours, then resume"
-                )
-    return meta
+    run_dir.check_owned()
+    _check_same_spec(spec, run_dir)
+    trials, epochs = run_dir.read_records()
+    reference = run_dir.read_progress_reference(strict=True)
+    if run_dir.location.is_local:
+        run_dir.check_study(meta)
+    return ResumeState(meta=meta, trials=trials, epochs=epochs, progress_reference=reference)
 
 
-def validate_records(location: RunLocation) -> None:
-    """Read the run dir's tables and progress file once, so a damaged one stops the resume first.
+def _check_same_spec(spec: Any, run_dir: RunDir) -> None:
+    """A resumed sweep must search the same space with the same objectives as before."""
+    from search.spec import SpecError, load_yaml, parse_spec
+    from trainables.config import flatten
 
-    Raises:
-        RunDirError: naming the first unreadable file.
-    """
-    for name in (TRIALS_FILE, EPOCHS_FILE):
-        try:
-            table = location.read_table(name)
-        except RunDirError as exc:
-            raise RunDirError(f"{exc}; {_fix_hint(name)}") from None
-        if table is not None and not {"trial_id", "state" if name == TRIALS_FILE else "epoch"} <= set(table.column_names):
-            raise RunDirError(f"{location.uri}/{name}: not a table of this tool (columns {table.column_names[:5]}…); {_fix_hint(name)}")
-    if location.exists(PROGRESS_FILE):
-        try:
-            json.loads(location.read_text(PROGRESS_FILE))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"{location.uri}/{PROGRESS_FILE}: not readable ({exc}); delete it (it only holds the progress lines' reference)") from None
-
-
-def load_study(study_name: str, path: str | os.PathLike[str], shown_as: str) -> Any:
-    """The sweep's Optuna study from its file (RunDirError naming ``shown_as`` when it cannot be read).
-
-    ``path``: a journal file (``study.journal``) or an SQLite file (``*.db``, sweeps made
-    before the journal); an ``sqlite:///`` URL is taken too.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = os.fspath(path)
-    if name.startswith("sqlite:///"):
-        name = name[len("sqlite:///") :]
-    study_file = os.path.basename(shown_as)
-    if not name.endswith(".db"):
-        with open(name, "rb") as journal:
-            journal.seek(0, os.SEEK_END)
-            size = journal.tell()
-            journal.seek(max(0, size - 1))
-            if size and journal.read(1) != b"\n":
-                # The journal ends inside a record: cut short by a full disk or a bad copy.
-                raise RunDirError(f"{shown_as}: not a readable Optuna study (its last record is cut short); {_fix_hint(study_file)}")
+    shown = run_dir.shown("spec")
     try:
-        study = optuna.load_study(study_name=study_name, storage=study_storage(name))
-        study.get_trials(deepcopy=False)
-    except KeyError:
-        raise RunDirError(f"{shown_as}: holds no study named {study_name!r}; {_fix_hint(study_file)}") from None
-    except Exception as exc:  # noqa: BLE001 - sqlite/sqlalchemy and the journal's decoder raise many types for a damaged file
+        saved = parse_spec(load_yaml(run_dir.read_spec_text()), shown, check_sampler=False)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, SpecError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{shown_as}: not a readable Optuna study ({first}); {_fix_hint(study_file)}") from None
-    return study
+        raise RunDirError(
+            f"{shown}: the spec this sweep ran with is not readable ({first}); restore it from a backup, or start a new sweep with --name"
+        ) from None
+    changes = _param_changes(saved, spec)
+    now, before = flatten(spec.model_dump(exclude={"space", "fixed"})), flatten(saved.model_dump(exclude={"space", "fixed"}))
+    for key in sorted(set(now) | set(before)):
+        if not key.startswith(_RESUMABLE_CHANGES) and now.get(key) != before.get(key):
+            changes.append(f"{key} is {now.get(key)!r}, the sweep ran with {before.get(key)!r}")
+    if changes:
+        raise RunDirError(
+            f"--resume: this spec differs from the one the sweep in {run_dir.uri} ran with: {'; '.join(changes)}. "
+            "Only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
+        )
+
+
+def _param_changes(before: Any, now: Any) -> list[str]:
+    """How the searched and fixed parameters differ, one phrase per parameter."""
+    out = []
+    for name in sorted({*before.space, *before.fixed, *now.space, *now.fixed}):
+        if name in before.space and name in now.fixed:
+            out.append(f"{name} was searched, now fixed at {now.fixed[name]!r}")
+        elif name in before.fixed and name in now.space:
+            out.append(f"{name} was fixed at {before.fixed[name]!r}, now searched")
+        elif name in before.space and name in now.space and before.space[name] != now.space[name]:
+            out.append(f"{name} is searched over another range")
+        elif name in before.fixed and name in now.fixed and before.fixed[name] != now.fixed[name]:
+            out.append(f"{name} is {now.fixed[name]!r}, the sweep ran with {before.fixed[name]!r}")
+        elif (name in before.space or name in before.fixed) != (name in now.space or name in now.fixed):
+            out.append(f"{name} is {'no longer set' if name in before.space or name in before.fixed else 'new'}")
+    return out
 
 
 def _inside(root: str, path: str | None) -> bool:
@@ -182,9 +174,7 @@ def _inside(root: str, path: str | None) -> bool:
     return norm.startswith(root.rstrip("/") + "/")
 
 
-def latest_checkpoint(
-    location: RunLocation, trial_id: str, row: Mapping[str, Any] | None, max_epoch: int | None = None
-) -> tuple[str | None, int]:
+def latest_checkpoint(run_dir: RunDir, trial_id: str, row: Mapping[str, Any] | None, max_epoch: int | None = None) -> tuple[str | None, int]:
     """The newest readable checkpoint of an unfinished trial: (path or URI, its epoch).
 
     Looked for in the trial's own dir (:func:`~search.rundir.trial_dirname`) and, for a trial
@@ -195,6 +185,9 @@ def latest_checkpoint(
     """
     import torch
 
+    from trainables.training import CHECKPOINT_FILE
+
+    location = run_dir.location
     fs, root = location.filesystem
     dirs = [posixpath.join(root, trial_dirname(trial_id))]
     for key in ("trial_dir", "checkpoint"):
@@ -210,7 +203,7 @@ def latest_checkpoint(
         names = sorted((e.path for e in entries if e.type == pafs.FileType.Directory and e.base_name.startswith("checkpoint_")), reverse=True)
         for path in names:
             try:
-                with fs.open_input_stream(posixpath.join(path, "state.pt")) as stream:
+                with fs.open_input_stream(posixpath.join(path, CHECKPOINT_FILE)) as stream:
                     state = torch.load(io.BytesIO(stream.readall()), map_location="cpu", weights_only=True)
                 epoch = int(state["epoch"])
             except Exception:  # noqa: BLE001 - a damaged checkpoint: try the one before it
@@ -223,23 +216,31 @@ def latest_checkpoint(
     return best
 
 
-def plan_resume(location: RunLocation, study: Any, metrics: list[str], constraints: list[Any]) -> ResumePlan:
+def plan_resume(run_dir: RunDir, store: Any, metrics: list[str], constraints: list[Any], state: ResumeState | None = None) -> ResumePlan:
     """Reconcile the study with the record and list the trials to continue.
 
     Tells the study the outcomes the record holds and it lacks; marks suggestions that never
     became a Ray trial as failed orphans (not counted, so they are suggested anew).
+
+    Args:
+        run_dir: The run dir.
+        store: The sweep's :class:`~search.study.StudyStore`.
+        metrics: The objectives, in order.
+        constraints: The spec's constraints.
+        state: The records :func:`check_resumable` read (read here when not given).
     """
     from optuna.trial import TrialState
 
-    from search.searcher import ORPHAN_ATTR, RAY_TRIAL_ATTR, Continuation, tell_outcome
+    from search.searcher import Continuation
+    from search.study import ORPHAN_ATTR, RAY_TRIAL_ATTR, tell_outcome
 
-    table = location.read_table(TRIALS_FILE)
-    rows = {r["trial_id"]: r for r in (table.to_pylist() if table is not None else [])}
-    epochs = location.read_table(EPOCHS_FILE, columns=["trial_id", "epoch"])
+    trials, epochs = (state.trials, state.epochs) if state is not None else run_dir.read_records()
+    rows = {r["trial_id"]: r for r in (trials.to_pylist() if trials is not None else [])}
     last_epoch: dict[str, int] = {}
     for trial_id, epoch in zip(*(epochs.column(c).to_pylist() for c in ("trial_id", "epoch"))) if epochs is not None else ():
         last_epoch[trial_id] = max(last_epoch.get(trial_id, 0), int(epoch))
     plan = ResumePlan(finished=sum(r["state"] in FINAL_STATES for r in rows.values()))
+    study = store.study
     by_ray = {t.user_attrs.get(RAY_TRIAL_ATTR): t for t in study.get_trials(deepcopy=False)}
     open_states = (TrialState.RUNNING, TrialState.WAITING)
     for trial_id, row in rows.items():
@@ -248,7 +249,7 @@ def plan_resume(location: RunLocation, study: Any, metrics: list[str], constrain
             continue  # refused before training: never a trial, never run
         if row["state"] in FINAL_STATES:
             if ot is not None and ot.state in open_states:
-                tell_outcome(study, ot._trial_id, metrics, constraints, row, error=row["state"] == ERROR_STATE)
+                tell_outcome(store, ot.number, metrics, constraints, row, error=row["state"] == ERROR_STATE)
                 plan.told += 1
         elif ot is None:
             plan.settled[trial_id] = None  # a row the study never counted
@@ -259,9 +260,9 @@ def plan_resume(location: RunLocation, study: Any, metrics: list[str], constrain
         trial_id = ot.user_attrs.get(RAY_TRIAL_ATTR)
         if ot.user_attrs.get(ORPHAN_ATTR) or not trial_id:
             # Asked for, never a Ray trial: not counted, suggested anew.
-            study._storage.set_trial_user_attr(ot._trial_id, ORPHAN_ATTR, True)
+            store.set_user_attr(ot.number, ORPHAN_ATTR, True)
             study.tell(ot.number, state=TrialState.FAIL)
             continue
-        checkpoint, epoch = latest_checkpoint(location, trial_id, rows.get(trial_id), max_epoch=last_epoch.get(trial_id, 0))
-        plan.continuations.append(Continuation(trial_id=trial_id, optuna_trial_id=ot._trial_id, checkpoint=checkpoint, epoch=epoch))
+        checkpoint, epoch = latest_checkpoint(run_dir, trial_id, rows.get(trial_id), max_epoch=last_epoch.get(trial_id, 0))
+        plan.continuations.append(Continuation(trial_id=trial_id, optuna_number=ot.number, checkpoint=checkpoint, epoch=epoch))
     return plan

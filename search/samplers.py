@@ -5,23 +5,46 @@ imported when a sampler is built, not when this module is, so validating a spec 
 
 Constraints reach the samplers as each trial's ``constraints`` list (the form Optuna's
 ``constraints_func`` writes), which the searcher stores before telling a result, so every
-constrained sampler (TPE, NSGA-II/III, GP) steers away from infeasible regions.
+constrained sampler (TPE, NSGA-II/III, GP) steers away from infeasible regions;
+:func:`is_feasible_trial` reads them back, the one feasibility predicate for an Optuna trial.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SAMPLERS", "TPE_MAX_HISTORY", "SamplerFactory", "SweepGridSampler", "SweepTPESampler", "make_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "TPE_MAX_HISTORY",
+    "SamplerFactory",
+    "SweepGridSampler",
+    "SweepTPESampler",
+    "TPEHistory",
+    "TrialSelection",
+    "is_feasible_trial",
+    "make_sampler",
+]
 
 #: ``factory(options, seed, grid)``: ``options`` are the spec's ``sampler.options`` (keyword
 #: arguments of the Optuna constructor); ``grid`` maps each parameter to its values (grid only).
 SamplerFactory = Callable[[Mapping[str, Any], int, "Mapping[str, list[Any]] | None"], "optuna.samplers.BaseSampler"]
+
+
+def is_feasible_trial(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether an Optuna trial is feasible: every constraint value it stores is ≤ 0.
+
+    The one feasibility predicate for an Optuna trial, read from its public ``constraints``
+    (the values :meth:`search.spec.Constraint.violation_of` gives, Optuna's sign: > 0 breaks the
+    constraint). :func:`search.spec.feasible` is the same rule on a result row: a trial is
+    feasible when every constraint is met, and a value that cannot be shown to meet it (NaN
+    here; missing or non-finite there) does not. A trial with no constraint values is feasible.
+    """
+    return all(value <= 0 for value in trial.constraints.values())
 
 
 def _optuna_sampler(class_name: str) -> SamplerFactory:
@@ -63,13 +86,13 @@ def _sweep_grid_sampler_class() -> type:
 TPE_MAX_HISTORY = 500
 
 
-class _TPEView:
-    """A study as our TPE sees it: pruned trials without curves, and a bounded history.
+class TPEHistory:
+    """The trials our TPE sees of a study: pruned trials without curves, and a bounded history.
 
     * **Curves.** The sweep stores each trial's learning curve as intermediate values, for
       optuna-dashboard and pruners. Optuna's multi-objective TPE assumes there are none
       (``Trial.report`` refuses multi-objective studies) and, finding some on a pruned trial,
-      asks the study for its single direction and fails. Through this view it ranks pruned
+      asks the study for its single direction and fails. With ``hide_curves`` it ranks pruned
       trials of a multi-objective study exactly as it does without curves.
     * **History.** TPE's cost per suggestion grows with the number of finished trials (several
       passes over every trial per parameter), which would make a 10,000-trial sweep's driver
@@ -77,86 +100,173 @@ class _TPEView:
       that many (by feasibility, then Pareto layer, or value for one objective: its "good"
       group stays exact while that group fits) and the most recent of the others.
 
-    Everything else is the real study's.
+    Running and other unfinished trials are always seen. The selection is remembered between
+    calls (one instance per sampler), so its cost stays flat as the study grows.
     """
 
-    def __init__(self, study: Any, hide_curves: bool, max_history: int | None, memo: dict[str, Any]) -> None:
-        self._study = study
-        self._hide_curves = hide_curves
-        self._max_history = max_history
-        self._memo = memo  # on the sampler: survives views, one per call
+    def __init__(self, max_history: int | None = TPE_MAX_HISTORY) -> None:
+        self.max_history = max_history
+        self._memo: dict[str, Any] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
+    def __getstate__(self) -> dict[str, Any]:
+        # The copies of trials with hidden curves are remade from the study; a snapshot needs none.
+        return {"max_history": self.max_history, "_memo": {k: v for k, v in self._memo.items() if k != "hidden"}}
 
-    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[Any]:
+    def select(self, trials: list[optuna.trial.FrozenTrial], directions: Sequence[Any], hide_curves: bool) -> list[optuna.trial.FrozenTrial]:
+        """Of a study's ``trials`` (by number, every state), those TPE sees, as it sees them.
+
+        Returns ``trials`` itself when that changes nothing; the trials are never modified (a
+        trial whose curve is hidden is a copy).
+        """
         import copy
 
         from optuna.trial import TrialState
 
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        if self._max_history is not None:
-            trials = self._bounded(trials)
-        if not self._hide_curves:
-            return trials
+        seen = self._bounded(trials, directions) if self.max_history is not None else trials
+        if not hide_curves or not any(t.state == TrialState.PRUNED and t.intermediate_values for t in seen):
+            return seen
+        hidden: dict[int, Any] = self._memo.setdefault("hidden", {})  # a finished trial never changes: copy it once
         out = []
-        for trial in trials:
+        for trial in seen:
             if trial.state == TrialState.PRUNED and trial.intermediate_values:
-                trial = copy.copy(trial)  # never change the storage's cached trial
-                trial.intermediate_values = {}
+                if trial.number not in hidden:
+                    hidden[trial.number] = copy.copy(trial)  # never change the storage's trial
+                    hidden[trial.number].intermediate_values = {}
+                trial = hidden[trial.number]
             out.append(trial)
         return out
 
-    def _bounded(self, trials: list[Any]) -> list[Any]:
+    def _bounded(self, trials: list[Any], directions: Sequence[Any]) -> list[Any]:
         from optuna.trial import TrialState
 
         done = (TrialState.COMPLETE, TrialState.PRUNED)
         finished = [t for t in trials if t.state in done]
-        if len(finished) <= self._max_history:
+        assert self.max_history is not None
+        if len(finished) <= self.max_history:
             return trials
         # The selection is redone once the finished trials have grown by a tenth; trials that
         # finished since count as recent, so it stays right in between at a flat cost.
         if len(finished) > self._memo.get("selected_at", 0) * 1.1:
             self._memo["selected_at"] = len(finished)
-            self._memo["kept"] = self._select(finished)
+            self._memo["kept"] = self._select(finished, directions)
             self._memo["newest"] = finished[-1].number
         kept, newest = self._memo["kept"], self._memo["newest"]
         return [t for t in trials if t.state not in done or t.number > newest or t.number in kept]
 
-    def _select(self, finished: list[Any]) -> set[int]:
+    def _select(self, finished: list[Any], directions: Sequence[Any]) -> set[int]:
         import numpy as np
         from optuna.study import StudyDirection
         from optuna.trial import TrialState
 
         from analysis.pareto import nondominated_ranks
 
+        assert self.max_history is not None
         keys: dict[int, tuple[bool, tuple[float, ...]]] = self._memo.setdefault("keys", {})
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
         for t in complete:
             if t.number not in keys:  # a finished trial never changes: read it once
-                keys[t.number] = (any(v > 0 for v in t.constraints.values()), tuple(t.values))
+                keys[t.number] = (not is_feasible_trial(t), tuple(t.values))
         numbers = np.array([t.number for t in complete])
         infeasible = np.array([keys[n][0] for n in numbers], dtype=bool)
         values = np.array([keys[n][1] for n in numbers], dtype=np.float64).reshape(len(numbers), -1)
-        directions = ["max" if d == StudyDirection.MAXIMIZE else "min" for d in self._study.directions]
-        ranks = nondominated_ranks(values, directions).astype(np.float64)
+        ranks = nondominated_ranks(values, ["max" if d == StudyDirection.MAXIMIZE else "min" for d in directions]).astype(np.float64)
         ranks[ranks < 0] = np.inf
         # Feasible first, then by Pareto layer; ties to the earlier trial.
         order = np.lexsort((numbers, ranks, infeasible))
-        best = set(numbers[order[: self._max_history // 2]].tolist())
+        best = set(numbers[order[: self.max_history // 2]].tolist())
         rest = [t.number for t in finished if t.number not in best]
-        return best | set(rest[-(self._max_history - len(best)) :])
+        return best | set(rest[-(self.max_history - len(best)) :])
+
+
+def _read_only(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError("a trial selection is read-only")
+
+
+def _by_study_only(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError("a trial selection serves one study, by name, and its trials by study (get_all_trials)")
+
+
+def _with_system_attrs(trial: Any, attrs: Mapping[str, Any]) -> Any:
+    """A copy of a FrozenTrial with ``attrs`` added to its system attributes."""
+    import copy
+
+    shown = copy.copy(trial)
+    shown.system_attrs = {**trial.system_attrs, **attrs}
+    return shown
+
+
+def _trial_selection_class() -> type:
+    import copy
+
+    import optuna
+
+    class TrialSelection(optuna.storages.BaseStorage):
+        """A read-only storage of one study: the trials a sampler is to see of another study.
+
+        An ``optuna.Study`` on it (``optuna.load_study``) is what :class:`SweepTPESampler` hands
+        to Optuna's TPE in place of the sweep's study: the trials are the sweep study's own
+        (same numbers, order and content, as :meth:`TPEHistory.select` gives them), so TPE
+        computes exactly what it would on the real study, through its public interface. TPE's
+        one write, the constant liar's relative parameters of the trial being sampled, is kept
+        in ``written`` (trial number → system attributes) and shown on that trial while it runs.
+        It serves one study, by name, and its trials by study (``get_all_trials``); other
+        reads and every other write raise ``NotImplementedError``.
+        """
+
+        def __init__(self, study_name: str, directions: Sequence[Any], trials: list[Any], written: dict[int, dict[str, Any]], sampling: int) -> None:
+            self.study_name, self.directions, self.trials = study_name, list(directions), trials
+            self.written, self.sampling = written, sampling
+
+        create_new_study = delete_study = set_study_user_attr = set_study_system_attr = _read_only
+        create_new_trial = set_trial_param = set_trial_state_values = _read_only
+        set_trial_intermediate_value = set_trial_user_attr = _read_only
+        get_all_studies = get_trial = get_trial_id_from_study_id_trial_number = _by_study_only
+
+        def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+            # TPE writes only to the trial it is sampling for.
+            self.written.setdefault(self.sampling, {})[key] = value
+
+        def get_study_id_from_name(self, study_name: str) -> int:
+            if study_name != self.study_name:
+                raise KeyError(f"no study {study_name!r} in this selection")
+            return 0
+
+        def get_study_name_from_id(self, study_id: int) -> str:
+            return self.study_name
+
+        def get_study_directions(self, study_id: int) -> list[Any]:
+            return list(self.directions)
+
+        def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+            return {}
+
+        def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+            return {}
+
+        def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[Any]:
+            trials = self.trials if states is None else [t for t in self.trials if t.state in states]
+            return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    TrialSelection.__module__ = __name__
+    TrialSelection.__qualname__ = "TrialSelection"
+    return TrialSelection
 
 
 def _sweep_tpe_sampler_class() -> type:
     import optuna
+    from optuna.trial import TrialState
 
     class SweepTPESampler(optuna.samplers.TPESampler):
         """Optuna's TPE, unaffected by stored learning curves, with a bounded history.
 
+        TPE samples on the study as :class:`TPEHistory` shows it (pruned trials without curves
+        in a multi-objective study; at most ``max_history`` finished trials), handed to it as an
+        ``optuna.Study`` on a :class:`TrialSelection` of the sweep study's trials; where that
+        view would change nothing, on the sweep study itself.
+
         Args:
             max_history: Finished trials TPE looks at, at most (default
-                :data:`TPE_MAX_HISTORY`; ``None``: all of them). See :class:`_TPEView`.
+                :data:`TPE_MAX_HISTORY`; ``None``: all of them).
             **options: Keyword arguments of ``optuna.samplers.TPESampler``.
         """
 
@@ -164,20 +274,35 @@ def _sweep_tpe_sampler_class() -> type:
             if max_history is not None and (isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 2):
                 raise ValueError(f"max_history must be an integer >= 2 or null, got {max_history!r}")
             super().__init__(*args, **options)
-            self._max_history = max_history
-            self._memo: dict[str, Any] = {}
+            #: The trials TPE sees (its selection, kept between suggestions).
+            self.history = TPEHistory(max_history)
+            #: Trial number → the system attributes TPE wrote for it on a selection (its relative
+            #: parameters, under constant liar), until it finishes.
+            self.written: dict[int, dict[str, Any]] = {}
 
-        def _view(self, study):
+        def study_seen(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.Study:
+            """The study TPE samples ``trial`` on: ``study`` itself, or a selection of its trials."""
             multi = len(study.directions) > 1
-            if not multi and self._max_history is None:
+            if not multi and self.history.max_history is None:
                 return study
-            return _TPEView(study, hide_curves=multi, max_history=self._max_history, memo=self._memo)
+            trials = study.get_trials(deepcopy=False)
+            seen = self.history.select(trials, study.directions, hide_curves=multi)
+            if seen is trials:
+                return study
+            if self.written:
+                seen = [_with_system_attrs(t, self.written[t.number]) if t.state == TrialState.RUNNING and t.number in self.written else t for t in seen]
+            storage = __getattr__("TrialSelection")(study.study_name, study.directions, seen, self.written, trial.number)
+            return optuna.load_study(study_name=study.study_name, storage=storage, sampler=self)
 
         def sample_relative(self, study, trial, search_space):  # noqa: D102
-            return super().sample_relative(self._view(study), trial, search_space)
+            return super().sample_relative(self.study_seen(study, trial), trial, search_space)
 
         def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: D102
-            return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+            return super().sample_independent(self.study_seen(study, trial), trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: D102
+            self.written.pop(trial.number, None)
+            super().after_trial(study, trial, state, values)
 
     SweepTPESampler.__module__ = __name__
     SweepTPESampler.__qualname__ = "SweepTPESampler"
@@ -214,11 +339,15 @@ def _cost_aware_sampler(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fallback = __getattr__("SweepTPESampler")(seed=seed, **fallback_options)
     if costs is not None:
-        return CostAwareSampler(costs.static, candidates=costs.candidates, is_feasible=costs.is_feasible, fallback=fallback, seed=seed, **options)
+        return CostAwareSampler(costs.objectives, candidates=costs.candidates, is_feasible=costs.feasible, fallback=fallback, seed=seed, **options)
     return CostAwareSampler(_nothing_known, fallback=fallback, seed=seed, **options)
 
 
-_LAZY_CLASSES = {"SweepGridSampler": _sweep_grid_sampler_class, "SweepTPESampler": _sweep_tpe_sampler_class}
+_LAZY_CLASSES = {
+    "SweepGridSampler": _sweep_grid_sampler_class,
+    "SweepTPESampler": _sweep_tpe_sampler_class,
+    "TrialSelection": _trial_selection_class,
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -247,8 +376,8 @@ SAMPLERS: dict[str, SamplerFactory] = {
 def make_sampler(spec: Any, seed: int | None = None, costs: Any = None) -> optuna.samplers.BaseSampler:
     """Build a spec's sampler, seeded with ``run.seed`` (or ``seed``).
 
-    ``costs`` (:func:`search.space.cost_model` of the spec and its data) lets ``cost_aware``
-    compute each candidate's costs before training; without it (or for a family that declares no
+    ``costs`` (:func:`search.static_costs.static_cost_model` of the spec and its data) lets
+    ``cost_aware`` compute each candidate's static costs; without it (or for a family that declares no
     static costs) that sampler leaves every choice to Optuna's GP, then to multivariate TPE.
 
     Raises:

@@ -14,7 +14,6 @@ import pytest
 
 from analysis.pareto import hypervolume
 from analysis.plot import (
-    format_value,
     front_plot,
     metric_label,
     progress_plot,
@@ -27,6 +26,7 @@ from analysis.plot import (
 )
 from analysis.results import HypervolumeTrace, ReferencePoint, analyze_run, hypervolume_trace, load_run, run_front
 from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
+from trainables.report import format_number
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -166,7 +166,7 @@ def test_labels_and_values_read_well():
     assert metric_label("energy_uj") == "energy per inference (µJ)"
     assert metric_label("macs", "min") == "MACs per inference  ↓ better"
     assert metric_label("my_metric", "max") == "my_metric  ↑ better"
-    assert [format_value(v) for v in (None, 16220, 15104.0, 0.975609, 7.3e-05, 2.5e8, math.nan, "mixer")] == [
+    assert [format_number(v) for v in (None, 16220, 15104.0, 0.975609, 7.3e-05, 2.5e8, math.nan, "mixer")] == [
         "-", "16220", "15104", "0.9756", "7.3e-05", "2.5e+08", "nan", "mixer",
     ]
 
@@ -228,7 +228,7 @@ def test_candidates_refused_before_training_are_drawn_as_refused_not_on_the_fron
     run_dir = write_run(tmp_path, mixed_trials())
     spec = load_run(run_dir).spec
     recorder = ResultsRecorder(str(run_dir), param_names=[*spec.space, *spec.fixed], metric_keys=[*BASE_KEYS, *get_trainable(spec.trainable).extra_report_keys, *INFO_KEYS],
-                               searcher=SimpleNamespace(_ot_trials={}), flush_interval_s=0.0)
+                               searcher=SimpleNamespace(optuna_number=lambda trial_id: None), flush_interval_s=0.0)
     for i, energy in enumerate([9.0, 12.0]):
         recorder.add_refused({"trial_id": f"refused-{20 + i}", "state": "REFUSED", "error": "refused before training: macs breaks macs <= 5", "optuna_trial": 20 + i, "macs": energy * 1e4, "energy_uj": energy})
     front = analyze_run(run_dir)

@@ -20,7 +20,6 @@ import pytest
 
 from analysis.pareto import compute_front, front_summary, hypervolume, pareto_front
 from analysis.results import (
-    ANALYSIS_FILE,
     ReferencePoint,
     ResultsError,
     analyze_run,
@@ -37,6 +36,7 @@ from analysis.results import (
     run_front,
 )
 from search.recorder import ResultsRecorder
+from search.rundir.records import ANALYSIS_FILE
 from search.spec import Objective, parse_spec, spec_to_yaml
 from tests.conftest import tiny_spec
 from trainables.registry import get_trainable
@@ -97,7 +97,8 @@ def write_run(parent: Path, trials: Sequence[Mapping[str, Any]], raw_spec: Mappi
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     entry = get_trainable(spec.trainable)
-    searcher = SimpleNamespace(_ot_trials={t["id"]: SimpleNamespace(number=i) for i, t in enumerate(trials)})
+    numbers = {t["id"]: i for i, t in enumerate(trials)}
+    searcher = SimpleNamespace(optuna_number=numbers.get)
     recorder = ResultsRecorder(
         str(run_dir),
         param_names=[*spec.space, *spec.fixed],
@@ -260,12 +261,13 @@ def test_common_reference_is_the_worst_per_objective():
 def test_the_sweeps_progress_reference_is_the_runs_reference(tmp_path):
     """The progress lines and ``analysis pareto`` report one hypervolume for one sweep."""
     from search.progress import ProgressPrinter
-    from search.rundir import PROGRESS_FILE, open_run_dir
+    from search.rundir import RunDir
+    from search.rundir.records import PROGRESS_FILE
 
     trials = mixed_trials()
     run_dir = write_run(tmp_path, trials)
     spec = load_run(run_dir).spec
-    printer = ProgressPrinter(len(trials), spec.metrics, spec.modes, 12, location=open_run_dir(run_dir))
+    printer = ProgressPrinter(len(trials), spec.metrics, spec.modes, 12, records=RunDir(str(run_dir)))
     printer._reference = [0.5, 5.0]  # as fixed from the first finished trials
     printer._save_reference()
     assert (run_dir / PROGRESS_FILE).exists()

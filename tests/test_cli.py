@@ -53,7 +53,7 @@ def test_existing_run_dir_needs_resume_or_a_new_name(tmp_path, capsys):
 
 def test_resume_with_a_different_space_is_refused(tmp_path, capsys):
     from search.spec import load_spec
-    from search.tuner import prepare_sweep
+    from search.sweep import prepare_sweep
 
     prepare_sweep(load_spec(_spec(tmp_path)), storage=str(tmp_path / "runs"))
     changed = _spec(tmp_path, budget={"epochs": 9})
@@ -62,7 +62,7 @@ def test_resume_with_a_different_space_is_refused(tmp_path, capsys):
 
 
 def test_dry_run_prints_space_and_configs_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("search.run.PREVIEW_CONFIGS", 100)  # the preview itself is tested below
+    monkeypatch.setattr("search.dry_run.PREVIEW_CONFIGS", 100)  # the preview itself is tested below
     spec = _spec(tmp_path)
     storage = tmp_path / "runs"
     assert main([str(spec), "--storage", str(storage), "--dry-run"]) == 0
@@ -84,7 +84,7 @@ def test_bad_num_samples(tmp_path, capsys, flag):
 def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkeypatch, capsys):
     import optuna
 
-    import search.run
+    import search.dry_run
     from search.space import cost_preview, sample_configs, trial_config
     from search.spec import load_spec
     from trainables.costs import model_costs
@@ -105,7 +105,7 @@ def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkey
     assert 0 < preview.feasible["macs <= 10000"] < 1  # the space straddles the bound
     assert preview.learnt == ("val_accuracy >= 0.5",) and preview.relations["macs"] == "exact"
 
-    monkeypatch.setattr(search.run, "PREVIEW_CONFIGS", 30)
+    monkeypatch.setattr(search.dry_run, "PREVIEW_CONFIGS", 30)
     assert main([str(ROOT / "spaces" / "quickstart.yaml"), "--dry-run", "--set", typed]) == 0
     out = capsys.readouterr().out
     assert "costs before training, over 30 of 30 configs" in out
@@ -132,7 +132,7 @@ def test_command_line_overrides_are_named_as_typed(override, expected, capsys):
 
 
 def test_a_searched_range_can_be_narrowed_from_the_command_line(capsys, monkeypatch):
-    monkeypatch.setattr("search.run.PREVIEW_CONFIGS", 100)
+    monkeypatch.setattr("search.dry_run.PREVIEW_CONFIGS", 100)
     assert main([QUICKSTART, "--dry-run", "--set", "space.model.groups={choice: [2, 4]}", "--set", "space.optim.batch_size={choice: [32, 128]}"]) == 0
     out = capsys.readouterr().out
     assert "model.groups           choice [2, 4]" in out
@@ -171,14 +171,19 @@ def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback():
 def test_a_resume_keeps_the_sweeps_size_and_cpus_unless_given_again(tmp_path, capsys):
     import argparse
 
-    from search.run import _as_started, _record_num_cpus, _rerun_options
+    from search.resume import as_started
+    from search.run import _rerun_options
     from search.spec import load_spec
-    from search.tuner import prepare_sweep
+    from search.sweep import prepare_sweep
 
     started = load_spec(QUICKSTART, ["run.num_samples=8"])
     sweep = prepare_sweep(started, storage=str(tmp_path), name="qs")
-    _record_num_cpus(sweep, 1)
+    sweep.records.record_num_cpus(1)
     args = argparse.Namespace(storage=str(tmp_path), name="qs", num_cpus=None, address=None, overrides=[], num_samples=None)
+
+    def _as_started(spec, args, num_samples_given):
+        return as_started(spec, sweep.records, num_samples_given, args.num_cpus, args.address)
+
     spec, cpus = _as_started(load_spec(QUICKSTART), args, num_samples_given=False)  # the spec file says 24
     out = capsys.readouterr().out
     assert spec.num_samples == 8 and cpus == 1
@@ -211,7 +216,7 @@ def test_a_dry_run_refuses_what_the_real_run_refuses_with_the_same_line(tmp_path
     common = ["--storage", str(tmp_path)]
     if args == ["occupied"]:
         from search.spec import load_spec
-        from search.tuner import prepare_sweep
+        from search.sweep import prepare_sweep
 
         prepare_sweep(load_spec(path), storage=str(tmp_path))
         args = []
@@ -234,7 +239,7 @@ def test_a_space_where_a_relation_only_sometimes_holds_reports_the_share(capsys)
 def test_a_resume_names_every_difference_in_words(tmp_path, capsys):
     """Issue 24: one mismatch at a time, and 'fixed.model.depth is None' for a searched parameter."""
     from search.spec import load_spec
-    from search.tuner import prepare_sweep
+    from search.sweep import prepare_sweep
 
     prepare_sweep(load_spec(QUICKSTART), storage=str(tmp_path), name="qs")
     args = ["--storage", str(tmp_path), "--name", "qs", "--resume", "--set", "model.depth=1", "--set", "budget.epochs=6", "--set", "optim.batch_size=32"]

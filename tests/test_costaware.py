@@ -170,7 +170,7 @@ def _spec(path, **changes):
 
 
 def test_space_draw_respects_conditionals_and_dependent_ranges():
-    from search.space import SpaceDraw
+    from search.static_costs import SpaceDraw
 
     spec = _spec("spaces/sne_quickstart.yaml")
     for params, dists in SpaceDraw(spec)(np.random.default_rng(0), 300):
@@ -180,31 +180,51 @@ def test_space_draw_respects_conditionals_and_dependent_ranges():
         assert set(dists) == set(params)
 
 
-def test_spec_costs_are_the_static_costs_where_they_stand_for_the_report():
-    from search.space import SpaceDraw, SpecCosts, trial_config
+def test_static_objectives_are_the_static_costs_where_they_stand_for_the_report():
+    from search.space import trial_config
+    from search.static_costs import SpaceDraw, StaticCostModel
     from trainables.data import check_available
 
     spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 10000"]')
     info = check_available(spec.data.model_dump())
-    costs = SpecCosts(spec, info)
+    costs = StaticCostModel(spec, info)
     for params, _ in SpaceDraw(spec)(np.random.default_rng(0), 20):
-        static = spec.entry.costs_before_training(trial_config(spec, params), info)
-        assert costs(params) == [None, static["energy_uj"].value]  # accuracy is learnt
+        static = spec.entry.static_costs_of(trial_config(spec, params), info)
+        assert costs.objectives(params) == [None, static["energy_uj"].value]  # accuracy is learnt
         assert costs.feasible(params) == (static["macs"].value <= 10000)
 
     sne = _spec("spaces/sne_quickstart.yaml")  # SNE energy depends on spikes: nothing known
     draw = SpaceDraw(sne)(np.random.default_rng(0), 3)
-    assert all(SpecCosts(sne, check_available(sne.data.model_dump()))(p) == [None, None] for p, _ in draw)
+    assert all(StaticCostModel(sne, check_available(sne.data.model_dump())).objectives(p) == [None, None] for p, _ in draw)
 
 
 def test_the_shipped_quickstart_uses_the_cost_aware_sampler():
+    """Built from the shipped quickstart and its data, the sampler is the cost-aware one and uses
+    the static costs: past its random start-up it proposes only candidates whose static costs can
+    meet the constraint, where the start-up drew some that cannot."""
     from search.samplers import make_sampler
-    from search.space import cost_model
+    from search.space import define_by_run, trial_config
+    from search.static_costs import static_cost_model
     from trainables.data import check_available
 
-    spec = _spec("spaces/quickstart.yaml")
-    sampler = make_sampler(spec, costs=cost_model(spec, check_available(spec.data.model_dump())))
+    spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 6000"]')
+    info = check_available(spec.data.model_dump())
+    sampler = make_sampler(spec, costs=static_cost_model(spec, info))
     assert isinstance(sampler, CostAwareSampler)
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    space = define_by_run(spec)
+    startup = spec.sampler.options["n_startup_trials"]
+    macs = []
+    for _ in range(startup + 8):
+        trial = study.ask()
+        space(trial)
+        result = _fake_result(spec, trial.params, info)
+        macs.append(result["macs"])
+        study.tell(trial, [result["val_accuracy"], result["energy_uj"]])
+    assert any(m > 6000 for m in macs[:startup]), "the random start-up must draw candidates the constraint rules out"
+    assert all(m <= 6000 for m in macs[startup:]), macs[startup:]
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)
 
 
 # -- in the sweep's searcher -----------------------------------------------------------------------
@@ -214,38 +234,38 @@ def _fake_result(spec, params, info):
     """A plausible full-budget result: accuracy grows with the net's MACs (counted from the config)."""
     from search.space import trial_config
 
-    macs = spec.entry.costs_before_training(trial_config(spec, params), info)["macs"].value
+    macs = spec.entry.static_costs_of(trial_config(spec, params), info)["macs"].value
     return {"val_accuracy": 0.5 + 0.4 * math.tanh(macs / 3000), "energy_uj": 4.6e-6 * macs, "macs": macs, "budget_fraction": 1.0, "epoch": 12}
 
 
 def test_in_a_constrained_sweep_it_proposes_nothing_the_searcher_must_refuse():
-    from search.searcher import ParetoOptunaSearch
+    from search.searcher import SweepSearcher
     from trainables.data import check_available
 
     spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 6000"]', **{"run.num_samples": 24})
     info = check_available(spec.data.model_dump())
     refused: list[dict] = []
-    searcher = ParetoOptunaSearch(spec, study_name="ca", num_samples=24, data_info=info, on_refused=refused.append)
+    searcher = SweepSearcher(spec, study_name="ca", num_samples=24, data_info=info, on_refused=refused.append)
     for k in range(24):
         searcher.suggest(f"t{k}")
         if k == spec.sampler.options["n_startup_trials"] - 1:
             after_start_up = len(refused)
-        searcher.on_trial_complete(f"t{k}", _fake_result(spec, searcher._ot_trials[f"t{k}"].params, info))
+        searcher.on_trial_complete(f"t{k}", _fake_result(spec, searcher.params_of(f"t{k}"), info))
     assert len(refused) == after_start_up  # random start-up candidates may be refused, modelled ones never
 
 
 def test_two_workers_never_get_the_same_candidate():
     """Concurrency 2 through the sweep's searcher: each ask while another trial runs gets a new point."""
-    from search.searcher import ParetoOptunaSearch
+    from search.searcher import SweepSearcher
     from trainables.data import check_available
 
     spec = _spec("spaces/quickstart.yaml", **{"run.num_samples": 24})
     info = check_available(spec.data.model_dump())
-    searcher = ParetoOptunaSearch(spec, study_name="ca2", num_samples=24, data_info=info)
+    searcher = SweepSearcher(spec, study_name="ca2", num_samples=24, data_info=info)
     seen, running = [], []
     for k in range(24):
         searcher.suggest(f"t{k}")
-        params = dict(searcher._ot_trials[f"t{k}"].params)
+        params = dict(searcher.params_of(f"t{k}"))
         seen.append(tuple(sorted(params.items())))
         running.append((f"t{k}", params))
         if len(running) == 2:  # the older one finishes while the newer one runs on

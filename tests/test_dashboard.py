@@ -19,7 +19,6 @@ import threading
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
@@ -39,10 +38,11 @@ from optuna.trial import TrialState
 
 from analysis.pareto import pareto_front
 from analysis.results import completed_mask, full_budget_mask, load_run, numeric_column
-from search.searcher import tell_outcome
+from search.spec import Constraint
+from search.study import StudyStore, tell_outcome
 from trainables.report import REFUSED_STATE
 from tests.conftest import ROOT
-from search.rundir import STUDY_FILE, study_address, study_storage
+from search.rundir.records import STUDY_FILE, study_address, study_storage
 
 METRICS = ["val_accuracy", "macs"]
 
@@ -89,20 +89,7 @@ def study_detail(base: str, study_name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeConstraint:
-    """Spec-like: ``.text``, ``.metric`` and ``.violation(value)`` (≤ 0 feasible)."""
-
-    text: str
-    metric: str
-    op: str
-    bound: float
-
-    def violation(self, value: float) -> float:
-        return value - self.bound if self.op == "<=" else self.bound - value
-
-
-CONSTRAINTS = [FakeConstraint("macs <= 1000", "macs", "<=", 1000.0), FakeConstraint("val_accuracy >= 0.5", "val_accuracy", ">=", 0.5)]
+CONSTRAINTS = [Constraint.parse("macs <= 1000"), Constraint.parse("val_accuracy >= 0.5")]
 
 #: name -> (last result, error, expected violations in spec order or None)
 OUTCOMES = {
@@ -117,7 +104,8 @@ OUTCOMES = {
 @pytest.fixture
 def told_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="unit", storage=url, directions=["maximize", "minimize"])
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name="unit", storage=storage, directions=["maximize", "minimize"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(METRICS)
@@ -125,7 +113,7 @@ def told_study(tmp_path):
         trial = study.ask()
         trial.suggest_float("x", 0.0, 1.0)
         trial.set_user_attr("name", name)
-        tell_outcome(study, trial._trial_id, METRICS, CONSTRAINTS, result, error)
+        tell_outcome(StudyStore(study, storage), trial.number, METRICS, CONSTRAINTS, result, error)
     return url, optuna.load_study(study_name="unit", storage=url)
 
 
@@ -154,7 +142,7 @@ def test_optuna_reads_each_constraint_exactly_once(told_study):
 
 
 def test_samplers_and_best_trials_see_single_violations(told_study):
-    _, study = told_study
+    url, study = told_study
     trials = _by_name(study)
     complete = [trials[n] for n in ("feasible", "too_big", "both_bad")]
     assert all(t.state == TrialState.COMPLETE for t in complete)
@@ -181,7 +169,7 @@ def test_samplers_and_best_trials_see_single_violations(told_study):
 
     # The samplers run on the study as stored (TPE past its startup trials, NSGA-II).
     for sampler in (optuna.samplers.TPESampler(n_startup_trials=0, seed=0), optuna.samplers.NSGAIISampler(population_size=2, seed=0)):
-        resumed = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=sampler)
+        resumed = optuna.load_study(study_name=study.study_name, storage=url, sampler=sampler)
         trial = resumed.ask()
         assert 0.0 <= trial.suggest_float("x", 0.0, 1.0) <= 1.0
         resumed.tell(trial, state=TrialState.FAIL)

@@ -1,4 +1,5 @@
-"""Tests for trainables.data: splits, torchvision on-disk formats, npz input, augmentation, batching.
+"""Tests for trainables.data and its sources (trainables.datasets): splits, torchvision on-disk
+formats, npz input, augmentation, batching.
 
 The torchvision tests build tiny copies of the datasets in torchvision's exact on-disk layout
 and let the real torchvision classes read them; nothing here touches the network.
@@ -103,9 +104,10 @@ def test_check_available_matches_load_splits_for_digits(digits_raw: Any) -> None
 
 
 def test_digits28_is_a_fixed_set_of_distinct_28x28_images() -> None:
-    from trainables.data import DIGITS28_SIZES, _load_digits28
+    from trainables.data import DIGITS28_SIZES
+    from trainables.datasets.digits import load_digits28
 
-    a, b = _load_digits28(), _load_digits28()
+    a, b = load_digits28(), load_digits28()
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_test, b.x_test), "the same pixels on every run"
     assert a.x_train.dtype == torch.uint8 and tuple(a.x_train.shape[1:]) == (1, 28, 28)
     assert (len(a.x_train), len(a.x_test)) == DIGITS28_SIZES

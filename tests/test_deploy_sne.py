@@ -20,7 +20,8 @@ from search.spec import parse_spec
 from tests.test_analysis_results import trial, write_run
 from trainables.deploy import DeployableModel, Preprocessing, natural_inputs
 from trainables.sne.family import ENTRY as SNE
-from analysis.card import format_card_value
+from analysis.card import CARD_STYLE
+from trainables.report import format_number
 from trainables.sne.nir_export import ensemble_graph, import_nir, neurobench_figures, run_nir
 from trainables.sne.trainable import SNETraining
 from trainables.sne.students import SpikingEnsemble
@@ -153,7 +154,7 @@ def test_sne_bundle_writes_a_nir_file_that_snntorch_runs_to_the_recorded_accurac
     card = (bundle.path / "card.md").read_text()
     assert "run_nir(" in card and "model.nir" in card
     teacher = distilled.metrics()["teacher_accuracy"]  # what the ensemble was distilled from
-    assert f"teacher validation accuracy (`teacher_accuracy`) | {format_card_value(teacher)}" in card
+    assert f"teacher validation accuracy (`teacher_accuracy`) | {format_number(teacher, **CARD_STYLE)}" in card
     try:
         import neurobench  # noqa: F401
     except ImportError:  # the hint names the package that is missing, not the deploy extra

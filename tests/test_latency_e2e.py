@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from search.run import main
-from search.rundir import STUDY_FILE, study_storage
+from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 

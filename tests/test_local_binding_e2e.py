@@ -15,10 +15,11 @@ from tests.conftest import ROOT
 PROBE = r"""
 import json, sys
 import psutil
-from search.run import _init_ray
+from search.ray_session import start_ray
+
+start_ray(None, 1)  # what `python -m search.run SPEC` does without --address
 import ray
 
-_init_ray(None, 1)  # what `python -m search.run SPEC` does without --address
 try:
     ray.get(ray.remote(lambda: 1).remote())  # a worker process too
     me = psutil.Process()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ray.tune.schedulers import TrialScheduler
 
-from search.mo_asha import (
+from search.schedulers.mo_asha import (
     MultiObjectiveASHA,
     crowding_distance,
     eps_net_order,

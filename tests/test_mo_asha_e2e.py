@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from optuna.trial import TrialState
 
-from search.mo_asha import rung_milestones
+from search.schedulers.mo_asha import rung_milestones
 from search.run import main
 from pathlib import Path
-from search.rundir import STUDY_FILE, study_storage
+from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, tiny_spec
-from search.rundir import STUDY_FILE, study_storage
+from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 

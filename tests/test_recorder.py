@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 
-from search.recorder import ResultsRecorder, _table
-from search.rundir import EPOCHS_FILE, TRIALS_FILE
+from search.recorder import ResultsRecorder
+from search.rundir.tables import _table
+from search.rundir.records import EPOCHS_FILE, TRIALS_FILE
 
 KEYS = ["epoch", "val_accuracy", "macs", "budget_fraction"]
 

@@ -18,7 +18,8 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from search.searcher import REFUSED_ATTR, ParetoOptunaSearch, refused_id
+from search.searcher import SweepSearcher
+from search.study import REFUSED_ATTR, refused_id
 from search.space import trial_config
 from search.spec import Constraint, load_spec, provably_broken
 from tests.conftest import ROOT
@@ -50,8 +51,8 @@ def _static_macs(spec, params, info) -> int:
     return model_costs(spec.entry.build_model(trial_config(spec, params), info), info.input_shape).macs
 
 
-def _searcher(spec, info, rows, **kwargs) -> ParetoOptunaSearch:
-    return ParetoOptunaSearch(spec, study_name="refusal", num_samples=spec.num_samples, data_info=info, on_refused=rows.append, **kwargs)
+def _searcher(spec, info, rows, **kwargs) -> SweepSearcher:
+    return SweepSearcher(spec, study_name="refusal", num_samples=spec.num_samples, data_info=info, on_refused=rows.append, **kwargs)
 
 
 def test_refused_candidates_are_recorded_told_and_not_counted():
@@ -63,7 +64,7 @@ def test_refused_candidates_are_recorded_told_and_not_counted():
     for k in range(spec.num_samples):
         config = searcher.suggest(f"t{k}")
         assert config not in (None, Searcher.FINISHED)
-        params = searcher._ot_trials[f"t{k}"].params
+        params = searcher.params_of(f"t{k}")
         macs = _static_macs(spec, params, info)
         assert macs <= 10000, "a trained candidate never breaks a static constraint"
         suggested.append(params)
@@ -120,7 +121,7 @@ def _refused_share(sampler: str, n: int = 40) -> tuple[float, float]:
     for k in range(n):
         searcher.suggest(f"t{k}")
         refused_before.append(len(rows))
-        macs = _static_macs(spec, searcher._ot_trials[f"t{k}"].params, info)
+        macs = _static_macs(spec, searcher.params_of(f"t{k}"), info)
         searcher.on_trial_complete(f"t{k}", {"val_accuracy": 0.5 + 0.4 * math.tanh(macs / 3000), "energy_uj": 4.6e-6 * macs, "macs": macs, "budget_fraction": 1.0, "epoch": 12})
     half = n // 2
     early = refused_before[half - 1] / (refused_before[half - 1] + half)
@@ -142,7 +143,7 @@ def test_a_sampler_that_repeats_a_refused_candidate_does_not_end_the_search():
     searcher = _searcher(spec, info, rows)
     for k in range(spec.num_samples):
         assert searcher.suggest(f"t{k}") not in (None, Searcher.FINISHED), searcher.exhausted
-        macs = _static_macs(spec, searcher._ot_trials[f"t{k}"].params, info)
+        macs = _static_macs(spec, searcher.params_of(f"t{k}"), info)
         assert macs <= 6000
         searcher.on_trial_complete(f"t{k}", {"val_accuracy": 0.5 + 0.4 * math.tanh(macs / 3000), "energy_uj": 4.6e-6 * macs, "macs": macs, "budget_fraction": 1.0, "epoch": 12})
     assert searcher.exhausted is None and searcher._sampler_repeats
@@ -205,6 +206,6 @@ def test_an_sne_candidate_is_refused_when_even_no_spike_breaks_an_energy_bound()
     searcher = _searcher(spec, info, rows)
     for k in range(spec.num_samples):
         assert searcher.suggest(f"t{k}") not in (None, Searcher.FINISHED)
-        costs = spec.entry.costs_before_training(trial_config(spec, searcher._ot_trials[f"t{k}"].params), info)
+        costs = spec.entry.costs_before_training(trial_config(spec, searcher.params_of(f"t{k}")), info)
         assert costs["energy_uj"].relation == "lower" and costs["energy_uj"].value <= 0.02
     assert rows and all(row["energy_uj"] > 0.02 for row in rows)

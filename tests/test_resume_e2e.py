@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from optuna.trial import TrialState
 
-from search.searcher import ORPHAN_ATTR, RAY_TRIAL_ATTR
+from search.study import ORPHAN_ATTR, RAY_TRIAL_ATTR
 from tests.conftest import ROOT
-from search.rundir import STUDY_FILE, study_storage
+from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 

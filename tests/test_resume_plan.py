@@ -16,8 +16,11 @@ from optuna.trial import TrialState
 
 from search.progress import ProgressPrinter
 from search.resume import latest_checkpoint, plan_resume
-from search.rundir import PROGRESS_FILE, run_location
-from search.searcher import RAY_TRIAL_ATTR, Continuation, ParetoOptunaSearch
+from search.rundir import RunDir
+from search.rundir.records import PROGRESS_FILE, run_location
+from search.study import StudyStore
+from search.searcher import Continuation, SweepSearcher
+from search.study import RAY_TRIAL_ATTR
 from search.spec import parse_spec
 from tests.conftest import tiny_spec
 
@@ -32,7 +35,7 @@ def _result(acc, macs, budget=1.0):
 
 
 def test_deferred_outcome_reaches_the_study_only_on_commit(tmp_path, spec):
-    searcher = ParetoOptunaSearch(spec, study_name="d", storage=f"sqlite:///{tmp_path / 's.db'}", defer_tells=True)
+    searcher = SweepSearcher(spec, study_name="d", storage=f"sqlite:///{tmp_path / 's.db'}", defer_tells=True)
     searcher.suggest("a")
     searcher.suggest("b")
     searcher.on_trial_complete("a", _result(0.8, 10))
@@ -48,12 +51,12 @@ def test_deferred_outcome_reaches_the_study_only_on_commit(tmp_path, spec):
 
 def test_continuation_reuses_the_optuna_trial_and_its_parameters(tmp_path, spec):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    first = ParetoOptunaSearch(spec, study_name="c", storage=url, num_samples=2)
+    first = SweepSearcher(spec, study_name="c", storage=url, num_samples=2)
     params = first.suggest("old")
     stored = first.study.trials[0]
-    second = ParetoOptunaSearch(
+    second = SweepSearcher(
         spec, study_name="c", storage=url, num_samples=2,
-        continuations=[Continuation("old", stored._trial_id, "/runs/x/trial_old/checkpoint_000002", 3)],
+        continuations=[Continuation("old", stored.number, "/runs/x/trial_old/checkpoint_000002", 3)],
     )
     config = second.suggest("new")
     assert {k: v for k, v in config.items() if k != "runtime"} == params
@@ -79,6 +82,7 @@ def test_latest_checkpoint_skips_damaged_ones_and_those_past_the_recorded_epochs
     _checkpoint(trial_dir / "checkpoint_000002", 3)
     (trial_dir / "checkpoint_000003").mkdir()
     (trial_dir / "checkpoint_000003" / "state.pt").write_bytes(b"cut short")
+    location = RunDir(location)
     path, epoch = latest_checkpoint(location, "t1", None)
     assert (path, epoch) == (str(trial_dir / "checkpoint_000002"), 3)
     assert latest_checkpoint(location, "t1", None, max_epoch=2) == (str(trial_dir / "checkpoint_000001"), 2)
@@ -91,7 +95,8 @@ def test_latest_checkpoint_skips_damaged_ones_and_those_past_the_recorded_epochs
 def test_plan_tells_what_the_record_holds_and_continues_the_rest(tmp_path, spec):
     location = run_location(str(tmp_path), "run")
     (tmp_path / "run").mkdir()
-    study = optuna.create_study(study_name="p", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}", directions=["maximize", "minimize"])
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    study = optuna.create_study(study_name="p", storage=storage, directions=["maximize", "minimize"])
     trials = {}
     for tid in ("done", "told", "running", "pending"):
         trials[tid] = study.ask()
@@ -108,7 +113,7 @@ def test_plan_tells_what_the_record_holds_and_continues_the_rest(tmp_path, spec)
     epochs = [{"trial_id": "running", "epoch": e} for e in (1, 2)] + [{"trial_id": "done", "epoch": e} for e in (1, 2, 3)]
     pq.write_table(pa.Table.from_pylist(epochs), tmp_path / "run" / "epochs.parquet")
 
-    plan = plan_resume(location, study, list(spec.metrics), [])
+    plan = plan_resume(RunDir(location), StudyStore(study, storage), list(spec.metrics), [])
     assert plan.finished == 2 and plan.told == 1
     by_id = {c.trial_id: c for c in plan.continuations}
     assert set(by_id) == {"running", "pending"}
@@ -124,7 +129,7 @@ def test_progress_counts_on_and_keeps_the_recorded_reference(tmp_path):
     location = run_location(str(tmp_path), "run")
     (tmp_path / "run").mkdir()
     out = io.StringIO()
-    printer = ProgressPrinter(6, ["val_accuracy", "energy_uj"], ["max", "min"], epochs=4, out=out, location=location)
+    printer = ProgressPrinter(6, ["val_accuracy", "energy_uj"], ["max", "min"], epochs=4, out=out, records=RunDir(location))
     printer.REFERENCE_AFTER = 2
     rows = [
         {"trial_id": "a", "state": "TERMINATED", "val_accuracy": 0.9, "energy_uj": 2.0, "budget_fraction": 1.0},
@@ -141,7 +146,7 @@ def test_progress_counts_on_and_keeps_the_recorded_reference(tmp_path):
     assert "[3/6] d done" in lines[1], "no new reference: the recorded one is kept"
     assert printer._reference == [0.1, 10.0]
     # A sweep that fixes its reference records it for a later resume.
-    fresh = ProgressPrinter(6, ["val_accuracy", "energy_uj"], ["max", "min"], epochs=4, out=io.StringIO(), location=location)
+    fresh = ProgressPrinter(6, ["val_accuracy", "energy_uj"], ["max", "min"], epochs=4, out=io.StringIO(), records=RunDir(location))
     fresh.REFERENCE_AFTER = 1
     fresh.on_trial_complete(0, [], SimpleNamespace(trial_id="e", config={}, last_result={"val_accuracy": 0.8, "energy_uj": 1.0, "epoch": 4, "budget_fraction": 1.0}))
     saved = json.loads((tmp_path / "run" / PROGRESS_FILE).read_text())["hypervolume_reference"]
@@ -151,7 +156,7 @@ def test_progress_counts_on_and_keeps_the_recorded_reference(tmp_path):
 def test_closing_summary_names_feasible_front_trials_only(tmp_path, capsys):
     from types import SimpleNamespace
 
-    from search.run import _summary
+    from search.summary import print_summary as _summary
 
     spec = parse_spec(tiny_spec(constraints=["macs <= 1000"]))
     location = run_location(str(tmp_path), "run")
@@ -164,7 +169,7 @@ def test_closing_summary_names_feasible_front_trials_only(tmp_path, capsys):
         {"trial_id": "e", "state": "TERMINATED", "val_accuracy": 0.7, "macs": 50.0, "budget_fraction": 1.0, "test_accuracy": 0.6},
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "run" / "trials.parquet")
-    code = _summary(SimpleNamespace(spec=spec, location=location, run_dir=location.uri))
+    code = _summary(SimpleNamespace(spec=spec, records=RunDir(location), run_dir=location.uri))
     out = capsys.readouterr().out
     best = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.startswith("  val_accuracy") or line.startswith("  macs")}
     assert code == 0 and "best feasible full-budget trials per objective:" in out

@@ -14,7 +14,7 @@ import yaml
 
 from search.run import main
 from tests.conftest import ROOT, tiny_spec
-from search.rundir import STUDY_FILE
+from search.rundir.records import STUDY_FILE
 
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 #: Every test here damages a copy of a real sweep's run dir (the module fixture runs one through Ray).
@@ -152,7 +152,7 @@ def test_a_run_dir_with_an_sqlite_study_from_an_earlier_release_resumes_on_it(co
 
     import optuna
 
-    from search.rundir import SQLITE_STUDY_FILE, study_storage
+    from search.rundir.records import SQLITE_STUDY_FILE, study_storage
 
     spec, storage, run_dir = copy
     meta = json.loads((run_dir / "sweep.json").read_text())

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
 
-from search.scheduling import QueueFIFOScheduler
+from search.schedulers.fifo import QueueFIFOScheduler
 
 
 

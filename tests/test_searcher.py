@@ -1,4 +1,4 @@
-"""ParetoOptunaSearch: the fixes over Ray's stock OptunaSearch, checked on a real Optuna study."""
+"""SweepSearcher: the fixes over Ray's stock OptunaSearch, checked on a real Optuna study."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.searcher import ParetoOptunaSearch
+from search.searcher import SweepSearcher
 from search.spec import parse_spec
-from search.tuner import RunDirError, prepare_sweep
+from search.sweep import RunDirError, prepare_sweep
 from tests.conftest import tiny_spec
 
 
@@ -27,7 +27,7 @@ def _result(acc, macs, budget=1.0):
 
 def test_states_values_and_constraints_reach_optuna(tmp_path, spec):
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    searcher = ParetoOptunaSearch(spec, study_name="unit-1", storage=url)
+    searcher = SweepSearcher(spec, study_name="unit-1", storage=url)
     for tid in ("full", "stopped", "crashed", "nan", "infeasible"):
         config = searcher.suggest(tid)
         assert set(config) == set(spec.space)
@@ -55,7 +55,7 @@ def test_states_values_and_constraints_reach_optuna(tmp_path, spec):
 
 
 def test_completion_is_told_once(tmp_path, spec):
-    searcher = ParetoOptunaSearch(spec, study_name="unit-2", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher = SweepSearcher(spec, study_name="unit-2", storage=f"sqlite:///{tmp_path / 's.db'}")
     searcher.suggest("a")
     searcher.on_trial_complete("a", _result(0.8, 10))
     searcher.on_trial_complete("a", _result(0.1, 10))
@@ -81,9 +81,9 @@ def test_study_names_are_unique_per_sweep_and_kept_on_resume(tmp_path, spec):
 
 def test_study_carries_the_objective_names(tmp_path, spec):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    ParetoOptunaSearch(spec, study_name="names", storage=url)
+    SweepSearcher(spec, study_name="names", storage=url)
     assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
-    ParetoOptunaSearch(spec, study_name="names", storage=url)  # reopened (resume): names kept, no error
+    SweepSearcher(spec, study_name="names", storage=url)  # reopened (resume): names kept, no error
     assert optuna.load_study(study_name="names", storage=url).metric_names == ["val_accuracy", "macs"]
 
 
@@ -91,7 +91,7 @@ def test_a_missing_constraint_value_is_infeasible_not_a_crash(tmp_path):
     import sys
 
     spec = parse_spec(tiny_spec(constraints=["params <= 1000", "val_accuracy >= 0.5"]))
-    searcher = ParetoOptunaSearch(spec, study_name="unit-nan-constraint", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher = SweepSearcher(spec, study_name="unit-nan-constraint", storage=f"sqlite:///{tmp_path / 's.db'}")
     searcher.suggest("a")
     searcher.on_trial_complete("a", {"val_accuracy": 0.9, "macs": 10, "params": math.nan, "budget_fraction": 1.0, "epoch": 3})
     (trial,) = searcher.study.trials
@@ -101,7 +101,7 @@ def test_a_missing_constraint_value_is_infeasible_not_a_crash(tmp_path):
 
 
 def test_learning_curve_reaches_the_study_final_epoch_included(tmp_path, spec):
-    searcher = ParetoOptunaSearch(spec, study_name="unit-curve", storage=f"sqlite:///{tmp_path / 's.db'}")
+    searcher = SweepSearcher(spec, study_name="unit-curve", storage=f"sqlite:///{tmp_path / 's.db'}")
     searcher.suggest("a")
     for epoch, acc in ((1, 0.5), (2, math.nan), (3, 0.7)):
         searcher.on_trial_result("a", {"val_accuracy": acc, "macs": 10, "budget_fraction": epoch / 4, "epoch": epoch})
@@ -179,7 +179,7 @@ def test_tpe_history_is_bounded_to_the_best_and_the_newest():
 @pytest.mark.parametrize("sampler", ["cost_aware", "tpe", "random"])
 def test_a_resumed_search_never_proposes_what_it_already_proposed(tmp_path, sampler):
     """Issue 24: a seeded sampler restarted its sequence on resume, re-training trials 0, 1, 2."""
-    from search.searcher import ParetoOptunaSearch
+    from search.searcher import SweepSearcher
     from search.spec import load_spec
     from tests.conftest import ROOT
     from trainables.data import check_available
@@ -189,11 +189,11 @@ def test_a_resumed_search_never_proposes_what_it_already_proposed(tmp_path, samp
     storage = f"sqlite:///{tmp_path}/study.db"
 
     def run(prefix: str, n: int) -> list[dict]:
-        searcher = ParetoOptunaSearch(spec, "resumed", storage=storage, num_samples=8, data_info=info)
+        searcher = SweepSearcher(spec, "resumed", storage=storage, num_samples=8, data_info=info)
         out = []
         for k in range(n):
             searcher.suggest(f"{prefix}{k}")
-            out.append(dict(searcher._ot_trials[f"{prefix}{k}"].params))
+            out.append(dict(searcher.params_of(f"{prefix}{k}")))
             searcher.on_trial_complete(f"{prefix}{k}", {"val_accuracy": 0.9, "energy_uj": 0.01, "budget_fraction": 1.0, "epoch": 12})
         return out
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from search.run import main
 from tests.conftest import tiny_spec
-from search.rundir import STUDY_FILE, study_storage
+from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 

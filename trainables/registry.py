@@ -57,7 +57,8 @@ class TrainableEntry:
             :class:`~trainables.deploy.DeployableModel`; returns a JSON-ready dict with
             ``format``, ``file`` and what the card shows) and ``run_files(directory, x) ->
             logits`` (runs the written file with its own runtime on inputs in natural units).
-        static_costs: ``"module:function"`` computing the report metrics known before training,
+        static_costs: The family's static costs hook: ``"module:function"`` computing the report
+            metrics known before training (:meth:`static_costs_of` calls it),
             ``function(config, info) -> {metric: StaticCost}`` from a resolved config and the
             data's :class:`~trainables.data.DataInfo` alone, with the same cost code the trial
             reports with (imported on first use); ``None`` when the family declares none.
@@ -112,8 +113,9 @@ class TrainableEntry:
         """The Ray Tune function trainable of this family (one shared loop for every family)."""
         return trial_function(self)
 
-    def costs_before_training(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> dict[str, StaticCost]:
-        """The report metrics a config fixes before any training (empty when the family declares none).
+    def static_costs_of(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> dict[str, StaticCost]:
+        """A config's static costs: the report metrics it fixes before any training, by the family's
+        :attr:`static_costs` hook (empty when the family declares none).
 
         Each :class:`~trainables.report.StaticCost` says how the trained trial's reports relate
         to it (equal, at most, at least); the contract test checks that they do.
@@ -122,6 +124,10 @@ class TrainableEntry:
             return {}
         module, _, name = self.static_costs.partition(":")
         return dict(getattr(importlib.import_module(module), name)(self.resolve(config), info))
+
+    #: The former name of :meth:`static_costs_of`, until search/searcher.py, search/run.py,
+    #: tests/test_refusal.py, tests/test_trainable_contract.py and benchmarks/suggest_cost.py use it.
+    costs_before_training = static_costs_of
 
     def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:
         """``torch.nn.Module`` of a trial config, with the shapes its state dict needs."""

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from search.cli import run_command
+from search.rundir import RunDir
 from trainables.report import format_number
 
 __all__ = ["build_parser", "format_front_table", "main"]
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run dir(s) written by python -m search.run (STORAGE/NAME)")
     parser.add_argument("--objectives", nargs="+", metavar="METRIC:MODE", help="objectives, e.g. val_accuracy:max energy_uj:min (default: the spec's)")
-    parser.add_argument("--reference", nargs="+", type=float, metavar="V", help="hypervolume reference point, one value per objective (default: recorded in the run dir's analysis.json, else derived once and recorded)")
+    parser.add_argument("--reference", nargs="+", type=float, metavar="V", help="hypervolume reference point, one value per objective (default: recorded in the run dir's " + RunDir.file_name("analysis") + ", else derived once and recorded)")
     parser.add_argument("--include-partial", action="store_true", help="let trials stopped early by the scheduler compete (off: their values are partial-budget)")
     parser.add_argument("--png", metavar="FILE", help="write the front figure as PNG")
     parser.add_argument("--html", metavar="FILE", help="write the front figure as self-contained interactive HTML")

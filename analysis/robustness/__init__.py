@@ -214,21 +214,21 @@ def plot_robustness(table: RobustnessTable, path: str | Path, title: str = "") -
 
 
 def trial_row(run_dir: Path, trial_id: str) -> dict[str, Any]:
-    from search.rundir import TRIALS_FILE, RunDirError, open_run_dir
+    from search.rundir import RunDir, RunDirError
 
-    path = run_dir / TRIALS_FILE
+    records = RunDir(run_dir)
     try:
-        table = open_run_dir(run_dir).read_table(TRIALS_FILE)
+        table = records.read_trials()
     except RunDirError as exc:
         raise RobustnessError(str(exc)) from None
     if table is None:
-        raise RobustnessError(f"{run_dir} holds no {TRIALS_FILE} (is it a run dir?)")
+        raise RobustnessError(f"{run_dir} holds no {records.file_name('trials')} (is it a run dir?)")
     rows = table.to_pylist()
     matches = [r for r in rows if str(r["trial_id"]) == trial_id] or [r for r in rows if str(r["trial_id"]).startswith(trial_id)]
     if len(matches) != 1:
         known = ", ".join(str(r["trial_id"]) for r in rows[:10])
         what = "no trial" if not matches else f"{len(matches)} trials"
-        raise RobustnessError(f"{what} matching {trial_id!r} in {path} (trials: {known}{', …' if len(rows) > 10 else ''})")
+        raise RobustnessError(f"{what} matching {trial_id!r} in {records.shown('trials')} (trials: {known}{', …' if len(rows) > 10 else ''})")
     return matches[0]
 
 

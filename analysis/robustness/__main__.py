@@ -15,6 +15,7 @@ from pathlib import Path
 from analysis.results import ResultsError
 from analysis.robustness import RobustnessError, load_curve, load_trial, noise_robustness, plot_robustness, plot_subset_curve, trial_row
 from search.cli import run_command
+from search.rundir import RunDir
 
 __all__ = ["build_parser", "main"]
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Noise robustness (teacher vs SNE subsets) and the accuracy-vs-energy curve of one SNE trial.",
     )
     parser.add_argument("run_dir", help="the sweep's run dir (STORAGE/NAME)")
-    parser.add_argument("--trial", required=True, help="trial id (or a unique prefix) from trials.parquet")
+    parser.add_argument("--trial", required=True, help=f"trial id (or a unique prefix) from {RunDir.file_name('trials')}")
     parser.add_argument("--out", help="output folder (default RUN_DIR/robustness/TRIAL)")
     parser.add_argument("--split", choices=["test", "val"], default="test", help="evaluation split (default test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")

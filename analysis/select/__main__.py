@@ -17,7 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from analysis.bundle import REPRODUCE_TOLERANCE, SEEDS_DIR
-from analysis.card import format_card_value
+from analysis.card import CARD_STYLE
+from trainables.report import format_number
 from analysis.export import export_bundle
 from analysis.results import ResultsError, analyze_run
 from analysis.seeds import verify_seeds
@@ -71,7 +72,7 @@ def _main(args: argparse.Namespace) -> int:
     for k, index in enumerate(selection.picks):
         row = front.row(index)
         place = "knee" if index == front.knee else "yes" if front.ranks[index] == 0 else f"rank {front.ranks[index]}"
-        print(f"  {k + 1:>2}  {row['trial_id']:<10}" + "".join(f"  {format_card_value(row.get(c)):>14}" for c in columns) + f"  {place}")
+        print(f"  {k + 1:>2}  {row['trial_id']:<10}" + "".join(f"  {format_number(row.get(c), **CARD_STYLE):>14}" for c in columns) + f"  {place}")
     if not args.export:
         return 0
     status = 0

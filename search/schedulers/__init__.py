@@ -1,12 +1,18 @@
-"""Trial schedulers, as a table: scheduler name → factory (as :mod:`search.samplers` is for samplers).
+"""Trial schedulers (early stopping), as a table: scheduler name → factory.
 
 The spec's allowed ``scheduler.name`` values are the keys of :data:`SCHEDULERS`, and
-:func:`make_scheduler` builds a sweep's scheduler from it, so a new scheduler is one entry
-here. Ray Tune is imported when a scheduler is built, not when this module is, so validating a
-spec stays cheap.
+:func:`make_scheduler` builds a sweep's scheduler from it, so a new scheduler is one entry here
+(as :mod:`search.samplers` is for samplers). Every scheduler is written on Ray Tune's documented
+scheduler classes:
+
+- ``none``: :class:`~search.schedulers.fifo.QueueFIFOScheduler`, no early stopping;
+- ``asha``: :class:`~search.schedulers.asha.ResumableASHA`, successive halving on one metric;
+- ``mo_asha``: :class:`~search.schedulers.mo_asha.MultiObjectiveASHA`, successive halving on
+  every objective and constraint.
 
 A scheduler with rungs also has ``seed(epoch_rows)``: a resumed sweep refills its rungs from the
-interrupted sweep's epoch rows.
+interrupted sweep's epoch rows. Ray Tune is imported when a scheduler is built, not when this
+module is, so validating a spec stays cheap.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ def _grace_period(spec: Any) -> int:
 
 
 def _fifo(spec: Any) -> Any:
-    from search.scheduling import QueueFIFOScheduler
+    from search.schedulers.fifo import QueueFIFOScheduler
 
     return QueueFIFOScheduler()
 
 
 def _asha(spec: Any) -> Any:
-    from search.scheduling import ResumableASHA
+    from search.recorder import record_id
+    from search.schedulers.asha import ResumableASHA
 
     metric, mode = spec.scheduler_metric
     return ResumableASHA(
@@ -41,11 +48,12 @@ def _asha(spec: Any) -> Any:
         max_t=spec.budget.epochs,
         grace_period=_grace_period(spec),
         reduction_factor=spec.scheduler.reduction_factor,
+        trial_key=record_id,
     )
 
 
 def _mo_asha(spec: Any) -> Any:
-    from search.mo_asha import MultiObjectiveASHA
+    from search.schedulers.mo_asha import MultiObjectiveASHA
     from search.recorder import record_id
 
     return MultiObjectiveASHA(

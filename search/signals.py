@@ -1,4 +1,4 @@
-"""Stopping a sweep on a signal: SIGINT (Ctrl-C), SIGTERM (Slurm, Kubernetes, ``timeout``), SIGHUP.
+"""Stop signals of a sweep: SIGINT (Ctrl-C), SIGTERM (Slurm, Kubernetes, ``timeout``), SIGHUP.
 
 The first signal asks the sweep to stop cleanly: Ray Tune launches nothing more and stops its
 running trials (each keeps its checkpoints), the results recorder writes ``trials.parquet`` and

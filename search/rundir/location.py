@@ -1,33 +1,13 @@
-"""A sweep's run dir: where it lives, what its files are called, how they are written and read.
+"""Where a run dir lives and how its bytes are read and written (local path or object store).
 
-The one owner of the run-dir layout; the search writes through it and the analysis reads
-through it. A run dir (``STORAGE/NAME``) holds::
+A run dir is ``STORAGE/NAME``: a local (or shared POSIX) path, ``file://…``, or an object store
+URI (``s3://bucket/prefix``, ``gs://…``) reached through pyarrow filesystems, as Ray Tune's own
+storage is, so every node and the analysis tools read the same files. Credentials and endpoints
+come from the usual environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` …).
 
-    spec.yaml        the resolved spec (what actually ran)
-    sweep.json       study name and storage, created time, trainable
-    study.journal    the persisted Optuna study, an Optuna journal file (open it with
-                     ``optuna-dashboard RUN_DIR/study.journal``; sweeps made before this
-                     release have ``study.db``, an SQLite file, and keep it)
-    trials.parquet   one row per trial, refreshed while the sweep runs
-    epochs.parquet   one row per report
-    analysis.json    hypervolume reference points recorded by the analysis
-    progress.json    the hypervolume reference of the sweep's progress lines (kept on resume)
-    cache/           artefacts the trials of the sweep share, e.g. a trained SNE teacher
-                     (``CACHE_DIR``; local run dirs only)
-    trial_<id>/      one trial's checkpoints and error files (``trial_dirname(trial_id)``)
-    <other files>    Ray Tune's experiment state
-
-It may be a local (or shared POSIX) path, ``file://…``, or an object store URI (``s3://bucket/
-prefix``, ``gs://…``) reached through pyarrow filesystems, as Ray Tune's own storage is, so every
-node and the analysis tools read the same files. Credentials and endpoints come from the usual
-environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` …). The Optuna study is a file that
-grows by appends (Optuna's ``JournalFileBackend``), which object stores cannot host: for such
-run dirs it lives in a local cache on the driver and a copy is uploaded to the run dir
-(``study.journal``) whenever the sweep stops.
-
-Why a journal and not SQLite: each study write (a trial asked, a curve point, an outcome told)
-is one appended line, about 7x cheaper than an SQLAlchemy transaction (benchmarks/study_storage.py), and the driver makes
-them on the trials' path (between a trial's reports, between two trials).
+:class:`RunLocation` is the byte-level access (atomic writes, Parquet tables); which files a run
+dir holds and what each contains is :mod:`search.rundir.records`'s business, and every other
+module goes through those typed records.
 
 Only pyarrow is needed here: reading a run dir loads neither torch, Ray nor Optuna.
 """
@@ -46,16 +26,6 @@ import pyarrow.parquet as pq
 from trainables.files import write_atomic
 
 __all__ = [
-    "SPEC_FILE",
-    "SWEEP_FILE",
-    "STUDY_FILE",
-    "SQLITE_STUDY_FILE",
-    "study_storage",
-    "study_address",
-    "TRIALS_FILE",
-    "EPOCHS_FILE",
-    "ANALYSIS_FILE",
-    "PROGRESS_FILE",
     "CACHE_DIR",
     "trial_dirname",
     "RunDirError",
@@ -66,34 +36,8 @@ __all__ = [
     "local_cache_root",
 ]
 
-SPEC_FILE = "spec.yaml"
-SWEEP_FILE = "sweep.json"
-STUDY_FILE = "study.journal"
-#: The study file of sweeps made before the journal (an SQLite database); they keep it.
-SQLITE_STUDY_FILE = "study.db"
-TRIALS_FILE = "trials.parquet"
-EPOCHS_FILE = "epochs.parquet"
-ANALYSIS_FILE = "analysis.json"
-PROGRESS_FILE = "progress.json"
+#: Artefacts the trials of one sweep share (e.g. a trained SNE teacher); local run dirs only.
 CACHE_DIR = "cache"
-
-
-def study_storage(path: str | os.PathLike[str]):
-    """The Optuna storage of a study file: SQLite for ``*.db``, else an Optuna journal file."""
-    import optuna
-
-    path = Path(path)
-    if path.suffix == ".db":
-        return optuna.storages.RDBStorage(f"sqlite:///{path}", skip_compatibility_check=False)
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def study_address(path: str | os.PathLike[str]) -> str:
-    """What optuna-dashboard (and ``optuna.load_study``'s tools) take for a study file."""
-    path = Path(path)
-    return f"sqlite:///{path}" if path.suffix == ".db" else str(path)
 
 
 def trial_dirname(trial_id: str) -> str:

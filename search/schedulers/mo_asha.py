@@ -28,14 +28,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from analysis.pareto import nondominated_ranks
-from search.scheduling import LiveTrialQueue
+from search.schedulers.fifo import LiveTrialQueue
+from search.schedulers.tie_breaks import TIE_BREAKS
 
 __all__ = [
     "TIE_BREAKS",
@@ -50,9 +51,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TieBreak = Literal["crowding", "eps_net"]
-#: The accepted ``scheduler.tie_break`` values.
-TIE_BREAKS: tuple[str, ...] = ("crowding", "eps_net")
+#: A ``scheduler.tie_break`` value: one of :data:`search.schedulers.tie_breaks.TIE_BREAKS`.
+TieBreak = str
 
 
 def _normalised(z: np.ndarray) -> np.ndarray:
@@ -265,17 +265,10 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
                 values.append(float(v))
             except (TypeError, ValueError):
                 values.append(math.nan)
-        violation = 0.0
-        for constraint in self._constraints:
-            raw = result.get(constraint.metric)
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                value = math.nan
-            if not math.isfinite(value):
-                return self._signs * np.array(values), math.inf  # cannot be shown feasible
-            violation += max(0.0, float(constraint.violation(value)))
-        return self._signs * np.array(values), violation
+        # A missing or non-finite value cannot be shown feasible: the spec's one rule gives it the
+        # largest violation (Constraint.violation_of).
+        violation = sum(max(0.0, constraint.violation_of(result.get(constraint.metric))) for constraint in self._constraints)
+        return self._signs * np.array(values), float(violation)
 
     def seed(self, epoch_rows: Sequence[Mapping[str, Any]]) -> None:
         """Refill the rungs from a run dir's epoch rows (``trial_id``, ``epoch``, metrics)."""
