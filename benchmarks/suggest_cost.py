@@ -61,7 +61,7 @@ def main() -> None:
             if len(running) == 2:
                 trial_id = running.pop(0)
                 params = searcher.params_of(trial_id)
-                macs = spec.entry.costs_before_training(trial_config(spec, params), info)["macs"].value
+                macs = spec.entry.static_costs_of(trial_config(spec, params), info)["macs"].value
                 lr = params["optim.lr"]
                 accuracy = 0.6 + 0.35 * math.tanh(macs / 8000) - 0.05 * (math.log10(lr) + 2.5) ** 2 + rng.normal(0, 0.01)
                 result = {"val_accuracy": accuracy, "energy_uj": 4.6e-6 * macs, "macs": macs, "budget_fraction": 1.0, "epoch": 12}

@@ -49,12 +49,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.samplers import is_feasible_trial
+from search.study import is_feasible_trial
 
 __all__ = ["CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
 
 #: ``static_objectives(params)``: one entry per study objective, the value when it is known from
-#: the parameters alone, ``None`` when it must be learnt by training.
+#: the parameters alone, ``None`` when it must be learnt by training (a spec's:
+#: :meth:`search.static_costs.StaticCostModel.objectives`).
 StaticObjectives = Callable[[Mapping[str, Any]], Sequence[float | None]]
 #: ``draw(rng, n)``: ``n`` candidate parameter sets, each with the distributions of its parameters.
 CandidateDraw = Callable[[np.random.Generator, int], list[tuple[dict[str, Any], dict[str, BaseDistribution]]]]

@@ -14,7 +14,8 @@ def print_dry_run(spec: Any) -> None:
     """Print what a sweep of ``spec`` would search, with costs known before training."""
     import yaml
 
-    from search.space import describe_space, sample_configs
+    from search.preview import describe_space
+    from search.space import sample_configs
 
     print(f"spec {spec.name}: trainable {spec.trainable}, data {spec.data.name}, {spec.budget.epochs} epochs, {spec.num_samples} trials")
     print("objectives: " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
@@ -36,7 +37,7 @@ def print_dry_run(spec: Any) -> None:
 
 def _print_cost_preview(spec: Any) -> None:
     """The dry run's costs before training: each static metric's range, the constraints' feasible share."""
-    from search.space import cost_preview
+    from search.preview import cost_preview
     from trainables.data import DataError, check_available
     from trainables.report import format_number
 

@@ -112,7 +112,7 @@ def _invalid_space(spec: Any, info: Any) -> str | None:
         probed += 1
         try:
             config = trial_config(spec, params)
-            spec.entry.costs_before_training(config, info)  # builds the net (G2G, SNE) from the shape
+            spec.entry.static_costs_of(config, info)  # builds the net (G2G, SNE) from the shape
         except ValidationError as exc:
             invalid += 1
             reason = reason or describe_validation_error(exc.errors()[0])

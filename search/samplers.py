@@ -6,7 +6,7 @@ imported when a sampler is built, not when this module is, so validating a spec 
 Constraints reach the samplers as each trial's ``constraints`` list (the form Optuna's
 ``constraints_func`` writes), which the searcher stores before telling a result, so every
 constrained sampler (TPE, NSGA-II/III, GP) steers away from infeasible regions;
-:func:`is_feasible_trial` reads them back, the one feasibility predicate for an Optuna trial.
+:func:`search.study.is_feasible_trial` reads them back, the one feasibility predicate for an Optuna trial.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLERS",
+    "RecipeSampler",
     "TPE_MAX_HISTORY",
     "SamplerFactory",
     "SweepGridSampler",
+    "CONTINUES_FROM_STUDY",
     "SweepTPESampler",
     "TPEHistory",
     "TrialSelection",
-    "is_feasible_trial",
     "make_sampler",
+    "reopened_seed",
 ]
 
 #: ``factory(options, seed, grid)``: ``options`` are the spec's ``sampler.options`` (keyword
@@ -35,28 +37,68 @@ __all__ = [
 SamplerFactory = Callable[[Mapping[str, Any], int, "Mapping[str, list[Any]] | None"], "optuna.samplers.BaseSampler"]
 
 
-def is_feasible_trial(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether an Optuna trial is feasible: every constraint value it stores is ≤ 0.
+def _build(class_name: str, options: Mapping[str, Any], seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
 
-    The one feasibility predicate for an Optuna trial, read from its public ``constraints``
-    (the values :meth:`search.spec.Constraint.violation_of` gives, Optuna's sign: > 0 breaks the
-    constraint). :func:`search.spec.feasible` is the same rule on a result row: a trial is
-    feasible when every constraint is met, and a value that cannot be shown to meet it (NaN
-    here; missing or non-finite there) does not. A trial with no constraint values is feasible.
-    """
-    return all(value <= 0 for value in trial.constraints.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return getattr(optuna.samplers, class_name)(seed=seed, **options)
 
 
-def _optuna_sampler(class_name: str) -> SamplerFactory:
+def _optuna_sampler(class_name: str, pickles: bool = True) -> SamplerFactory:
+    """The factory of an Optuna sampler class; one that does not pickle comes in a :class:`RecipeSampler`."""
+
     def factory(options: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return getattr(optuna.samplers, class_name)(seed=seed, **options)
+        if pickles:
+            return _build(class_name, options, seed)
+        return __getattr__("RecipeSampler")(class_name, options, seed)
 
     factory.__name__ = f"make_{class_name}"
     return factory
+
+
+def _recipe_sampler_class() -> type:
+    import optuna
+
+    class RecipeSampler(optuna.samplers.BaseSampler):
+        """An Optuna sampler that pickles as its recipe: class name, options and seed.
+
+        Ray Tune pickles the searcher, its sampler included, with the sweep (``tuner.pkl``).
+        Optuna's genetic samplers (NSGA-II, NSGA-III) hold a thread lock and cannot be pickled;
+        this one builds such a sampler (:attr:`sampler`) and hands it every call of Optuna's
+        sampler interface. Unpickled, it builds the sampler again from the recipe: what the
+        genetic samplers know of their generations they read back from the study, and their
+        random state starts again from the seed.
+        """
+
+        def __init__(self, class_name: str, options: Mapping[str, Any], seed: int) -> None:
+            self.class_name, self.options, self.seed = class_name, dict(options), seed
+            self.sampler = _build(class_name, self.options, seed)
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (type(self), (self.class_name, self.options, self.seed))
+
+        def infer_relative_search_space(self, study, trial):  # noqa: D102
+            return self.sampler.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):  # noqa: D102
+            return self.sampler.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):  # noqa: D102
+            return self.sampler.sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial) -> None:  # noqa: D102
+            self.sampler.before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: D102
+            self.sampler.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:  # noqa: D102
+            self.sampler.reseed_rng()
+
+    RecipeSampler.__module__ = __name__
+    RecipeSampler.__qualname__ = "RecipeSampler"
+    return RecipeSampler
 
 
 def _grid_sampler(options: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
@@ -159,6 +201,7 @@ class TPEHistory:
         from optuna.trial import TrialState
 
         from analysis.pareto import nondominated_ranks
+        from search.study import is_feasible_trial
 
         assert self.max_history is not None
         keys: dict[int, tuple[bool, tuple[float, ...]]] = self._memo.setdefault("keys", {})
@@ -344,6 +387,7 @@ def _cost_aware_sampler(
 
 
 _LAZY_CLASSES = {
+    "RecipeSampler": _recipe_sampler_class,
     "SweepGridSampler": _sweep_grid_sampler_class,
     "SweepTPESampler": _sweep_tpe_sampler_class,
     "TrialSelection": _trial_selection_class,
@@ -354,17 +398,17 @@ def __getattr__(name: str) -> Any:
     # The sampler classes subclass Optuna's, so they are defined on first use; as module
     # attributes they pickle by reference (Tune snapshots the searcher).
     if name in _LAZY_CLASSES:
-        cls = _LAZY_CLASSES[name]()
-        globals()[name] = cls
-        return cls
+        if name not in globals():  # called by name below as well: define each class once
+            globals()[name] = _LAZY_CLASSES[name]()
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: Every sampler a spec may name.
 SAMPLERS: dict[str, SamplerFactory] = {
     "tpe": _tpe_sampler,
-    "nsga2": _optuna_sampler("NSGAIISampler"),
-    "nsga3": _optuna_sampler("NSGAIIISampler"),
+    "nsga2": _optuna_sampler("NSGAIISampler", pickles=False),
+    "nsga3": _optuna_sampler("NSGAIIISampler", pickles=False),
     "gp": _optuna_sampler("GPSampler"),
     "random": _optuna_sampler("RandomSampler"),
     "qmc": _optuna_sampler("QMCSampler"),
@@ -373,8 +417,24 @@ SAMPLERS: dict[str, SamplerFactory] = {
 }
 
 
-def make_sampler(spec: Any, seed: int | None = None, costs: Any = None) -> optuna.samplers.BaseSampler:
-    """Build a spec's sampler, seeded with ``run.seed`` (or ``seed``).
+#: Samplers that read their place in their sequence from the study (the grid its visited points,
+#: QMC its sample count): rebuilt on a reopened study with the same seed, they go on where they stopped.
+CONTINUES_FROM_STUDY: frozenset[str] = frozenset({"grid", "qmc"})
+
+
+def reopened_seed(spec: Any, held: int) -> int:
+    """The seed of a spec's sampler built on a study that already holds ``held`` trials.
+
+    A seeded sampler rebuilt with ``run.seed`` on a reopened study (a resumed or extended sweep)
+    would propose its first configs again, so it gets ``run.seed + held``: still repeatable. A
+    sampler of :data:`CONTINUES_FROM_STUDY` keeps ``run.seed``: which grid point a trial number
+    gets is its seed's shuffle, and another seed would send it back to points already visited.
+    """
+    return spec.run.seed if spec.sampler.name in CONTINUES_FROM_STUDY else spec.run.seed + held
+
+
+def make_sampler(spec: Any, seed: int | None = None, costs: Any = None, held: int = 0) -> optuna.samplers.BaseSampler:
+    """Build a spec's sampler for a study that holds ``held`` trials, seeded by :func:`reopened_seed` (or with ``seed``).
 
     ``costs`` (:func:`search.static_costs.static_cost_model` of the spec and its data) lets
     ``cost_aware`` compute each candidate's static costs; without it (or for a family that declares no
@@ -384,7 +444,7 @@ def make_sampler(spec: Any, seed: int | None = None, costs: Any = None) -> optun
         TypeError: an option the sampler does not take.
         ValueError: an option value the sampler rejects.
     """
-    seed = spec.run.seed if seed is None else seed
+    seed = reopened_seed(spec, held) if seed is None else seed
     factory = SAMPLERS[spec.sampler.name]
     if factory is _cost_aware_sampler:
         return _cost_aware_sampler(dict(spec.sampler.options), seed, spec.grid(), costs=costs)

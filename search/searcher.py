@@ -41,7 +41,8 @@ from ray.tune.search import Searcher
 
 from search.rundir import trial_row
 from search.samplers import make_sampler
-from search.space import cost_model, define_by_run, trial_config
+from search.space import define_by_run, trial_config
+from search.static_costs import static_cost_model
 from search.spec import Spec
 from search.study import RAY_TRIAL_ATTR, REFUSED_ATTR, StudyStore, classify, counts_as_trial, refused_id, tell_outcome, violations
 from trainables.config import flatten
@@ -114,8 +115,9 @@ class SweepSearcher(Searcher):
             storage = optuna.storages.RDBStorage(storage)
         existing = _trials_in(storage, study_name)
         # A study that already holds trials (a resumed or extended sweep): the seeded sampler is
-        # seeded by how far the study got, so it does not start its sequence again -- still repeatable.
-        sampler = make_sampler(spec, seed=spec.run.seed + existing, costs=cost_model(spec, data_info))
+        # seeded by how far the study got (search.samplers.reopened_seed), so it does not start its
+        # sequence again -- still repeatable.
+        sampler = make_sampler(spec, held=existing, costs=static_cost_model(spec, data_info))
         self.store = StudyStore.open(study_name, storage, sampler=sampler, directions=_directions(spec.modes))
         self._space = define_by_run(spec)
         self._spec = spec
@@ -214,7 +216,7 @@ class SweepSearcher(Searcher):
             return False
         config = trial_config(self._spec, trial.params)
         try:
-            costs = self._spec.entry.costs_before_training(config, self._data_info)
+            costs = self._spec.entry.static_costs_of(config, self._data_info)
         except ValueError:
             return False  # a config the family refuses: the trial says why
         broken = self._spec.broken_before_training(costs)

@@ -101,22 +101,3 @@ def sample_configs(spec: Spec, n: int, sampler: optuna.samplers.BaseSampler | No
             fn(trial)
             out.append(dict(trial.params))
     return out
-
-
-# Names that moved to their own modules, served from here until the last callers
-# (search/searcher.py, search/run.py, tests/test_cli.py) import them from their homes.
-_MOVED = {
-    "cost_model": ("search.static_costs", "static_cost_model"),
-    "CostPreview": ("search.preview", "CostPreview"),
-    "cost_preview": ("search.preview", "cost_preview"),
-    "describe_space": ("search.preview", "describe_space"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        module, attr = _MOVED[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,6 +40,7 @@ __all__ = [
     "StudyStore",
     "classify",
     "counts_as_trial",
+    "is_feasible_trial",
     "refused_id",
     "tell_outcome",
 ]
@@ -54,6 +55,18 @@ RAY_TRIAL_ATTR = "ray_trial_id"
 REFUSED_ATTR = "refused_before_training"
 #: The system attribute Optuna's samplers and the dashboard read constraint values from.
 _CONSTRAINTS_KEY = "constraints"
+
+
+def is_feasible_trial(trial: Any) -> bool:
+    """Whether an Optuna trial is feasible: every constraint value it stores is ≤ 0.
+
+    The one feasibility predicate for an Optuna trial, read from its public ``constraints``
+    (the values :meth:`search.spec.Constraint.violation_of` gives, Optuna's sign: > 0 breaks the
+    constraint). :func:`search.spec.feasible` is the same rule on a result row: a trial is
+    feasible when every constraint is met, and a value that cannot be shown to meet it (NaN
+    here; missing or non-finite there) does not. A trial with no constraint values is feasible.
+    """
+    return all(value <= 0 for value in trial.constraints.values())
 
 
 def counts_as_trial(trial: Any) -> bool:

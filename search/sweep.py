@@ -418,9 +418,9 @@ def _plan_resume(sweep: Sweep, resumed: Any) -> Any:
 
     if not sweep.study_path.exists():
         return ResumePlan()  # stopped before its first trial
-    shown = sweep.records.shown_study(sweep.meta)
-    load_study(sweep.study_name, sweep.study_path, shown)  # a damaged study: one line naming it
-    store = StudyStore.open(sweep.study_name, sweep.study_storage())
+    storage = sweep.study_storage()
+    study = load_study(sweep.study_name, sweep.study_path, sweep.records.shown_study(sweep.meta), storage=storage)
+    store = StudyStore(study=study, storage=storage)
     spec = sweep.spec
     plan = plan_resume(sweep.records, store, list(spec.metrics), list(spec.constraints), resumed)
     counted = sum(counts_as_trial(t) for t in store.study.get_trials(deepcopy=False))

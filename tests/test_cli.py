@@ -85,7 +85,8 @@ def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkey
     import optuna
 
     import search.dry_run
-    from search.space import cost_preview, sample_configs, trial_config
+    from search.preview import cost_preview
+    from search.space import sample_configs, trial_config
     from search.spec import load_spec
     from trainables.costs import model_costs
     from trainables.data import check_available
@@ -153,19 +154,34 @@ def test_a_grace_period_beyond_the_budget_is_pointed_out():
     assert "no trial can be stopped early" in load_spec(QUICKSTART, ["scheduler.grace_period=4", "budget.epochs=4"]).scheduler_text()
 
 
-def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback():
+def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback(tmp_path):
+    """The spec is a named pipe that the test holds open and never writes: the command blocks
+    reading it, past its imports, until Ctrl-C arrives. Only then is the signal sent."""
+    import errno
     import signal
     import time
 
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "search.run", QUICKSTART, "--dry-run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # importing the spec's dependencies (torch, optuna) takes seconds
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the dry run finished before the signal arrived")
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", str(fifo), "--dry-run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer, deadline = None, time.monotonic() + 120
+    while writer is None:  # opening the write end succeeds once the command has opened the spec to read it
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO, exc
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the command never read its spec"
+            time.sleep(0.05)
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(writer)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted before the sweep started: nothing was run" in err
+    assert err.strip().splitlines() == ["interrupted before the sweep started: nothing was run"], err
 
 
 def test_a_resume_keeps_the_sweeps_size_and_cpus_unless_given_again(tmp_path, capsys):

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from analysis.pareto import hypervolume
-from search.costaware import CostAwareSampler, ehvi_2d, random_candidates
+from search.costaware import CostAwareSampler, contains, ehvi_2d, random_candidates
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -132,7 +132,7 @@ def test_without_known_costs_it_is_optunas_gp_until_it_switches():
 
     def spy(study, trial):
         original(study, trial)
-        modes.append(sampler._modes[trial._trial_id])
+        modes.append(sampler._modes[trial.number])
 
     sampler.before_trial = spy
     study.optimize(_toy, n_trials=8)
@@ -156,8 +156,9 @@ def test_random_candidates_stay_inside_their_distributions():
     draws = random_candidates(dists)(np.random.default_rng(0), 500)
     for params, _ in draws:
         for name, dist in dists.items():
-            assert dist._contains(dist.to_internal_repr(params[name])), (name, params[name])
+            assert contains(dist, params[name]), (name, params[name])
     assert {p["a"] for p, _ in draws} >= {1, 64}  # both ends reachable
+    assert not contains(dists["b"], 0.3) and not contains(dists["c"], 3) and not contains(dists["d"], 48) and not contains(dists["a"], 65)
 
 
 # -- the spec's sampler ---------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_the_shipped_quickstart_uses_the_cost_aware_sampler():
     the static costs: past its random start-up it proposes only candidates whose static costs can
     meet the constraint, where the start-up drew some that cannot."""
     from search.samplers import make_sampler
-    from search.space import define_by_run, trial_config
+    from search.space import define_by_run
     from search.static_costs import static_cost_model
     from trainables.data import check_available
 

@@ -253,13 +253,14 @@ def test_dashboard_shows_each_trials_constraint_values(sweep):
     assert len(rows) == run.trials.num_rows - len(refused) == 6, "2 epochs: no trained trial is stopped early"
     shown = {t["number"]: t for t in detail["trials"]}
     # Candidates refused before training (their MACs broke macs <= 8000): pruned, with their
-    # violations (the learnt constraint is unknown: 0), no values, no curve.
+    # violations (the learnt constraint's value is missing: by the spec's one rule,
+    # Constraint.violation_of, the largest finite violation), no values, no curve.
     assert refused, "pick SWEEP_CONSTRAINTS so that some candidates are refused before training"
     for row in refused:
         trial = shown[row["optuna_trial"]]
         assert trial["state"] == "Pruned" and not trial.get("values") and not trial["intermediate_values"]
-        assert trial["constraints"] == pytest.approx([row["macs"] - 8000, 0.0])
-        assert list(optuna_trials_constraints(study, row["optuna_trial"])) == pytest.approx([row["macs"] - 8000, 0.0])
+        assert trial["constraints"] == pytest.approx([row["macs"] - 8000, sys.float_info.max])
+        assert list(optuna_trials_constraints(study, row["optuna_trial"])) == pytest.approx([row["macs"] - 8000, sys.float_info.max])
     optuna_trials = {t.number: t for t in study.trials}
     feasible = []
     for row in rows:

@@ -97,7 +97,7 @@ def test_bad_family_values_exit_2_at_load_naming_the_field(repo_root, tmp_path, 
         assert err[0].startswith(f"error: --set: {field}: "), err[0]
     assert f": {field}: " in err[0] and words in err[0], err[0]
     assert not storage.exists()  # refused before anything was written
-    # --dry-run refuses the same spec (it used to accept it)
+    # --dry-run refuses the same spec as well
     assert main([*argv, "--dry-run"]) == 2
     capsys.readouterr()
 

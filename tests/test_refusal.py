@@ -206,6 +206,6 @@ def test_an_sne_candidate_is_refused_when_even_no_spike_breaks_an_energy_bound()
     searcher = _searcher(spec, info, rows)
     for k in range(spec.num_samples):
         assert searcher.suggest(f"t{k}") not in (None, Searcher.FINISHED)
-        costs = spec.entry.costs_before_training(trial_config(spec, searcher.params_of(f"t{k}")), info)
+        costs = spec.entry.static_costs_of(trial_config(spec, searcher.params_of(f"t{k}")), info)
         assert costs["energy_uj"].relation == "lower" and costs["energy_uj"].value <= 0.02
     assert rows and all(row["energy_uj"] > 0.02 for row in rows)

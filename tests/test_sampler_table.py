@@ -3,13 +3,15 @@
 Run on a tiny spec through plain Optuna (the spec's define-by-run space, ask and tell; no Ray):
 
 - **seeded determinism**: two fresh studies with the same seed, told the same outcomes, are
-  proposed the same parameters;
-- **save/restore**: a sampler pickled mid-study (as Ray Tune snapshots the searcher) and
-  restored proposes what the original would have;
+  proposed the same parameters (and another seed gives others);
+- **it pickles** (Ray Tune pickles the searcher with the sweep): a sampler that pickles its
+  state goes on exactly as the original; one pickled as its recipe
+  (:class:`search.samplers.RecipeSampler`) goes on from the study;
 - **a reopened study proposes nothing twice**: a study reopened from its storage with the
-  sampler rebuilt as the sweep rebuilds it (seeded with ``run.seed`` plus the trials the study
-  holds: :class:`search.searcher.SweepSearcher`) is proposed no parameters it already holds; for
-  the grid, by construction, the rest of the grid.
+  sampler rebuilt as the sweep rebuilds it (``make_sampler(spec, held=...)``: the seed of
+  :func:`search.samplers.reopened_seed`) is proposed no parameters it already holds, where a
+  seeded sampler would otherwise start its sequence again (the random start-up); the grid goes
+  on to the rest of the grid.
 """
 
 from __future__ import annotations
@@ -71,9 +73,9 @@ def _outcome(params) -> list[float]:
     return [accuracy, macs]
 
 
-def _study(spec, info, seed: int, storage=None, name: str = "table") -> optuna.Study:
-    sampler = make_sampler(spec, seed=seed, costs=static_cost_model(spec, info))
-    return optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
+def _study(spec, info, seed: int | None = None, storage=None, held: int = 0) -> optuna.Study:
+    sampler = make_sampler(spec, seed=seed, costs=static_cost_model(spec, info), held=held)
+    return optuna.create_study(study_name="table", storage=storage, directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
 
 
 def _run(study: optuna.Study, spec, n: int, restore_at: int | None = None) -> list[dict]:
@@ -107,24 +109,28 @@ def test_the_same_seed_gives_the_same_suggestions(name, info):
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
-def test_a_sampler_restored_from_a_snapshot_goes_on_as_the_original(name, info):
+def test_a_sampler_pickles_and_its_copy_goes_on(name, info):
+    from search.samplers import RecipeSampler
+
     spec = _spec(name)
     plain = _run(_study(spec, info, seed=0), spec, 8)
-    restored = _run(_study(spec, info, seed=0), spec, 8, restore_at=4)
-    assert restored == plain
+    study = _study(spec, info, seed=0)
+    restored = _run(study, spec, 8, restore_at=4)
+    if isinstance(study.sampler, RecipeSampler):  # built again from its recipe: its random state starts again
+        assert restored[:4] == plain[:4] and all(set(p) == set(plain[0]) for p in restored)
+    else:
+        assert restored == plain
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_a_reopened_study_is_proposed_nothing_it_already_holds(name, info, tmp_path):
     spec = _spec(name)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    before = _run(_study(spec, info, seed=spec.run.seed, storage=storage), spec, 6)
+    before = _run(_study(spec, info, storage=storage), spec, 2)  # interrupted in the random start-up
     held = len(optuna.load_study(study_name="table", storage=storage).trials)
-    assert held == 6
-    # The sweep's rule for a study that already holds trials: seed + the trials it holds.
-    after = _run(_study(spec, info, seed=spec.run.seed + held, storage=storage), spec, 6)
+    after = _run(_study(spec, info, storage=storage, held=held), spec, 2)
     assert not [p for p in after if _key(p) in {_key(q) for q in before}], (before, after)
-    assert len({_key(p) for p in before + after}) == 12
-    if name == "grid":  # by construction: the rest of the grid, then all of it once
-        rest = _run(_study(spec, info, seed=spec.run.seed + 12, storage=storage), spec, spec.grid_size() - 12)
+    assert len({_key(p) for p in before + after}) == 4
+    if name == "grid":  # reopened again: the rest of the grid, then every point once
+        rest = _run(_study(spec, info, storage=storage, held=4), spec, spec.grid_size() - 4)
         assert len({_key(p) for p in before + after + rest}) == spec.grid_size()

@@ -142,7 +142,7 @@ def test_tpe_history_is_bounded_to_the_best_and_the_newest():
     import numpy as np
 
     from analysis.pareto import nondominated_ranks
-    from search.samplers import SweepTPESampler, _TPEView
+    from search.samplers import SweepTPESampler, TPEHistory
 
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
     rng = np.random.default_rng(0)
@@ -153,8 +153,7 @@ def test_tpe_history_is_bounded_to_the_best_and_the_newest():
         study.tell(trial, [x, y])
     running = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
 
-    view = _TPEView(study, hide_curves=True, max_history=20, memo={})
-    seen = view._get_trials(deepcopy=False)
+    seen = TPEHistory(max_history=20).select(study.get_trials(deepcopy=False), study.directions, hide_curves=True)
     finished = [t for t in seen if t.state == TrialState.COMPLETE]
     assert len(finished) == 20 and running.number in {t.number for t in seen}
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]

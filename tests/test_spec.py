@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import math
+import sys
 
 import pytest
 import yaml
 
 from search.run import main
-from search.spec import SpecError, apply_overrides, load_spec, parse_spec
+from search.spec import SpecError, apply_overrides, load_spec, load_yaml, parse_spec
 from tests.conftest import tiny_spec
 
 
@@ -157,3 +159,99 @@ def test_mo_asha_set_on_the_command_line_describes_itself(tmp_path):
     assert spec.scheduler.name == "mo_asha" and spec.scheduler.reduction_factor == 3.0
     text = spec.scheduler_text()
     assert text.startswith("mo_asha on ") and "grace 2, reduction 3" in text and "scheduler.metric/mode are not used" in text
+
+
+# -- one definition each: tie-breaks, a constraint's missing value, feasibility ----------------------
+
+
+def test_the_tie_breaks_are_the_schedulers_allowed_values(tmp_path):
+    """scheduler.tie_break takes exactly TIE_BREAKS, and a misspelt one names them all in one line."""
+    from search.spec import TIE_BREAKS, SchedulerSection
+
+    assert SchedulerSection.model_json_schema()["properties"]["tie_break"]["enum"] == list(TIE_BREAKS)
+    for tie_break in TIE_BREAKS:
+        assert parse_spec(_mutated(scheduler={"name": "mo_asha", "tie_break": tie_break})).scheduler.tie_break == tie_break
+    path = _write(tmp_path, yaml.safe_dump(tiny_spec()) + "scheduler: {name: mo_asha, tie_break: crowdingg}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and info.value.path == "scheduler.tie_break", message
+    assert all(repr(t) in message for t in TIE_BREAKS), message
+
+
+MAX = sys.float_info.max
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (1e5, -1e5),
+        ("1E5", -1e5),  # text that reads as a number is that number
+        (load_yaml("1E5"), -1e5),  # YAML 1.2: a float
+        (3e5, 1e5),
+        (2e5, 0.0),
+        (None, MAX),
+        ("nan", MAX),
+        (float("nan"), MAX),
+        (float("inf"), MAX),
+        (float("-inf"), MAX),
+        (load_yaml(".inf"), MAX),
+        ("abc", MAX),
+    ],
+)
+def test_a_constraint_value_follows_one_rule(value, expected):
+    """Constraint.violation_of: Optuna's sign, and the largest finite float for a value that cannot
+    be shown to meet the bound, never inf (JSON readers of the study reject it)."""
+    import json
+
+    from search.spec import Constraint, feasible
+
+    constraint = Constraint.parse("macs <= 2e5")
+    violation = constraint.violation_of(value)
+    assert violation == expected and math.isfinite(violation)
+    json.dumps(violation, allow_nan=False)
+    assert (violation <= 0) == feasible({"macs": value if not isinstance(value, str) else _number(value)}, [constraint])
+    assert Constraint.parse("energy_uj >= 1").violation_of(None) == MAX
+    assert Constraint.parse("macs >= 1e308").violation_of(-1e308) == MAX, "a violation too large for a float is capped too"
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def test_a_missing_metric_is_the_largest_violation():
+    from search.spec import Constraint
+
+    result = {"val_accuracy": 0.9}
+    assert [c.violation_of(result.get(c.metric)) for c in map(Constraint.parse, ["macs <= 10", "val_accuracy >= 0.5"])] == [MAX, pytest.approx(-0.4)]
+
+
+def test_an_optuna_trial_and_a_result_row_are_feasible_by_the_same_rule():
+    """is_feasible_trial (Optuna trials) and feasible (result rows) agree, whatever the row holds."""
+    import optuna
+
+    from search.study import is_feasible_trial
+    from search.spec import Constraint, feasible
+
+    constraints = [Constraint.parse("macs <= 100"), Constraint.parse("val_accuracy >= 0.5")]
+    rows = [
+        {"macs": 50, "val_accuracy": 0.9},
+        {"macs": 100, "val_accuracy": 0.5},
+        {"macs": 150, "val_accuracy": 0.9},
+        {"macs": 50, "val_accuracy": 0.1},
+        {"val_accuracy": 0.9},
+        {"macs": float("nan"), "val_accuracy": 0.9},
+        {"macs": 50, "val_accuracy": None},
+        {},
+    ]
+    for row in rows:
+        stored = [c.violation_of(row.get(c.metric)) for c in constraints]
+        trial = optuna.trial.create_trial(values=[1.0], system_attrs={"constraints": stored})
+        assert is_feasible_trial(trial) == feasible(row, constraints), row
+    assert is_feasible_trial(optuna.trial.create_trial(values=[1.0])), "a trial without constraints is feasible"
+    keyed = optuna.trial.create_trial(values=[1.0], system_attrs={"constraints:0": -1.0, "constraints:1": 0.5})
+    assert not is_feasible_trial(keyed), "Optuna's per-key form is read as well"
+    assert not is_feasible_trial(optuna.trial.create_trial(values=[1.0], system_attrs={"constraints": [float("nan")]}))

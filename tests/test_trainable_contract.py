@@ -182,7 +182,7 @@ def test_static_costs_match_what_the_trained_trial_reports(name, overrides, tmp_
     entry = get_trainable(name)
     config = {**flatten(_config(name, tmp_path)), **flatten(overrides)}
     resolved = entry.resolve(unflatten(config))
-    static = entry.costs_before_training(resolved, check_available(resolved.data))
+    static = entry.static_costs_of(resolved, check_available(resolved.data))
     if entry.static_costs is None:
         assert static == {}
         pytest.skip(f"{name} declares no static costs yet")

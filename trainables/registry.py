@@ -125,10 +125,6 @@ class TrainableEntry:
         module, _, name = self.static_costs.partition(":")
         return dict(getattr(importlib.import_module(module), name)(self.resolve(config), info))
 
-    #: The former name of :meth:`static_costs_of`, until search/searcher.py, search/run.py,
-    #: tests/test_refusal.py, tests/test_trainable_contract.py and benchmarks/suggest_cost.py use it.
-    costs_before_training = static_costs_of
-
     def build_model(self, config: Mapping[str, Any] | TrialConfig, info: Any) -> Any:
         """``torch.nn.Module`` of a trial config, with the shapes its state dict needs."""
         return self.training_class().build_model(self.resolve(config), info)

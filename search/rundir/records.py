@@ -329,10 +329,11 @@ def study_address(path: str | os.PathLike[str]) -> str:
     return f"sqlite:///{path}" if path.suffix == ".db" else str(path)
 
 
-def load_study(study_name: str, path: str | os.PathLike[str], shown_as: str, sampler: Any = None) -> Any:
+def load_study(study_name: str, path: str | os.PathLike[str], shown_as: str, sampler: Any = None, storage: Any = None) -> Any:
     """A sweep's Optuna study from its file (RunDirError naming ``shown_as`` when it cannot be read).
 
     ``path``: a journal file or an SQLite file (``*.db``); an ``sqlite:///`` URL is taken too.
+    ``storage``: the storage object to load it through (default: :func:`study_storage` of ``path``).
     """
     import optuna
 
@@ -350,7 +351,7 @@ def load_study(study_name: str, path: str | os.PathLike[str], shown_as: str, sam
                 # The journal ends inside a record: cut short by a full disk or a bad copy.
                 raise RunDirError(f"{shown_as}: not a readable Optuna study (its last record is cut short); {_fix_hint(study_file)}")
     try:
-        study = optuna.load_study(study_name=study_name, storage=study_storage(name), sampler=sampler)
+        study = optuna.load_study(study_name=study_name, storage=storage if storage is not None else study_storage(name), sampler=sampler)
         study.get_trials(deepcopy=False)
     except KeyError:
         raise RunDirError(f"{shown_as}: holds no study named {study_name!r}; {_fix_hint(study_file)}") from None

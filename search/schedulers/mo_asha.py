@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -268,7 +269,7 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
         # A missing or non-finite value cannot be shown feasible: the spec's one rule gives it the
         # largest violation (Constraint.violation_of).
         violation = sum(max(0.0, constraint.violation_of(result.get(constraint.metric))) for constraint in self._constraints)
-        return self._signs * np.array(values), float(violation)
+        return self._signs * np.array(values), min(float(violation), sys.float_info.max)
 
     def seed(self, epoch_rows: Sequence[Mapping[str, Any]]) -> None:
         """Refill the rungs from a run dir's epoch rows (``trial_id``, ``epoch``, metrics)."""

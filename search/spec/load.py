@@ -55,11 +55,6 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with YAML 1.2 numbers (``1e-3`` is a float, not a string)."""
-    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     """Read, override (``--set key=value``) and validate a spec file.
 
