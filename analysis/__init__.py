@@ -4,7 +4,10 @@ One module per job, imports running one way (each module imports only those list
 
 * ``analysis.pareto`` — fronts, ranks, hypervolume, knee (pure: arrays in, arrays out; imports
   nothing of the project, so the search may use it too);
-* ``analysis.results`` — a run dir as Arrow tables, the competing trials, the run's front;
+* ``analysis.columns`` — a trials table's columns as numbers, and ``ResultsError``;
+* ``analysis.reference`` — the hypervolume reference point a run records;
+* ``analysis.results`` — a run dir as Arrow tables (through ``search.rundir.RunDir``), the
+  competing trials, the run's front;
 * ``analysis.plot`` — front and progress figures (compute, then matplotlib / plotly renderers);
 * ``analysis.select`` — picking trials under conditions, by a metric or the knee;
 * ``analysis.bundle`` — the deployable bundle's files and record, and loading a bundle back;

@@ -45,10 +45,10 @@ from analysis.reference import ReferencePoint, common_reference, fix_reference, 
 from search.rundir import RunDir, RunDirError
 from search.spec import Constraint, Objective, Spec, SpecError, feasible, load_yaml, parse_spec
 from trainables.registry import metric_table
-from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, is_competing, is_full_budget
+from trainables.report import TERMINATED_STATE, ERROR_STATE, FINAL_STATES, is_competing, is_full_budget
 
 __all__ = [
-    "COMPLETED_STATE",
+    "TERMINATED_STATE",
     "HypervolumeTrace",
     "ReferencePoint",
     "ResultsError",
@@ -197,8 +197,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResults:
 
 
 def completed_mask(trials: pa.Table) -> np.ndarray:
-    """Trials that ran to their end (``COMPLETED_STATE``): at full budget or stopped by the scheduler."""
-    return np.array([s == COMPLETED_STATE for s in trials.column("state").to_pylist()], dtype=bool)
+    """Trials that ran to their end (``TERMINATED_STATE``): at full budget or stopped by the scheduler."""
+    return np.array([s == TERMINATED_STATE for s in trials.column("state").to_pylist()], dtype=bool)
 
 
 def competing_mask(trials: pa.Table, include_partial: bool = False) -> np.ndarray:

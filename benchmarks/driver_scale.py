@@ -136,7 +136,7 @@ def main() -> None:
     from search.rundir.records import TRIALS_FILE
     from search.sweep import build_tuner, prepare_sweep
     from trainables.registry import register_trainable
-    from trainables.report import COMPLETED_STATE, REFUSED_STATE
+    from trainables.report import TERMINATED_STATE, REFUSED_STATE
 
     register_trainable(_trivial_entry())
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.ERROR)
@@ -152,7 +152,7 @@ def main() -> None:
             rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
             refused = sum(r["state"] == REFUSED_STATE for r in rows)  # candidates whose known costs broke the constraint
             rows = [r for r in rows if r["state"] != REFUSED_STATE]
-            assert len(rows) == args.trials and all(r["state"] == COMPLETED_STATE for r in rows), "every trial must finish"
+            assert len(rows) == args.trials and all(r["state"] == TERMINATED_STATE for r in rows), "every trial must finish"
     finally:
         ray.shutdown()
     n = len(clock.marks)

@@ -24,7 +24,7 @@ Parts of the JSON (each part records its own error instead of stopping the other
 - ``shared_gpu``: four G2G trials in four processes on the same GPU, one CPU thread each (what
   ``run.resources: {gpu: 0.25}`` makes Ray do), against one alone: wall seconds and the
   throughput gain ``4 × one / four``.
-- ``tests``: ``pytest -m cuda tests/test_cuda.py`` (its summary line and exit status).
+- ``tests``: ``pytest -m cuda tests/unit/test_cuda.py`` (its summary line and exit status).
 """
 
 from __future__ import annotations
@@ -315,8 +315,8 @@ def shared_part(device, quick: bool, trials: int = 4) -> dict[str, Any]:
 
 
 def tests_part(timeout_s: float) -> dict[str, Any]:
-    """The CUDA-marked tests (tests/test_cuda.py), in a subprocess."""
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests/test_cuda.py"]
+    """The CUDA-marked tests (tests/unit/test_cuda.py), in a subprocess."""
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests/unit/test_cuda.py"]
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

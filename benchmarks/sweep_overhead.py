@@ -161,7 +161,7 @@ def _measure(results_compute: float, wall: float, workers: int, trials: int) -> 
 def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
     from search.rundir.records import TRIALS_FILE
     from search.sweep import build_tuner, prepare_sweep
-    from trainables.report import COMPLETED_STATE
+    from trainables.report import TERMINATED_STATE
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "epochs.log"
@@ -172,7 +172,7 @@ def run_ours(trials: int, work_s: float, epochs: int, workers: int) -> dict:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = sweep.location.read_table(TRIALS_FILE).to_pylist()
         compute = sum(r["train_time_s"] for r in rows)
-        assert len(rows) == trials and all(r["state"] == COMPLETED_STATE for r in rows)
+        assert len(rows) == trials and all(r["state"] == TERMINATED_STATE for r in rows)
         idle = breakdown(log, wall_start, wall_start + wall)
     return dict(_measure(compute, wall, workers, trials), driver_cpu_s=round(cpu, 2), idle=idle)
 

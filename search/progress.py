@@ -13,7 +13,7 @@ from ray.tune import Callback
 from analysis.pareto import hypervolume, pareto_mask, reference_point  # pure functions on arrays
 from search.recorder import record_id
 from search.spec import feasible
-from trainables.report import COMPLETED_STATE, FINAL_STATES, format_number, is_competing, is_full_budget
+from trainables.report import TERMINATED_STATE, FINAL_STATES, format_number, is_competing, is_full_budget
 
 __all__ = ["ProgressPrinter"]
 
@@ -93,7 +93,7 @@ class ProgressPrinter(Callback):
             if row.get("state") not in FINAL_STATES:
                 continue
             self.done += 1
-            if row["state"] == COMPLETED_STATE:
+            if row["state"] == TERMINATED_STATE:
                 competing = is_competing(row["state"], row.get("budget_fraction"))
                 self._record(row, competing)
                 if competing and feasible(row, self.constraints):

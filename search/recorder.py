@@ -4,7 +4,7 @@ A Ray Tune callback in the driver collects every report and every trial's fate, 
 both tables atomically (temp file, then rename) every few seconds and at the end, so a
 running sweep can be analysed at any time and a killed driver loses at most a few seconds.
 A trial's ``state`` is one of the names :mod:`trainables.report` defines (``RUNNING_STATE``,
-``COMPLETED_STATE``, ``ERROR_STATE`` …).
+``TERMINATED_STATE``, ``ERROR_STATE`` …).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ray.tune import Callback
 
 from search.rundir import RunDir, RunLocation, SealedRows, epoch_columns, epoch_row, missing_value, trial_columns, trial_row
 from trainables.config import flatten, unflatten
-from trainables.report import BASE_KEYS, COMPLETED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE, SETTLED_STATES
+from trainables.report import BASE_KEYS, TERMINATED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE, SETTLED_STATES
 
 __all__ = ["ResultsRecorder", "one_line_error", "record_id"]
 
@@ -146,7 +146,7 @@ class ResultsRecorder(Callback):
         # be missing from epochs.parquet; its final row holds that epoch's report.
         for trial_id, row in self.trials.items():
             epoch = row.get("epoch")
-            if row.get("state") == COMPLETED_STATE and epoch and (trial_id, int(epoch)) not in self.epochs:
+            if row.get("state") == TERMINATED_STATE and epoch and (trial_id, int(epoch)) not in self.epochs:
                 self.epochs[(trial_id, int(epoch))] = epoch_row(trial_id, int(epoch), row, self.metric_keys, None)
                 self._dirty = True
 
@@ -229,7 +229,7 @@ class ResultsRecorder(Callback):
         self._update_trial(trial, RUNNING_STATE)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, COMPLETED_STATE)
+        self._update_trial(trial, TERMINATED_STATE)
         self.flush(epochs=self._epochs_cheap())  # the record first …
         self._commit(trial)  # … then the study
         checkpoint = getattr(trial, "checkpoint", None)

@@ -39,7 +39,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from search.rundir import RunDir, RunDirError, SweepMeta, trial_dirname
-from trainables.report import COMPLETED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
+from trainables.report import TERMINATED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
 
 __all__ = ["ResumePlan", "ResumeState", "as_started", "check_resumable", "latest_checkpoint", "plan_resume"]
 
@@ -254,7 +254,7 @@ def plan_resume(run_dir: RunDir, store: Any, metrics: list[str], constraints: li
         elif ot is None:
             plan.settled[trial_id] = None  # a row the study never counted
         elif ot.state.is_finished():
-            plan.settled[trial_id] = ERROR_STATE if ot.state == TrialState.FAIL else COMPLETED_STATE
+            plan.settled[trial_id] = ERROR_STATE if ot.state == TrialState.FAIL else TERMINATED_STATE
             plan.finished += 1
     for ot in study.get_trials(deepcopy=False, states=open_states):
         trial_id = ot.user_attrs.get(RAY_TRIAL_ATTR)

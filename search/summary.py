@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from search.cli import EXIT_FAILED, fail
-from trainables.report import COMPLETED_STATE, ERROR_STATE, REFUSED_STATE, format_number, is_competing
+from trainables.report import TERMINATED_STATE, ERROR_STATE, REFUSED_STATE, format_number, is_competing
 
 __all__ = ["print_summary"]
 
@@ -31,7 +31,7 @@ def print_summary(sweep: Any) -> int:
     full = [r for r in rows if is_competing(r["state"], r.get("budget_fraction"))]
     states: dict[str, int] = {}
     for r in rows:
-        key = "STOPPED EARLY" if r["state"] == COMPLETED_STATE and r not in full else r["state"]
+        key = "STOPPED EARLY" if r["state"] == TERMINATED_STATE and r not in full else r["state"]
         states[key] = states.get(key, 0) + 1
     print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
     refused = len(everything) - len(rows)

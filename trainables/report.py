@@ -5,7 +5,7 @@ their own in their registry entry. The searcher, the progress display, the analy
 plots read these declarations and never guess from a key's name. :func:`is_full_budget` is the
 one definition of "a result at full budget", :func:`is_competing` the one of "a trial that
 competes on a front" (completed, at full budget), and :func:`format_number` the one way a metric
-value is printed. The names of a recorded trial's ``state`` (``COMPLETED_STATE``,
+value is printed. The names of a recorded trial's ``state`` (``TERMINATED_STATE``,
 ``ERROR_STATE``, ``FINAL_STATES`` …) are defined here too, once, for the recorder that writes
 them and everything that reads them.
 """
@@ -29,7 +29,7 @@ __all__ = [
     "FULL_BUDGET_TOL",
     "PENDING_STATE",
     "RUNNING_STATE",
-    "COMPLETED_STATE",
+    "TERMINATED_STATE",
     "ERROR_STATE",
     "FINAL_STATES",
     "REFUSED_STATE",
@@ -149,12 +149,14 @@ def is_full_budget(budget_fraction: Any) -> Any:
 PENDING_STATE = "PENDING"
 #: Started and not finished.
 RUNNING_STATE = "RUNNING"
-#: Ran to its end: at full budget, or stopped early by the scheduler.
-COMPLETED_STATE = "TERMINATED"
+#: Ended without an error: at full budget, or stopped early by the scheduler (Ray Tune's word for
+#: both). Which one is ``budget_fraction``'s to say (:func:`is_full_budget`); a trial that competes
+#: on a front is both TERMINATED and at full budget (:func:`is_competing`).
+TERMINATED_STATE = "TERMINATED"
 #: Failed, after its retries.
 ERROR_STATE = "ERROR"
 #: The states after which a trial never runs again.
-FINAL_STATES: tuple[str, ...] = (COMPLETED_STATE, ERROR_STATE)
+FINAL_STATES: tuple[str, ...] = (TERMINATED_STATE, ERROR_STATE)
 #: A candidate never trained: its costs known before training broke a constraint. Its row holds
 #: those costs and the reason (``error``); it is not a trial of the sweep's ``num_samples``.
 REFUSED_STATE = "REFUSED"
@@ -163,7 +165,7 @@ SETTLED_STATES: tuple[str, ...] = (*FINAL_STATES, REFUSED_STATE)
 
 
 def is_competing(state: Any, budget_fraction: Any, include_partial: bool = False) -> Any:
-    """Whether trials compete on a front: completed (``COMPLETED_STATE``) and at full budget.
+    """Whether trials compete on a front: terminated (``TERMINATED_STATE``) and at full budget.
 
     The one definition of a "competing trial". ``state`` and ``budget_fraction`` are one
     trial's (a bool back) or equally long sequences of a table's (a boolean array back).
@@ -171,7 +173,7 @@ def is_competing(state: Any, budget_fraction: Any, include_partial: bool = False
     Feasibility, which depends on a spec's constraints, is :func:`search.spec.feasible`'s:
     callers that want it as well ``and`` it in.
     """
-    completed = np.asarray(state, dtype=object) == COMPLETED_STATE
+    completed = np.asarray(state, dtype=object) == TERMINATED_STATE
     mask = completed if include_partial else completed & is_full_budget(budget_fraction)
     return bool(mask) if np.ndim(mask) == 0 else np.asarray(mask, dtype=bool)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from trainables.report import format_number
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("search", "trainables", "analysis")
 NAME = re.compile(r"_?(format|fmt)_?\w*(number|num|value|float)s?$")
 

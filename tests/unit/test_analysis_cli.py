@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 from analysis.pareto.__main__ import main
-from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
+from tests.unit.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

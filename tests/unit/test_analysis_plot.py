@@ -25,7 +25,7 @@ from analysis.plot import (
     write_png,
 )
 from analysis.results import HypervolumeTrace, ReferencePoint, analyze_run, hypervolume_trace, load_run, run_front
-from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
+from tests.unit.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
 from trainables.report import format_number
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from tests.test_sne_trainable import run_trial, tiny_config
+from tests.unit.test_sne_trainable import run_trial, tiny_config
 from trainables.report import BASE_KEYS
 from trainables.sne.adaptive import SubsetCurve
 from trainables.sne.config import NeuronConfig, StudentConfig

@@ -15,7 +15,7 @@ from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
 
-SPEC = Path(__file__).resolve().parents[1] / "spaces" / "quickstart_latency.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "spaces" / "quickstart_latency.yaml"
 
 
 def test_trials_report_measured_latency_and_the_study_optimises_it(tmp_path):

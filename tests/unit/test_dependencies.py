@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("search", "trainables", "analysis")
 
 #: Imported but declared in no list, with why: pip must not resolve their own requirements.

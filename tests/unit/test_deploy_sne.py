@@ -17,7 +17,7 @@ from analysis.export import export_bundle, natural_splits
 from analysis.select import select_trials
 from search.space import trial_config
 from search.spec import parse_spec
-from tests.test_analysis_results import trial, write_run
+from tests.unit.test_analysis_results import trial, write_run
 from trainables.deploy import DeployableModel, Preprocessing, natural_inputs
 from trainables.sne.family import ENTRY as SNE
 from analysis.card import CARD_STYLE

@@ -23,7 +23,7 @@ EPOCHS, GRACE, RF = 8, 2, 2
 def mo_asha_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mo_asha")
     argv = [
-        str(Path(__file__).resolve().parents[1] / "spaces" / "quickstart.yaml"),
+        str(Path(__file__).resolve().parents[2] / "spaces" / "quickstart.yaml"),
         "--storage", str(tmp),
         "--num-samples", "12",
         "--num-cpus", "2",

@@ -17,7 +17,7 @@ from analysis.robustness import (
     salt_and_pepper,
 )
 from analysis.robustness.__main__ import main
-from tests.test_sne_trainable import run_trial, tiny_config
+from tests.unit.test_sne_trainable import run_trial, tiny_config
 from trainables.sne.adaptive import SubsetCurve
 
 

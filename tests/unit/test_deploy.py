@@ -1,6 +1,6 @@
 """Deployable bundles: natural-unit inputs, ``load_bundle``, idempotent export, ONNX for G2G.
 
-The bundles come from really trained G2GNet trials (``tests/test_analysis_select.py``'s run
+The bundles come from really trained G2GNet trials (``tests/unit/test_analysis_select.py``'s run
 dir); onnxruntime runs the exported graphs on scikit-learn's digits in natural units (counts
 / 16), and the card's snippets are run as pasted, in a fresh interpreter.
 """
@@ -25,7 +25,7 @@ from analysis.export import export_bundle, natural_splits
 from analysis.select import select_trials
 from analysis.select.__main__ import main
 from search.space import trial_config
-from tests.test_analysis_select import trained_run
+from tests.unit.test_analysis_select import trained_run
 from trainables.data import DataInfo, load_splits
 from trainables.deploy import DeployableModel, Preprocessing, measure_latency, natural_inputs
 from trainables.g2g.block import BlockSparseLinear
@@ -34,7 +34,7 @@ from trainables.g2g.family import ENTRY as G2G
 from trainables.costs import model_costs
 from trainables.onnx_export import export_onnx, onnx_macs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py, CI-sized on the CPU: the device run's code paths, every part answering."""
+"""benchmarks/gpu_check.py runs every part on the CPU (its CI-sized run) and writes its JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.e2e
@@ -31,10 +31,3 @@ def test_the_gpu_check_runs_every_part_on_the_cpu_and_writes_its_json(tmp_path):
         assert 0.0 <= report[trial]["val_accuracy"] <= 1.0
     assert report["shared_gpu"]["trials"] == 4 and report["shared_gpu"]["throughput_gain"] > 0
     assert report["tests"]["exit_status"] == 0 and "skipped" in report["tests"]["summary"]  # no CUDA here
-
-
-def test_the_gpu_check_documents_the_device_run():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--help"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0
-    for words in ("--fetch-wheels", "--wheels benchmarks/wheels", "--device cpu --quick", "shared_gpu", "pytest -m cuda"):
-        assert words in done.stdout, words

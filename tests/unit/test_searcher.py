@@ -200,3 +200,29 @@ def test_a_resumed_search_never_proposes_what_it_already_proposed(tmp_path, samp
     again = run("b", 4)  # the resumed sweep's next 4
     assert not [p for p in again if p in first]
     assert len({tuple(sorted(p.items())) for p in first + again}) == 8
+
+
+def test_a_restored_searcher_tells_its_live_trials_and_proposes_nothing_twice(tmp_path, spec):
+    """save()/restore() (Ray Tune's snapshot): a searcher rebuilt on the same study from the
+    snapshot tells the trials the first one had running, and asks only for new parameters."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = SweepSearcher(spec, study_name="snap", storage=url, num_samples=8)
+    asked = {tid: first.params_of(tid) for tid in ("a", "b", "c") if first.suggest(tid)}
+    first.on_trial_complete("a", _result(0.8, 10))
+    snapshot = tmp_path / "searcher-state.json"
+    first.save(str(snapshot))
+    assert json.loads(snapshot.read_text())["live"] == {"b": 1, "c": 2}, "the snapshot holds the running trials only"
+
+    second = SweepSearcher(spec, study_name="snap", storage=url, num_samples=8)
+    second.restore(str(snapshot))
+    assert second.params_of("b") == asked["b"] and second.optuna_number("c") == 2
+    second.on_trial_complete("b", _result(0.7, 20))
+    second.on_trial_complete("c", None, error=True)
+    study = optuna.load_study(study_name="snap", storage=url)
+    states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
+    assert states == {"a": TrialState.COMPLETE, "b": TrialState.COMPLETE, "c": TrialState.FAIL}
+    new = [second.params_of(tid) for tid in ("d", "e", "f") if second.suggest(tid)]
+    assert len(new) == 3 and not any(p in asked.values() for p in new), "a resumed search proposes nothing twice"
+    other = SweepSearcher(spec, study_name="other", storage=url)
+    with pytest.raises(ValueError, match="snap"):
+        other.restore(str(snapshot))

@@ -24,7 +24,7 @@ from trainables.sne.distill import student_dropout
 from trainables.sne.family import SNE_REPORT_KEYS
 from trainables.training import load_state
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(cache_dir: Path, **sections) -> dict:

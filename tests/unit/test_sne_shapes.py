@@ -26,7 +26,7 @@ from trainables.sne.family import SNE_REPORT_KEYS
 from trainables.sne.students import SpikingStudent, student_cost_plan
 from trainables.sne.teacher import build_teacher
 from trainables.sne.trainable import SNETraining
-from tests.test_sne_trainable import run_trial
+from tests.unit.test_sne_trainable import run_trial
 
 D, L, CLASSES = 12, 32, 3
 
@@ -277,7 +277,7 @@ def test_a_bundle_of_vectors_or_signals_exports_reloads_and_runs_outside_pytorch
     from analysis.bundle import load_bundle
     from analysis.export import export_bundle
     from analysis.select import select_trials
-    from tests.test_analysis_results import trial, write_run
+    from tests.unit.test_analysis_results import trial, write_run
     from trainables.sne.nir_export import run_nir
     from trainables.training import save_state
 

@@ -26,7 +26,7 @@ from analysis.select import Condition, NoMatchError, front_position, select_tria
 from analysis.select.__main__ import main
 from search.space import trial_config
 from search.spec import load_spec, parse_spec
-from tests.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
+from tests.unit.test_analysis_results import mixed_trials, report, synth_spec, trial, write_run
 from trainables.data import load_splits
 from trainables.g2g.trainable import G2GTraining
 from trainables.registry import get_trainable

@@ -18,7 +18,7 @@ from trainables.registry import get_trainable
 from trainables.report import BASE_KEYS, make_report
 from trainables.training import load_state, save_state
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _trial_config(spec, params) -> G2GConfig:
