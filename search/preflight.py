@@ -14,7 +14,7 @@ from typing import Any
 
 from search.rundir import RunDir, RunDirError
 
-__all__ = ["PROBE_CONFIGS", "PROBE_SECONDS", "Preflight", "preflight"]
+__all__ = ["PROBE_CONFIGS", "PROBE_SECONDS", "Preflight", "check_run_dir", "preflight"]
 
 #: Configs drawn to find relations the space can never (or only sometimes) meet.
 PROBE_CONFIGS = 200
@@ -53,7 +53,7 @@ def preflight(spec: Any, storage: str | None, name: str | None, resume: bool, ad
             return None, problem
     run_dir = RunDir.at(storage or spec.run.storage, name or spec.name)
     try:
-        resumed = _check_run_dir(spec, run_dir, resume)
+        resumed = check_run_dir(spec, run_dir, resume)
     except RunDirError as exc:
         return None, str(exc)
     problem = _invalid_space(spec, info)
@@ -62,7 +62,7 @@ def preflight(spec: Any, storage: str | None, name: str | None, resume: bool, ad
     return Preflight(info=info, run_dir=run_dir, resumed=resumed), None
 
 
-def _check_run_dir(spec: Any, run_dir: RunDir, resume: bool) -> Any:
+def check_run_dir(spec: Any, run_dir: RunDir, resume: bool) -> Any:
     """A new sweep needs a free run dir; a resumed one its own, intact (RunDirError otherwise)."""
     if resume:
         from search.resume import check_resumable

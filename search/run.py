@@ -95,10 +95,10 @@ def _dry_run(spec: object, args: argparse.Namespace) -> int:
     """The real run's checks, each with the real run's line, then the preview: a dry run approves what it would start."""
     from search.dry_run import print_dry_run
     from search.preflight import preflight
-    from search.sweep import _named
+    from search.sweep import renamed
 
     if args.name:
-        spec, problem = _named(spec, args.name)
+        spec, problem = renamed(spec, args.name)
         if problem:
             return fail(problem)
     _, problem = preflight(spec, args.storage, args.name, args.resume, args.address)

@@ -129,10 +129,10 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
             damaged one (with ``resume``).
     """
     if checked is None:
-        from search.preflight import _check_run_dir
+        from search.preflight import check_run_dir
 
         run_dir = RunDir.at(storage or spec.run.storage, name or spec.name)
-        resumed = _check_run_dir(spec, run_dir, resume)
+        resumed = check_run_dir(spec, run_dir, resume)
     else:
         run_dir, resumed = checked.run_dir, checked.resumed
     if resume:
@@ -303,7 +303,7 @@ def finished_trials(sweep: Sweep) -> int:
     return sum(state in FINAL_STATES for state in trial_states(sweep))
 
 
-def _named(spec: Any, name: str) -> tuple[Any, str | None]:
+def renamed(spec: Any, name: str) -> tuple[Any, str | None]:
     """The spec renamed to ``name``, or the one-line problem with that name."""
     from search.spec import check_sweep_name
 
@@ -332,7 +332,7 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
 
     options = options or SweepOptions()
     if options.name:
-        spec, problem = _named(spec, options.name)
+        spec, problem = renamed(spec, options.name)
         if problem:
             return fail(problem)
     checked, problem = preflight(spec, options.storage, options.name, options.resume, options.address)
