@@ -28,6 +28,11 @@ __all__ = ["LOOPBACK_VARIABLE", "bind_local_ray_to_loopback", "start_ray", "stop
 #: Ray's documented switch: ``0`` binds a local Ray to the loopback address (read as Ray is imported).
 LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_IMPORTED_TOO_EARLY = (
+    f"this process imported Ray before the sweep without {LOOPBACK_VARIABLE}=0, so a local Ray would listen on the "
+    f"network; set {LOOPBACK_VARIABLE}=0 before importing Ray (python -m search.run and python -m analysis do), "
+    "or join a cluster with --address"
+)
 
 
 def bind_local_ray_to_loopback() -> None:
@@ -56,8 +61,11 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
         RuntimeError: a local Ray would listen on the network (Ray was imported by this
             process before :func:`bind_local_ray_to_loopback`).
     """
-    if not address and "ray" not in sys.modules:
-        bind_local_ray_to_loopback()
+    if not address:
+        if "ray" not in sys.modules:
+            bind_local_ray_to_loopback()
+        elif os.environ.get(LOOPBACK_VARIABLE) != "0":
+            raise RuntimeError(_IMPORTED_TOO_EARLY)
     import ray
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the run dir's Parquet tables are the results store
@@ -85,10 +93,7 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
         exposed = sorted({n.get("NodeManagerAddress") for n in ray.nodes()} - set(_LOOPBACK))
         if exposed:
             ray.shutdown()
-            raise RuntimeError(
-                f"a local Ray would listen on {', '.join(exposed)}: this process imported Ray before the sweep; "
-                f"set {LOOPBACK_VARIABLE}=0 before importing Ray (python -m search.run does), or join a cluster with --address"
-            )
+            raise RuntimeError(f"a local Ray would listen on {', '.join(exposed)}: {_IMPORTED_TOO_EARLY}")
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, shield)
         raise

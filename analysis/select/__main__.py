@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     if args.verify_seeds is not None and not args.export:
         raise ResultsError("--verify-seeds needs --export DIR (the re-training reads the exported config)")
+    if args.verify_seeds is not None and not args.address:
+        from search.ray_session import bind_local_ray_to_loopback
+
+        bind_local_ray_to_loopback()  # the re-training's local Ray: before the export imports Ray
     front = analyze_run(args.run_dir, args.objectives)
     selection = select_trials(front, args.where, prefer=args.prefer, knee=args.knee, top=args.top)
     print(f"{front.run.name}: {selection.describe()}")

@@ -265,3 +265,24 @@ def test_a_resume_names_every_difference_in_words(tmp_path, capsys):
     assert "model.depth was searched, now fixed at 1" in err
     assert "budget.epochs is 6, the sweep ran with 12" in err
     assert "optim.batch_size is 32, the sweep ran with 64" in err
+
+
+def test_a_local_ray_is_never_started_on_the_network_by_a_process_that_imported_ray_first():
+    """In-process API use after ``import ray`` without the loopback variable: one clear error, no Ray started."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import ray\n"
+        "from search.ray_session import start_ray\n"
+        "try:\n"
+        "    start_ray(None, 1)\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print('initialized:', ray.is_initialized())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "refused: this process imported Ray before the sweep without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0" in out, out
+    assert "initialized: False" in out, out
