@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from search.samplers import make_sampler
 from search.space import define_by_run, trial_config
 from search.static_costs import static_cost_model
 from search.spec import Spec
-from search.study import RAY_TRIAL_ATTR, REFUSED_ATTR, StudyStore, classify, counts_as_trial, refused_id, tell_outcome, violations
+from search.study import CONSTRAINTS_ATTR, RAY_TRIAL_ATTR, REFUSED_ATTR, StudyStore, classify, counts_as_trial, refused_id, tell_outcome, violations
 from trainables.config import flatten
 from trainables.report import REFUSED_STATE
 
@@ -124,12 +125,10 @@ class SweepSearcher(Searcher):
         self._constraints = list(spec.constraints)
         self._curve_metric = spec.scheduler_metric[0] if spec.scheduler.name == "asha" else spec.metrics[0]
         study = self.store.study
-        if self._constraints and "constraints" not in study.user_attrs:
+        if self._constraints and CONSTRAINTS_ATTR not in study.user_attrs:
             # Trials store constraint values as one list (see search.study); this names them.
-            study.set_user_attr("constraints", [c.text for c in self._constraints])
+            study.set_user_attr(CONSTRAINTS_ATTR, [c.text for c in self._constraints])
         if study.metric_names is None:  # optuna-dashboard and plots show the names
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(list(spec.metrics))

@@ -3,7 +3,6 @@ study of an earlier release is resumed on as it is. (Each resumes a real sweep t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import yaml
 from search.run import main
 from search.rundir.records import STUDY_FILE
 from tests.conftest import ROOT, tiny_spec
+from tests.unit.test_run_dir_damage import _digest
 
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 pytestmark = pytest.mark.e2e
@@ -41,14 +41,6 @@ def copy(finished_sweep, tmp_path):
     storage = tmp_path / "runs"
     shutil.copytree(run_dir, storage / "tiny")
     return spec, storage, storage / "tiny"
-
-
-def _digest(run_dir):
-    return {
-        p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file()
-    }
 
 
 class _Planted:
