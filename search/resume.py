@@ -22,8 +22,8 @@ they were. The steps, in order:
    trusted (its files are the user's own and not writable by others; resuming loads its
    checkpoints), the spec searches the same space, and every record reads. The records read here
    are handed on (:class:`ResumeState`), so nothing is read twice.
-3. :func:`plan_resume` (once the sweep is reopened): reconcile the study with the record and list
-   the trials to continue.
+3. :func:`plan_sweep_resume` (once the sweep is reopened): load the study, reconcile it with the
+   record (:func:`plan_resume`) and list the trials to continue.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import yaml
 
-from search.rundir import RunDir, RunDirError, SweepMeta, trial_dirname
+from search.rundir import RunDir, RunDirError, SweepMeta, load_study, trial_dirname
 from trainables.report import TERMINATED_STATE, ERROR_STATE, FINAL_STATES, REFUSED_STATE
 
-__all__ = ["ResumePlan", "ResumeState", "as_started", "check_resumable", "latest_checkpoint", "plan_resume"]
+__all__ = ["ResumePlan", "ResumeState", "as_started", "check_resumable", "latest_checkpoint", "plan_resume", "plan_sweep_resume"]
 
 #: Spec fields a resumed sweep may change: how many trials, how many at once, where.
 _RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
@@ -265,4 +265,24 @@ def plan_resume(run_dir: RunDir, store: Any, metrics: list[str], constraints: li
             continue
         checkpoint, epoch = latest_checkpoint(run_dir, trial_id, rows.get(trial_id), max_epoch=last_epoch.get(trial_id, 0))
         plan.continuations.append(Continuation(trial_id=trial_id, optuna_number=ot.number, checkpoint=checkpoint, epoch=epoch))
+    return plan
+
+
+def plan_sweep_resume(sweep: Any, resumed: ResumeState | None) -> ResumePlan:
+    """Reconcile the reopened sweep's study with its record; list the trials to continue."""
+    from search.study import StudyStore, counts_as_trial
+
+    if not sweep.study_path.exists():
+        return ResumePlan()  # stopped before its first trial
+    storage = sweep.study_storage()
+    study = load_study(sweep.study_name, sweep.study_path, sweep.records.shown_study(sweep.meta), storage=storage)
+    store = StudyStore(study=study, storage=storage)
+    spec = sweep.spec
+    plan = plan_resume(sweep.records, store, list(spec.metrics), list(spec.constraints), resumed)
+    counted = sum(counts_as_trial(t) for t in store.study.get_trials(deepcopy=False))
+    if counted > spec.num_samples:
+        raise RunDirError(
+            f"--resume: run.num_samples is {spec.num_samples} but this sweep has already started {counted} trials; "
+            f"pass --num-samples {counted} or more"
+        )
     return plan

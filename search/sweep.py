@@ -364,6 +364,7 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
 
 
 def _run(sweep: Sweep, checked: Any, options: SweepOptions) -> int:
+    from search.resume import plan_sweep_resume
     from search.signals import stop_requested
     from search.summary import print_summary
 
@@ -378,7 +379,7 @@ def _run(sweep: Sweep, checked: Any, options: SweepOptions) -> int:
     exhausted: str | None = None
     if options.resume:
         try:
-            plan = _plan_resume(sweep, checked.resumed)
+            plan = plan_sweep_resume(sweep, checked.resumed)
         except RunDirError as exc:
             return fail(str(exc))
         with_ckpt = sum(c.checkpoint is not None for c in plan.continuations)
@@ -408,28 +409,6 @@ def _run(sweep: Sweep, checked: Any, options: SweepOptions) -> int:
         sweep.upload_study()
     status = print_summary(sweep)
     return fail(f"{exhausted}; what was trained is saved in {sweep.run_dir}") if exhausted else status
-
-
-def _plan_resume(sweep: Sweep, resumed: Any) -> Any:
-    """Reconcile the reopened sweep's study with its record; list the trials to continue."""
-    from search.resume import ResumePlan, plan_resume
-    from search.rundir import load_study
-    from search.study import StudyStore, counts_as_trial
-
-    if not sweep.study_path.exists():
-        return ResumePlan()  # stopped before its first trial
-    storage = sweep.study_storage()
-    study = load_study(sweep.study_name, sweep.study_path, sweep.records.shown_study(sweep.meta), storage=storage)
-    store = StudyStore(study=study, storage=storage)
-    spec = sweep.spec
-    plan = plan_resume(sweep.records, store, list(spec.metrics), list(spec.constraints), resumed)
-    counted = sum(counts_as_trial(t) for t in store.study.get_trials(deepcopy=False))
-    if counted > spec.num_samples:
-        raise RunDirError(
-            f"--resume: run.num_samples is {spec.num_samples} but this sweep has already started {counted} trials; "
-            f"pass --num-samples {counted} or more"
-        )
-    return plan
 
 
 def _resume_command(sweep: Sweep, options: SweepOptions) -> str:
