@@ -94,14 +94,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
 def _dry_run(spec: object, args: argparse.Namespace) -> int:
     """The real run's checks, each with the real run's line, then the preview: a dry run approves what it would start."""
     from search.dry_run import print_dry_run
-    from search.preflight import preflight
-    from search.sweep import renamed
+    from search.sweep import checked_spec
 
-    if args.name:
-        spec, problem = renamed(spec, args.name)
-        if problem:
-            return fail(problem)
-    _, problem = preflight(spec, args.storage, args.name, args.resume, args.address)
+    options = SweepOptions(storage=args.storage, name=args.name, address=args.address, resume=args.resume)
+    spec, _, problem = checked_spec(spec, options)
     if problem:
         return fail(problem)
     print_dry_run(spec)

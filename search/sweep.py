@@ -314,6 +314,21 @@ def renamed(spec: Any, name: str) -> tuple[Any, str | None]:
     return spec.model_copy(update={"name": name}), None
 
 
+def checked_spec(spec: Any, options: SweepOptions) -> tuple[Any, Any, str | None]:
+    """The spec under ``--name`` and what the preflight found: (spec, :class:`~search.preflight.Preflight`, problem or None).
+
+    A sweep and a dry run make these same checks, with the same one-line messages.
+    """
+    from search.preflight import preflight
+
+    if options.name:
+        spec, problem = renamed(spec, options.name)
+        if problem:
+            return spec, None, problem
+    checked, problem = preflight(spec, options.storage, options.name, options.resume, options.address)
+    return spec, checked, problem
+
+
 def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
     """Run a validated spec's sweep on Ray (the search API behind ``python -m search.run``).
 
@@ -326,16 +341,11 @@ def run_sweep(spec: Any, options: SweepOptions | None = None) -> int:
         spec: A :class:`~search.spec.Spec` (:func:`search.spec.load_spec`).
         options: Where and how to run it (:class:`SweepOptions`).
     """
-    from search.preflight import preflight
     from search.ray_session import start_ray, stop_ray, unplaceable
     from search.signals import catch_stop_signals
 
     options = options or SweepOptions()
-    if options.name:
-        spec, problem = renamed(spec, options.name)
-        if problem:
-            return fail(problem)
-    checked, problem = preflight(spec, options.storage, options.name, options.resume, options.address)
+    spec, checked, problem = checked_spec(spec, options)
     if problem:
         return fail(problem)
     sweep = None
