@@ -14,11 +14,14 @@ One module per job, imports running one way (each module imports only those list
 * ``analysis.card`` — a bundle's ``card.md`` and ``metrics.json``;
 * ``analysis.export`` — writing a pick's bundle and measuring it again;
 * ``analysis.seeds`` — re-training a pick with several seeds (a sweep through the search API);
-* ``analysis.robustness`` — an SNE trial's accuracy-energy curve and noise robustness.
+* ``analysis.robustness`` — an SNE trial's accuracy-energy curve and noise robustness;
+* ``analysis.track`` — a run dir logged to MLflow and TensorBoard after the fact (the search's
+  trackers, :mod:`search.tracking`).
 
 Every command has one shape: ``python -m analysis COMMAND ...`` runs the ``main(argv)`` of the
 command package's ``__main__`` module (``analysis/pareto/__main__.py``, ``analysis/select/__main__.py``,
-``analysis/robustness/__main__.py``), which is also what ``python -m analysis.COMMAND`` runs.
+``analysis/robustness/__main__.py``, ``analysis/track/__main__.py``), which is also what
+``python -m analysis.COMMAND`` runs.
 
 The public names of the modules above (their ``__all__``, robustness aside, which needs torch)
 are attributes of this package, imported on first use, so ``import analysis`` stays light.

@@ -23,10 +23,11 @@ _USAGE = """usage: python -m analysis COMMAND [ARGS ...]
 commands:
   pareto RUN_DIR [RUN_DIR ...]   Pareto front(s), hypervolume, PNG/HTML/CSV   (python -m analysis pareto --help)
   select RUN_DIR                 pick configurations and export bundles       (python -m analysis select --help)
-  robustness RUN_DIR --trial ID  an SNE trial's accuracy-energy curve, noise robustness  (python -m analysis robustness --help)"""
+  robustness RUN_DIR --trial ID  an SNE trial's accuracy-energy curve, noise robustness  (python -m analysis robustness --help)
+  track RUN_DIR --mlflow URI     log a run dir to MLflow and/or TensorBoard   (python -m analysis track --help)"""
 
 #: Command → module whose ``main(argv)`` runs it.
-COMMANDS: dict[str, str] = {name: f"analysis.{name}.__main__" for name in ("pareto", "select", "robustness")}
+COMMANDS: dict[str, str] = {name: f"analysis.{name}.__main__" for name in ("pareto", "select", "robustness", "track")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,6 +104,8 @@ class Bundle:
             graph, its ``val_accuracy`` by its own runtime) or its ``error``; None when the
             family has no portable format.
         replaced: ``re-exported`` / ``overwritten`` when an earlier bundle was replaced.
+        warm_start: Per earlier run dir a ``--warm-start`` told the sweep, what it gave
+            (``run_dir``, ``taken``, …); empty for a sweep started cold.
     """
 
     path: Path
@@ -124,6 +126,7 @@ class Bundle:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     portable: dict[str, Any] | None = None
     replaced: str = ""
+    warm_start: tuple[dict[str, Any], ...] = ()
 
     @property
     def reproduction_error(self) -> float | None:

@@ -52,6 +52,7 @@ def render_card(bundle: Bundle) -> str:
         f"Pick {bundle.pick}: {bundle.rule}.",
         f"Sweep `{bundle.run_dir}`, trainable `{bundle.trainable}`, seed {bundle.seed}, "
         f"{format_number(rec.get('epoch'), **CARD_STYLE)} epochs (full budget).",
+        *_warm_start_lines(bundle),
         "",
         *_usage_lines(bundle),
         "## Quality",
@@ -125,6 +126,14 @@ def render_card(bundle: Bundle) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _warm_start_lines(bundle: Bundle) -> list[str]:
+    """Where the sweep's warm start came from (the trials earlier sweeps trained, told to its study)."""
+    if not bundle.warm_start:
+        return []
+    sources = ", ".join(f"`{w.get('run_dir')}` ({w.get('taken', 0)} trials)" for w in bundle.warm_start)
+    return [f"Warm-started from {sources}: their trials were told to the sweep's study before its first suggestion; they are not on this front."]
 
 
 def _usage_lines(bundle: Bundle) -> list[str]:
@@ -253,6 +262,7 @@ def write_card(bundle: Bundle) -> None:
         "front": bundle.position,
         "preprocessing": bundle.preprocessing,
         "portable": bundle.portable,
+        "warm_start": list(bundle.warm_start),
         "seeds": None
         if bundle.seeds is None
         else {"seeds": list(bundle.seeds.seeds), "rows": list(bundle.seeds.rows), "summary": bundle.seeds.summary, "run_dir": bundle.seeds.run_dir},

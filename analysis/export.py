@@ -308,6 +308,7 @@ def export_bundle(
         portable=exported,
         replaced=replaced,
         seeds=kept_seeds,
+        warm_start=tuple(dict(source) for source in run.warm_start()[1]),
     )
     write_card(bundle)
     return bundle

@@ -127,6 +127,20 @@ class RunResults:
         """The parameters of one trial row; inactive conditional parameters (null) left out."""
         return {name: row[name] for name in self.param_names if row.get(name) is not None}
 
+    def warm_start(self) -> tuple[pa.Table | None, tuple[Mapping[str, Any], ...]]:
+        """What a ``--warm-start`` told this sweep: the told trials and, per earlier run dir, what it gave.
+
+        ``(None, ())`` for a sweep started cold (or whose warm-start record cannot be read:
+        it only adds context to plots and cards). The told trials were trained by the earlier
+        sweeps, not this one: they are never part of this run's :attr:`trials` or its front.
+        """
+        try:
+            table, _ = self.records.read_warm_start()
+            sources = self.records.read_meta().warm_start if table is not None else ()
+        except RunDirError:
+            return None, ()
+        return table, tuple(sources)
+
 
 def _load_spec(records: RunDir, shown: str) -> Spec:
     spec_file = records.file_name("spec")

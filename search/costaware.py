@@ -214,6 +214,11 @@ class CostAwareSampler(BaseSampler):
         blackbox: The sampler used before ``switch_after`` for a study nothing of which is known
             before training, or whose shape this one does not model. Default: ``GPSampler``.
         seed: Seeds the candidate draws, the random start-up and the default fallback.
+        scored_against: ``trial -> bool``: the finished trials whose front a candidate's
+            improvement is measured against (default: every one). Every observed trial informs
+            the model either way; a warm-started sweep scores against its own trials only
+            (:func:`search.study.is_own_trial`), so it builds a front of its own from what the
+            told trials taught the model.
     """
 
     def __init__(
@@ -230,6 +235,7 @@ class CostAwareSampler(BaseSampler):
         fallback: BaseSampler | None = None,
         blackbox: BaseSampler | None = None,
         seed: int | None = None,
+        scored_against: Callable[[FrozenTrial], bool] | None = None,
     ) -> None:
         for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -237,6 +243,7 @@ class CostAwareSampler(BaseSampler):
         if switch_after is not None and (isinstance(switch_after, bool) or not isinstance(switch_after, int) or switch_after < n_startup_trials):
             raise ValueError(f"switch_after must be an integer >= n_startup_trials ({n_startup_trials}) or null, got {switch_after!r}")
         self._static = static_objectives
+        self._scored_against = scored_against
         self._draw = candidates
         self._is_feasible = is_feasible
         self._n_startup = n_startup_trials
@@ -417,7 +424,7 @@ class CostAwareSampler(BaseSampler):
 
         front = []
         for t in trials:
-            if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t):
+            if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t) and (self._scored_against is None or self._scored_against(t)):
                 front.append((sign_c * t.values[known], sign_a * t.values[learnt]))
         if pend:  # the kriging believer: a running trial as if it had reached its predicted mean
             pmu = gp.predict(np.stack([features(t.params, c[known]) for t, c in pend]))

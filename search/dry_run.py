@@ -10,8 +10,12 @@ __all__ = ["PREVIEW_CONFIGS", "print_dry_run"]
 PREVIEW_CONFIGS = 2000
 
 
-def print_dry_run(spec: Any) -> None:
-    """Print what a sweep of ``spec`` would search, with costs known before training."""
+def print_dry_run(spec: Any, warm: Any = None) -> None:
+    """Print what a sweep of ``spec`` would search, with costs known before training.
+
+    With ``warm`` (a :class:`~search.warm_start.WarmStart`), also what each ``--warm-start`` run
+    dir would give.
+    """
     import yaml
 
     from search.preview import describe_space
@@ -33,6 +37,8 @@ def print_dry_run(spec: Any) -> None:
     for i, params in enumerate(sample_configs(spec, n)):
         print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip())
     _print_cost_preview(spec)
+    if warm is not None:
+        print("\n".join(line.replace("warm start from", "would be told from", 1) for line in warm.lines()))
 
 
 def _print_cost_preview(spec: Any) -> None:

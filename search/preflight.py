@@ -1,9 +1,10 @@
 """Every check a sweep makes before Ray starts, once; the sweep reuses what it found.
 
-The data is there (its shape read), a GPU asked for exists (a local sweep), the run dir is free
-(or holds the sweep to resume, checked by :func:`search.resume.check_resumable`), and the space
-holds valid configs. ``--dry-run`` makes the same checks with the same one-line messages, so a
-dry run approves exactly what a real run would start.
+The experiment trackers the spec asks for are installed, the data is there (its shape read), a
+GPU asked for exists (a local sweep), the run dir is free (or holds the sweep to resume, checked
+by :func:`search.resume.check_resumable`), and the space holds valid configs. ``--dry-run`` makes
+the same checks with the same one-line messages, so a dry run approves exactly what a real run
+would start.
 """
 
 from __future__ import annotations
@@ -30,17 +31,36 @@ class Preflight:
         info: The data's :class:`~trainables.data.DataInfo`.
         run_dir: The sweep's run dir.
         resumed: For ``--resume``, the records the checks read (:class:`~search.resume.ResumeState`).
+        warm: With ``--warm-start``, what the earlier run dirs give (:class:`~search.warm_start.WarmStart`).
     """
 
     info: Any
     run_dir: RunDir
     resumed: Any = None
+    warm: Any = None
 
 
-def preflight(spec: Any, storage: str | None, name: str | None, resume: bool, address: str | None) -> tuple[Preflight | None, str | None]:
-    """Run every check; returns what they found, or the one-line problem."""
+def preflight(
+    spec: Any,
+    storage: str | None,
+    name: str | None,
+    resume: bool,
+    address: str | None,
+    warm_start: tuple[str, ...] = (),
+    warm_start_any: bool = False,
+) -> tuple[Preflight | None, str | None]:
+    """Run every check; returns what they found, or the one-line problem.
+
+    ``warm_start`` names earlier run dirs whose trials the new sweep is told
+    (:func:`search.warm_start.read_warm_start`; ``warm_start_any`` takes what fits from another
+    experiment too). A resumed sweep keeps the warm start it started with.
+    """
+    from search.tracking import missing_extra
     from trainables.data import DataError, check_available
 
+    problem = missing_extra(spec.tracking)
+    if problem:
+        return None, problem
     try:
         info = check_available(spec.data.model_dump())
     except DataError as exc:
@@ -59,7 +79,17 @@ def preflight(spec: Any, storage: str | None, name: str | None, resume: bool, ad
     problem = _invalid_space(spec, info)
     if problem:
         return None, problem
-    return Preflight(info=info, run_dir=run_dir, resumed=resumed), None
+    warm = None
+    if warm_start:
+        from search.warm_start import WarmStartError, read_warm_start
+
+        if resume:
+            return None, "--warm-start: a warm start is chosen when a sweep starts; on --resume the sweep keeps its own (drop --warm-start)"
+        try:
+            warm = read_warm_start(spec, warm_start, any_source=warm_start_any)
+        except WarmStartError as exc:
+            return None, str(exc)
+    return Preflight(info=info, run_dir=run_dir, resumed=resumed, warm=warm), None
 
 
 def check_run_dir(spec: Any, run_dir: RunDir, resume: bool) -> Any:

@@ -5,6 +5,10 @@ both tables atomically (temp file, then rename) every few seconds and at the end
 running sweep can be analysed at any time and a killed driver loses at most a few seconds.
 A trial's ``state`` is one of the names :mod:`trainables.report` defines (``RUNNING_STATE``,
 ``TERMINATED_STATE``, ``ERROR_STATE`` …).
+
+With experiment trackers (:mod:`search.tracking`), each write of the epochs table is followed by
+a release of what the run dir now holds for good (:mod:`search.tracking.release`): epoch rows up
+to each trial's latest checkpoint, all of a finished trial's, then its end.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from search.rundir import RunDir, RunLocation, SealedRows, epoch_columns, epoch_row, missing_value, trial_columns, trial_row
+from search.tracking.release import EpochRelease
 from trainables.config import flatten, unflatten
 from trainables.report import BASE_KEYS, TERMINATED_STATE, ERROR_STATE, FINAL_STATES, INFO_KEYS, PENDING_STATE, RUNNING_STATE, SETTLED_STATES
 
@@ -95,6 +100,8 @@ class ResultsRecorder(Callback):
             that fails then is not final: it continues on resume).
         records: The run dir's two tables as a resume already read them (``RunDir.read_records``);
             read here when not given.
+        trackers: Optional :class:`~search.tracking.Trackers`: handed what the run dir holds for
+            good after each write of the epochs table, closed when the experiment ends.
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class ResultsRecorder(Callback):
         continuations: Sequence[Any] = (),
         stopping: Any = None,
         records: tuple[pa.Table | None, pa.Table | None] | None = None,
+        trackers: Any = None,
     ) -> None:
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.fs = self.run_dir.location.filesystem[0]
@@ -126,12 +134,16 @@ class ResultsRecorder(Callback):
         self._load_existing(*(records if records is not None else self.run_dir.read_records()))
         for cont in continuations:
             self._rewind(cont.trial_id, cont.epoch)
+        self.trackers = trackers
+        self.release = EpochRelease()
+        if trackers:  # what a resume keeps is final: the continued trials were rewound to their checkpoints
+            self.release.seal_record(self.trials, self.epochs)
 
     # The callback is pickled with the sweep (Ray Tune's tuner.pkl, never read back by this
     # tool): keep the pickle small.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(trials={}, epochs={}, _dirty=False, _sealed_trials=SealedRows(), _sealed_epochs=SealedRows())
+        state.update(trials={}, epochs={}, _dirty=False, _sealed_trials=SealedRows(), _sealed_epochs=SealedRows(), trackers=None, release=EpochRelease())
         return state
 
     # ---- state -----------------------------------------------------------------------------
@@ -171,8 +183,11 @@ class ResultsRecorder(Callback):
             if state is None:
                 self.trials.pop(trial_id, None)
                 self.epochs = {k: v for k, v in self.epochs.items() if k[0] != trial_id}
+                self.release.forget(trial_id)
             elif trial_id in self.trials:
                 self.trials[trial_id]["state"] = state
+                if state in FINAL_STATES:
+                    self.release.finish(trial_id)
         self._dirty = self._dirty or bool(settled)
 
     def _unseal(self) -> None:
@@ -226,10 +241,20 @@ class ResultsRecorder(Callback):
         if (key, epoch) in self._sealed_epochs.keys:
             self._unseal()
         self.epochs[(key, epoch)] = row
+        self.release.recorded(key, epoch)
         self._update_trial(trial, RUNNING_STATE)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        # Tune calls this once the checkpoint is saved, with the report it came with as the
+        # trial's last result: the epochs up to it are final (a retry or a resume continues
+        # from this checkpoint or a later one).
+        epoch = (trial.last_result or {}).get("epoch")
+        if epoch is not None:
+            self.release.seal(record_id(trial), int(epoch))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, TERMINATED_STATE)
+        self.release.finish(record_id(trial))
         self.flush(epochs=self._epochs_cheap())  # the record first …
         self._commit(trial)  # … then the study
         checkpoint = getattr(trial, "checkpoint", None)
@@ -246,6 +271,7 @@ class ResultsRecorder(Callback):
             self.flush()
             return
         self._update_trial(trial, ERROR_STATE, one_line_error(trial))
+        self.release.finish(record_id(trial))
         self.flush(epochs=self._epochs_cheap())
         self._commit(trial)
 
@@ -303,6 +329,7 @@ class ResultsRecorder(Callback):
             report=row,
             metric_keys=self.metric_keys,
         )
+        self.release.refuse(row["trial_id"])
         self._dirty = True
         self.flush(epochs=False)
 
@@ -315,6 +342,9 @@ class ResultsRecorder(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
+        if self.trackers:
+            stopped = self.stopping is not None and self.stopping()
+            self.trackers.close(complete=not stopped)
 
     # ---- output ----------------------------------------------------------------------------
     def flush(self, epochs: bool = True) -> None:
@@ -337,5 +367,7 @@ class ResultsRecorder(Callback):
             table = self._sealed_epochs.table(self.epochs, sealed, epoch_columns(self.metric_keys), ["trial_id", "epoch"])
             self.run_dir.write_epochs(table)
             self._epochs_write_s = time.monotonic() - start
+        if self.trackers:  # both tables are on disk: hand over what they hold for good
+            self.trackers.release(self.release.take(self.trials, self.epochs))
         self._dirty = False
         self._last_flush = time.monotonic()

@@ -43,8 +43,9 @@ from trainables.report import TERMINATED_STATE, ERROR_STATE, FINAL_STATES, REFUS
 
 __all__ = ["ResumePlan", "ResumeState", "as_started", "check_resumable", "latest_checkpoint", "plan_resume", "plan_sweep_resume"]
 
-#: Spec fields a resumed sweep may change: how many trials, how many at once, where.
-_RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description")
+#: Spec fields a resumed sweep may change: how many trials, how many at once, where, and the
+#: experiment trackers it is logged to (they log what the run dir holds).
+_RESUMABLE_CHANGES = ("name", "run.num_samples", "run.max_concurrent", "run.storage", "description", "tracking")
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _check_same_spec(spec: Any, run_dir: RunDir) -> None:
     if changes:
         raise RunDirError(
             f"--resume: this spec differs from the one the sweep in {run_dir.uri} ran with: {'; '.join(changes)}. "
-            "Only run.num_samples and run.max_concurrent may change (start a new sweep with --name otherwise)"
+            "Only run.num_samples, run.max_concurrent and tracking may change (start a new sweep with --name otherwise)"
         )
 
 

@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dry-run", action="store_true", help="validate, print the resolved space and a few sampled configs; run nothing")
     parser.add_argument("--resume", action="store_true", help="continue the sweep in the existing run dir")
+    parser.add_argument(
+        "--warm-start", dest="warm_start", action="append", default=[], metavar="RUN_DIR",
+        help="tell the new sweep's study what an earlier sweep trained, before the first suggestion; repeatable",
+    )
+    parser.add_argument(
+        "--warm-start-any", action="store_true",
+        help="with --warm-start: take what fits from a sweep of another family, data set or objectives too",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     return parser
 
@@ -87,6 +95,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         progress=not args.quiet,
         command=(args.spec, *_rerun_options(args)),
+        warm_start=tuple(args.warm_start),
+        warm_start_any=args.warm_start_any,
     )
     return run_sweep(spec, options)
 
@@ -96,11 +106,14 @@ def _dry_run(spec: object, args: argparse.Namespace) -> int:
     from search.dry_run import print_dry_run
     from search.sweep import checked_spec
 
-    options = SweepOptions(storage=args.storage, name=args.name, address=args.address, resume=args.resume)
-    spec, _, problem = checked_spec(spec, options)
+    options = SweepOptions(
+        storage=args.storage, name=args.name, address=args.address, resume=args.resume,
+        warm_start=tuple(args.warm_start), warm_start_any=args.warm_start_any,
+    )
+    spec, checked, problem = checked_spec(spec, options)
     if problem:
         return fail(problem)
-    print_dry_run(spec)
+    print_dry_run(spec, warm=checked.warm)
     return 0
 
 

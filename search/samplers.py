@@ -382,7 +382,11 @@ def _cost_aware_sampler(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fallback = __getattr__("SweepTPESampler")(seed=seed, **fallback_options)
     if costs is not None:
-        return CostAwareSampler(costs.objectives, candidates=costs.candidates, is_feasible=costs.feasible, fallback=fallback, seed=seed, **options)
+        from search.study import is_own_trial
+
+        return CostAwareSampler(
+            costs.objectives, candidates=costs.candidates, is_feasible=costs.feasible, fallback=fallback, seed=seed, scored_against=is_own_trial, **options
+        )
     return CostAwareSampler(_nothing_known, fallback=fallback, seed=seed, **options)
 
 

@@ -11,6 +11,10 @@ plain ask-and-tell loop it:
   TPE puts it with the infeasible trials and steers away), recorded in the run dir as REFUSED
   (``on_refused``), and does not count towards ``num_samples``. After ``refusal_limit`` refusals
   in a row the search ends (:attr:`SweepSearcher.exhausted` says why);
+- **never trains what an earlier sweep trained**: trials told by a warm start
+  (:meth:`tell_warm`, :mod:`search.warm_start`) are in the study before the first suggestion;
+  a suggestion equal to one of them is told FAIL (``trained_by_earlier_sweep``), is not counted
+  and not run, and another is asked for;
 - **continues** the unfinished trials of an interrupted sweep (:class:`Continuation`): each is
   suggested again under a new Ray trial, with the same Optuna trial and parameters and the
   checkpoint to continue from, before any new trial is asked for;
@@ -45,7 +49,20 @@ from search.samplers import make_sampler
 from search.space import define_by_run, trial_config
 from search.static_costs import static_cost_model
 from search.spec import Spec
-from search.study import CONSTRAINTS_ATTR, RAY_TRIAL_ATTR, REFUSED_ATTR, StudyStore, classify, counts_as_trial, refused_id, tell_outcome, violations
+from search.study import (
+    CONSTRAINTS_ATTR,
+    DUPLICATE_ATTR,
+    RAY_TRIAL_ATTR,
+    REFUSED_ATTR,
+    WARM_ATTR,
+    StudyStore,
+    classify,
+    counts_as_trial,
+    refused_id,
+    tell_outcome,
+    violations,
+)
+from search.warm_start import params_key, tell_warm_start
 from trainables.config import flatten
 from trainables.report import REFUSED_STATE
 
@@ -157,10 +174,42 @@ class SweepSearcher(Searcher):
         self._closest: dict[str, float] = {}
         #: Why the search ended early (every candidate refused), or None.
         self.exhausted: str | None = None
+        #: The configs earlier sweeps trained (told by a warm start): params key -> where from.
+        self._trained_before: dict[tuple[Any, ...], str] = {}
+        self._trained_in_a_row = 0
+        self._note_warm_trials()
 
     @property
     def study(self) -> optuna.Study:
         return self.store.study
+
+    # ---- warm starts -----------------------------------------------------------------------------
+    def tell_warm(self, trials: Sequence[Any]) -> int:
+        """Tell the study the warm start's trials it lacks (:func:`search.warm_start.tell_warm_start`).
+
+        Call before the first suggestion; returns how many were told (0 when a resumed sweep's
+        study holds them all already).
+        """
+        told = tell_warm_start(self.store, self._spec, trials)
+        self._note_warm_trials()
+        return told
+
+    def _note_warm_trials(self) -> None:
+        for trial in self.study.get_trials(deepcopy=False):
+            origin = trial.user_attrs.get(WARM_ATTR)
+            if origin:
+                self._trained_before[params_key(trial.params)] = origin
+
+    def _skip_if_trained_before(self, trial: optuna.Trial) -> bool:
+        """Do not run a suggestion an earlier sweep trained: tell it FAIL, marked, uncounted."""
+        origin = self._trained_before.get(params_key(trial.params)) if self._trained_before else None
+        if origin is None:
+            return False
+        trial.set_user_attr(DUPLICATE_ATTR, origin)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self._trained_in_a_row += 1
+        self._sampler_repeats = True  # retries are drawn at random (seeded) from now on
+        return True
 
     # ---- asking ----------------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -173,14 +222,18 @@ class SweepSearcher(Searcher):
         if self.exhausted is not None:
             return Searcher.FINISHED
         trial = self._ask(self.study.sampler)
-        while self._refuse_if_infeasible(trial):
+        while self._refuse_if_infeasible(trial) or self._skip_if_trained_before(trial):
             if self._refused_in_a_row >= self._refusal_limit:
                 self.exhausted = self._exhausted_message()
+                return Searcher.FINISHED
+            if self._trained_in_a_row >= self._refusal_limit:
+                self.exhausted = f"{self._trained_in_a_row} suggestions in a row were configs an earlier sweep trained (--warm-start): the space holds no new config"
                 return Searcher.FINISHED
             # Samplers that learn from completed trials only (GP, NSGA-II) would propose a refused
             # point again and again: once one does, retries are drawn at random (seeded) instead.
             trial = self._ask(self._retry_sampler if self._sampler_repeats else self.study.sampler)
         self._refused_in_a_row = 0
+        self._trained_in_a_row = 0
         trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         self._live[trial_id] = trial.number
         if self._counted is not None:

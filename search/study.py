@@ -34,13 +34,16 @@ from trainables.report import is_full_budget
 
 __all__ = [
     "CONSTRAINTS_ATTR",
+    "DUPLICATE_ATTR",
     "ORPHAN_ATTR",
     "RAY_TRIAL_ATTR",
     "REFUSED_ATTR",
     "StudyStore",
+    "WARM_ATTR",
     "classify",
     "counts_as_trial",
     "is_feasible_trial",
+    "is_own_trial",
     "refused_id",
     "tell_outcome",
 ]
@@ -53,6 +56,10 @@ CONSTRAINTS_ATTR = "constraints"
 RAY_TRIAL_ATTR = "ray_trial_id"
 #: User attribute of a candidate refused before training: why (the constraints it breaks).
 REFUSED_ATTR = "refused_before_training"
+#: User attribute of a trial an earlier sweep trained, told by a warm start: ``RUN_DIR#trial_id``.
+WARM_ATTR = "warm_start_from"
+#: User attribute of a suggestion not run because an earlier sweep trained that config (its key).
+DUPLICATE_ATTR = "trained_by_earlier_sweep"
 #: The system attribute Optuna's samplers and the dashboard read constraint values from.
 _CONSTRAINTS_KEY = "constraints"
 
@@ -72,9 +79,16 @@ def is_feasible_trial(trial: Any) -> bool:
 def counts_as_trial(trial: Any) -> bool:
     """Whether an Optuna trial of the study is one of the sweep's ``num_samples`` trials.
 
-    Not an orphan of a killed driver, nor a candidate refused before training.
+    Not an orphan of a killed driver, a candidate refused before training, a trial an earlier
+    sweep trained (told by a warm start), nor a suggestion of such a config.
     """
-    return not (trial.user_attrs.get(ORPHAN_ATTR) or trial.user_attrs.get(REFUSED_ATTR))
+    attrs = trial.user_attrs
+    return not (attrs.get(ORPHAN_ATTR) or attrs.get(REFUSED_ATTR) or attrs.get(WARM_ATTR) or attrs.get(DUPLICATE_ATTR))
+
+
+def is_own_trial(trial: Any) -> bool:
+    """Whether a study trial is the sweep's own, not one an earlier sweep trained (told by a warm start)."""
+    return not trial.user_attrs.get(WARM_ATTR)
 
 
 def refused_id(optuna_number: int) -> str:

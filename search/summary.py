@@ -34,6 +34,10 @@ def print_summary(sweep: Any) -> int:
         key = "STOPPED EARLY" if r["state"] == TERMINATED_STATE and r not in full else r["state"]
         states[key] = states.get(key, 0) + 1
     print("\ntrials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+    if sweep.meta.warm_start:
+        told = sum(int(w.get("taken") or 0) for w in sweep.meta.warm_start)
+        sources = ", ".join(str(w.get("run_dir")) for w in sweep.meta.warm_start)
+        print(f"warm start: {told} trials of {sources} told to the study first (not counted above, not on this front; {sweep.records.file_name('warm_trials')})")
     refused = len(everything) - len(rows)
     if refused:
         print(f"refused before training: {refused} candidates whose costs broke a constraint (state REFUSED in {trials_file})")

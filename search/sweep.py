@@ -54,6 +54,9 @@ class SweepOptions:
         command: The command line that ran it (spec path first, then ``--set``/``--num-samples``/
             ``--address`` options), repeated in the line that says how to resume; None names the
             run dir's own spec file.
+        warm_start: Earlier run dirs whose trials the new sweep's study is told first
+            (:mod:`search.warm_start`).
+        warm_start_any: Take what fits from an earlier sweep of another family, data or objectives.
     """
 
     storage: str | None = None
@@ -63,6 +66,8 @@ class SweepOptions:
     resume: bool = False
     progress: bool = True
     command: tuple[str, ...] | None = None
+    warm_start: tuple[str, ...] = ()
+    warm_start_any: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,12 @@ def prepare_sweep(spec: Spec, storage: str | None = None, name: str | None = Non
     sweep.local_dir.mkdir(parents=True, exist_ok=True)
     run_dir.write_spec_text(spec_to_yaml(spec))
     run_dir.write_meta(sweep.meta)
+    warm = getattr(checked, "warm", None)
+    if warm is not None:
+        from search.warm_start import warm_tables
+
+        run_dir.write_warm_start(*warm_tables(warm, spec), [source.to_json() for source in warm.sources])
+        sweep = Sweep(spec=spec, records=run_dir, meta=run_dir.read_meta())
     return sweep
 
 
@@ -238,6 +249,11 @@ def build_tuner(
         data_info=data_info,
     )
     records = (resumed.trials, resumed.epochs) if resumed is not None else None
+    # The experiment trackers (tracking: MLflow, TensorBoard) log what the recorder holds for
+    # good; it closes them when the experiment ends.
+    from search.tracking import make_trackers
+
+    trackers = make_trackers(spec, sweep.records, sweep.meta, param_names=[*spec.space, *spec.fixed], metric_keys=entry.report_keys)
     recorder = ResultsRecorder(
         sweep.records,
         param_names=[*spec.space, *spec.fixed],
@@ -246,8 +262,14 @@ def build_tuner(
         continuations=continuations,
         stopping=stop_requested,
         records=records,
+        trackers=trackers,
     )
     searcher.on_refused = recorder.add_refused
+    from search.warm_start import recorded_warm_trials
+
+    warm_trials, warm_epochs = recorded_warm_trials(sweep.records)
+    if warm_trials:  # before the first suggestion (a resumed sweep's study holds them already)
+        searcher.tell_warm(warm_trials)
     if plan is not None:
         recorder.settle(plan.settled)
         recorder.flush()
@@ -262,8 +284,8 @@ def build_tuner(
         all_callbacks.append(printer)
     all_callbacks.extend(callbacks)
     scheduler = make_scheduler(spec)
-    if hasattr(scheduler, "seed"):  # a scheduler with rungs: refill them from the record
-        scheduler.seed(list(recorder.epochs.values()))
+    if hasattr(scheduler, "seed"):  # a scheduler with rungs: refill them from the record and the warm start
+        scheduler.seed([*warm_epochs, *recorder.epochs.values()])
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     tuner = tune.Tuner(
         tune.with_resources(entry.trainable, resources),
@@ -325,7 +347,7 @@ def checked_spec(spec: Any, options: SweepOptions) -> tuple[Any, Any, str | None
         spec, problem = renamed(spec, options.name)
         if problem:
             return spec, None, problem
-    checked, problem = preflight(spec, options.storage, options.name, options.resume, options.address)
+    checked, problem = preflight(spec, options.storage, options.name, options.resume, options.address, options.warm_start, options.warm_start_any)
     return spec, checked, problem
 
 
@@ -385,6 +407,11 @@ def _run(sweep: Sweep, checked: Any, options: SweepOptions) -> int:
         f"run dir: {sweep.run_dir}   (watch the study: optuna-dashboard {sweep.study_url})",
         flush=True,
     )
+    if checked.warm is not None:
+        print("\n".join(checked.warm.lines()) + f"\n(told to the study before the first suggestion; not counted in the {spec.num_samples} trials, never trained again)", flush=True)
+    elif sweep.meta.warm_start:
+        told = sum(int(w.get("taken") or 0) for w in sweep.meta.warm_start)
+        print(f"warm-started with {told} trials from " + ", ".join(str(w.get("run_dir")) for w in sweep.meta.warm_start), flush=True)
     plan = None
     exhausted: str | None = None
     if options.resume:
@@ -413,6 +440,10 @@ def _run(sweep: Sweep, checked: Any, options: SweepOptions) -> int:
                     f"{sweep.run_dir} (resume with: {_resume_command(sweep, options)})",
                     EXIT_FAILED,
                 )
+        else:  # nothing left to train; trackers added on this --resume still get the record
+            from search.tracking import log_record
+
+            log_record(spec, sweep.records, sweep.meta)
         if stop_requested():
             return _interrupted(sweep, options)
     finally:

@@ -56,6 +56,11 @@ class FrontSeries:
         hypervolume: Hypervolume of the run's feasible trials.
         excluded: Trials not drawn, by reason (``"stopped early"``, …).
         constraints: The run's constraints (what makes a trial infeasible).
+        refused: Objectives of the candidates refused before training (known costs; NaN for
+            what was never learnt).
+        warm: Objectives of the full-budget trials an earlier sweep trained, told to this one by
+            a warm start (context: never on this run's front).
+        warm_sources: The earlier run dirs they came from.
     """
 
     label: str
@@ -70,6 +75,14 @@ class FrontSeries:
     excluded: Mapping[str, int]
     constraints: tuple[str, ...] = ()
     refused: np.ndarray | None = None
+    warm: np.ndarray | None = None
+    warm_sources: tuple[str, ...] = ()
+
+    @property
+    def warm_label(self) -> str:
+        """Legend entry of the warm start's trials (trained by earlier sweeps)."""
+        n = 0 if self.warm is None else len(self.warm)
+        return f"warm start: {n} trials of {', '.join(self.warm_sources) or 'an earlier sweep'} (not this sweep's)"
 
     @property
     def refused_label(self) -> str:
@@ -180,6 +193,16 @@ def _refused_points(front: RunFront) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def _warm_points(front: RunFront) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The objectives of the warm start's full-budget trials, and where they came from."""
+    table, sources = front.run.warm_start()
+    if table is None or not all(name in table.column_names for name in front.names):
+        return None, ()
+    told = np.asarray([s == "COMPLETE" for s in table.column("told_as").to_pylist()], dtype=bool)
+    points = np.column_stack([numeric_column(table, name)[told] for name in front.names])
+    return points[np.isfinite(points).all(axis=1)], tuple(str(s.get("run_dir")) for s in sources)
+
+
 def _excluded_note(excluded: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(excluded.items()))
 
@@ -212,6 +235,7 @@ def front_plot(fronts: Sequence[RunFront], title: str | None = None) -> FrontPlo
             raise ValueError("runs on one figure must share one reference point (see analysis.results.common_reference)")
     series = []
     for front in fronts:
+        warm, warm_sources = _warm_points(front)
         path = (
             _staircase(front.points[front.front], front.directions, front.reference.values)
             if m == 2
@@ -231,6 +255,8 @@ def front_plot(fronts: Sequence[RunFront], title: str | None = None) -> FrontPlo
                 excluded=dict(front.excluded),
                 constraints=tuple(c.text for c in front.run.spec.constraints),
                 refused=_refused_points(front),
+                warm=warm,
+                warm_sources=warm_sources,
             )
         )
     everything = np.vstack([s.points for s in series]) if any(len(s.points) for s in series) else np.empty((0, m))
@@ -241,6 +267,9 @@ def front_plot(fronts: Sequence[RunFront], title: str | None = None) -> FrontPlo
         if refused:  # refused candidates' known costs are drawn too (as ticks on the edge)
             extra = np.concatenate([r[:, j] for r in refused])
             column = np.concatenate([column, extra[np.isfinite(extra)]])
+        warm = [s.warm[:, j] for s in series if s.warm is not None and len(s.warm)]
+        if warm:  # so are the warm start's trials
+            column = np.concatenate([column, *warm])
         log = bool(len(column)) and bool((column > 0).all()) and column.max() / column.min() > _LOG_AXIS_RATIO
         log_axes.append(log)
         limits.append(_limits(column, log))
@@ -252,6 +281,7 @@ def front_plot(fronts: Sequence[RunFront], title: str | None = None) -> FrontPlo
                 f"{s.label}: Pareto front of {len(s.points)} full-budget trials"
                 + (f" ({note}: not shown)" if note else "")
                 + f"\nhypervolume {s.hypervolume:.4g}, reference point ({_reference_values(first.reference)})"
+                + (f"\nwarm-started from {', '.join(s.warm_sources)}" if s.warm_sources else "")
             )
         else:
             title = (

@@ -59,6 +59,8 @@ def render_front_matplotlib(data: FrontPlot) -> Any:
             ax.scatter(*s.points[infeasible].T, s=40, marker="x", color="tab:red" if single else colour, alpha=0.8, label=prefix + s.infeasible_label)
         if s.refused is not None and len(s.refused):
             _draw_refused(ax, s, data, "tab:red" if single else colour, prefix)
+        if s.warm is not None and len(s.warm):
+            ax.scatter(*s.warm.T, s=34, marker="D", facecolors="none", edgecolors="0.55" if single else colour, linewidths=0.9, alpha=0.8, label=prefix + s.warm_label)
         if len(s.front_path):
             ax.plot(*s.front_path.T, color=colour, linewidth=1.6, alpha=0.9)
         front = s.points[s.on_front]
@@ -181,6 +183,8 @@ def _render_front_matplotlib_3d(data: FrontPlot) -> Any:
         infeasible = ~s.feasible
         if infeasible.any():
             ax.scatter(*coords(s.points[infeasible]), s=35, marker="x", color="tab:red" if single else colour, label=prefix + s.infeasible_label)
+        if s.warm is not None and len(s.warm):
+            ax.scatter(*coords(s.warm), s=28, marker="D", facecolors="none", edgecolors="0.55" if single else colour, depthshade=False, label=prefix + s.warm_label)
         front = s.points[s.on_front]
         if len(front) >= 3:
             x, y, z = coords(front)

@@ -44,6 +44,8 @@ def render_front_plotly(data: FrontPlot) -> Any:
         infeasible = ~s.feasible
         if infeasible.any():
             fig.add_trace(scatter(**xyz(s.points[infeasible]), mode="markers", name=prefix + s.infeasible_label, legendgroup=s.label, marker={"size": size, "color": "#d62728" if single else colour, "symbol": "x"}, hovertext=hover[infeasible], hoverinfo="text"))
+        if s.warm is not None and len(s.warm):
+            fig.add_trace(scatter(**xyz(s.warm), mode="markers", name=prefix + s.warm_label, legendgroup=s.label, marker={"size": size, "color": "rgba(0,0,0,0)", "symbol": "diamond-open", "line": {"color": "#8c8c8c" if single else colour, "width": 1}}, hoverinfo="skip"))
         if three:
             front = s.points[s.on_front]
             if len(front) >= 3:

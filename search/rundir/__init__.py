@@ -12,8 +12,8 @@ Every other module of the search and the analysis goes through these; none names
 """
 
 from search.rundir.location import CACHE_DIR, RunDirError, RunLocation, is_uri, local_cache_root, open_run_dir, run_location, trial_dirname
-from search.rundir.records import RunDir, SweepMeta, load_study, study_address, study_storage
-from search.rundir.tables import SealedRows, epoch_columns, epoch_row, missing_value, trial_columns, trial_row
+from search.rundir.records import TENSORBOARD_DIR, RunDir, SweepMeta, load_study, study_address, study_storage
+from search.rundir.tables import SealedRows, epoch_columns, epoch_row, missing_value, rows_table, trial_columns, trial_row
 
 __all__ = [
     "CACHE_DIR",
@@ -22,6 +22,7 @@ __all__ = [
     "RunLocation",
     "SealedRows",
     "SweepMeta",
+    "TENSORBOARD_DIR",
     "epoch_columns",
     "epoch_row",
     "is_uri",
@@ -29,6 +30,7 @@ __all__ = [
     "local_cache_root",
     "missing_value",
     "open_run_dir",
+    "rows_table",
     "run_location",
     "study_address",
     "study_storage",

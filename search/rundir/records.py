@@ -12,7 +12,13 @@ A run dir (``STORAGE/NAME``) holds::
     epochs.parquet   one row per report
     analysis.json    hypervolume reference points recorded by the analysis
     progress.json    the hypervolume reference of the sweep's progress lines (kept on resume)
+    warm_start.parquet  with ``--warm-start``: one row per earlier sweep's trial told to the study
+                     (``trial_id`` is ``RUN_DIR#trial_id``, ``source``, ``told_as``, ``epoch``,
+                     ``budget_fraction``, ``params_json``, the parameters and metrics)
+    warm_epochs.parquet  their epoch rows (fill the schedulers' rungs on every start)
     cache/           artefacts the trials of the sweep share, e.g. a trained SNE teacher
+    tensorboard/     with ``tracking.tensorboard``: TensorBoard event files, one folder per trial
+                     (driver-local cache for object-store run dirs; :mod:`search.tracking`)
     trial_<id>/      one trial's checkpoints and error files (the trainables' own format)
     <other files>    Ray Tune's experiment state (never read by this tool)
 
@@ -51,6 +57,10 @@ TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 ANALYSIS_FILE = "analysis.json"
 PROGRESS_FILE = "progress.json"
+WARM_TRIALS_FILE = "warm_start.parquet"
+WARM_EPOCHS_FILE = "warm_epochs.parquet"
+#: TensorBoard's event files, one folder per trial (:meth:`RunDir.tensorboard_dir`).
+TENSORBOARD_DIR = "tensorboard"
 
 #: What each record is called in messages and in :meth:`RunDir.shown`.
 _FILES = {
@@ -60,6 +70,8 @@ _FILES = {
     "epochs": EPOCHS_FILE,
     "analysis": ANALYSIS_FILE,
     "progress": PROGRESS_FILE,
+    "warm_trials": WARM_TRIALS_FILE,
+    "warm_epochs": WARM_EPOCHS_FILE,
 }
 
 
@@ -83,6 +95,8 @@ class SweepMeta:
         study_file: The study's file in the run dir: ``study.journal``, or ``study.db`` for
             SQLite studies.
         num_cpus: ``--num-cpus`` of a local sweep (a resume uses it again), or None.
+        warm_start: With ``--warm-start``: per earlier run dir, what was taken from it
+            (``run_dir``, ``study_name``, ``taken``, ``stopped_early``, ``failed``, ``not_taken``).
         other: Keys this release does not know, kept as they are when the file is rewritten.
     """
 
@@ -91,6 +105,7 @@ class SweepMeta:
     created: str | None = None
     study_file: str = STUDY_FILE
     num_cpus: int | None = None
+    warm_start: tuple[Mapping[str, Any], ...] = ()
     other: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -101,6 +116,8 @@ class SweepMeta:
         data: dict[str, Any] = {"study_name": self.study_name, "trainable": self.trainable, "created": self.created, "study_storage": self.study_file}
         if self.num_cpus is not None:
             data["num_cpus"] = self.num_cpus
+        if self.warm_start:
+            data["warm_start"] = [dict(source) for source in self.warm_start]
         return json.dumps({**data, **self.other}, indent=2) + "\n"
 
 
@@ -156,13 +173,15 @@ class RunDir:
                 "restore sweep.json from a backup, or start a new sweep with --name"
             )
         cpus = data.get("num_cpus")
-        known = {"study_name", "trainable", "created", "study_storage", "num_cpus"}
+        known = {"study_name", "trainable", "created", "study_storage", "num_cpus", "warm_start"}
+        warm = data.get("warm_start")
         return SweepMeta(
             study_name=data["study_name"],
             trainable=data.get("trainable"),
             created=data.get("created"),
             study_file=study_file,
             num_cpus=cpus if isinstance(cpus, int) and not isinstance(cpus, bool) else None,
+            warm_start=tuple(w for w in warm if isinstance(w, dict)) if isinstance(warm, list) else (),
             other={k: v for k, v in data.items() if k not in known},
         )
 
@@ -214,6 +233,24 @@ class RunDir:
             tables.append(table)
         return tables[0], tables[1]
 
+    # ---- warm_start.parquet, warm_epochs.parquet -------------------------------------------------
+    def write_warm_start(self, trials: pa.Table, epochs: pa.Table | None, sources: list[Mapping[str, Any]]) -> None:
+        """Record a warm start: the told trials, their epoch rows, and per source run dir what it gave."""
+        self.location.write_table(WARM_TRIALS_FILE, trials)
+        if epochs is not None:
+            self.location.write_table(WARM_EPOCHS_FILE, epochs)
+        self.write_meta(replace(self.read_meta(), warm_start=tuple(dict(s) for s in sources)))
+
+    def read_warm_start(self) -> tuple[pa.Table | None, pa.Table | None]:
+        """The warm start's two tables ((None, None) for a sweep started cold); RunDirError when unreadable."""
+        tables = []
+        for name in (WARM_TRIALS_FILE, WARM_EPOCHS_FILE):
+            try:
+                tables.append(self.location.read_table(name))
+            except RunDirError as exc:
+                raise RunDirError(f"{exc}; {_fix_hint(name)}") from None
+        return tables[0], tables[1]
+
     # ---- progress.json -------------------------------------------------------------------------
     def read_progress_reference(self, strict: bool = False) -> dict[str, Any] | None:
         """The hypervolume reference the progress lines fixed (metric → value), or None.
@@ -251,6 +288,12 @@ class RunDir:
 
     def write_analysis(self, data: Mapping[str, Any]) -> None:
         self.location.write_text(ANALYSIS_FILE, json.dumps(data, indent=2) + "\n")
+
+    # ---- tensorboard/ --------------------------------------------------------------------------
+    def tensorboard_dir(self, meta: SweepMeta) -> Path:
+        """The folder of TensorBoard's event files: in the run dir, or (object-store run dirs) in
+        the driver-local cache, since event files are written by appends."""
+        return self.location.local_dir(meta.study_name) / TENSORBOARD_DIR
 
     # ---- the study -----------------------------------------------------------------------------
     def study_path(self, meta: SweepMeta) -> Path:

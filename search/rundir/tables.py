@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from trainables.report import INFO_KEYS
 
-__all__ = ["SealedRows", "epoch_columns", "epoch_row", "missing_value", "trial_columns", "trial_row"]
+__all__ = ["SealedRows", "epoch_columns", "epoch_row", "missing_value", "rows_table", "trial_columns", "trial_row"]
 
 
 def missing_value(key: str) -> Any:
@@ -86,6 +86,11 @@ def _column(values: list[Any]) -> pa.Array:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> pa.Table:
+    """Rows as one Arrow table: ``first`` columns first, then the others as they appear."""
+    return _table(rows, first)
 
 
 def _table(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> pa.Table:

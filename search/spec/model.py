@@ -42,6 +42,8 @@ __all__ = [
     "SchedulerSection",
     "Resources",
     "RunSection",
+    "MlflowSection",
+    "TrackingSection",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -300,6 +302,31 @@ class RunSection(_Model):
     reuse_actors: bool | None = None  # None: on for a local Ray, off when joining a cluster
 
 
+class MlflowSection(_Model):
+    """Where the sweep is logged in MLflow (:mod:`search.tracking.mlflow`)."""
+
+    uri: str | None = Field(
+        default=None,
+        description="an MLflow tracking URI: sqlite:///path/mlflow.db, http://host:5000, or any other store MLflow takes; "
+        "None: the sweep is not logged to MLflow",
+    )
+    experiment: str | None = Field(default=None, description="the MLflow experiment the sweep's runs go to (default: the spec's name)")
+
+
+class TrackingSection(_Model):
+    """Experiment trackers the driver logs the run dir's records to (:mod:`search.tracking`).
+
+    Changing or adding it on ``--resume`` is allowed: a tracker logs what the run dir holds.
+    """
+
+    mlflow: MlflowSection = Field(default_factory=MlflowSection, description="log to MLflow: one run per sweep, one nested run per trial")
+    tensorboard: bool = Field(default=False, description="write TensorBoard event files, one folder per trial under the run dir's tensorboard/")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mlflow.uri is not None or self.tensorboard
+
+
 class Spec(_Model):
     """A validated sweep spec. Build with :func:`load_spec` or :func:`parse_spec`."""
 
@@ -315,6 +342,7 @@ class Spec(_Model):
     sampler: SamplerSection = Field(default_factory=SamplerSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     run: RunSection = Field(default_factory=RunSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection, description="experiment trackers (MLflow, TensorBoard) the sweep is logged to")
 
     @field_validator("sampler", "scheduler", mode="before")
     @classmethod

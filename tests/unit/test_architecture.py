@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGES = ("search", "analysis", "trainables")
-RUN_DIR_FILES = ("sweep.json", "progress.json", "trials.parquet", "epochs.parquet", "study.journal", "study.db", "analysis.json", "spec.yaml")
-RUN_DIR_CONSTANTS = {"SWEEP_FILE", "PROGRESS_FILE", "TRIALS_FILE", "EPOCHS_FILE", "STUDY_FILE", "SQLITE_STUDY_FILE", "ANALYSIS_FILE", "SPEC_FILE"}
+RUN_DIR_FILES = ("sweep.json", "progress.json", "trials.parquet", "epochs.parquet", "study.journal", "study.db", "analysis.json", "spec.yaml", "warm_start.parquet", "warm_epochs.parquet")
+RUN_DIR_CONSTANTS = {"SWEEP_FILE", "PROGRESS_FILE", "TRIALS_FILE", "EPOCHS_FILE", "STUDY_FILE", "SQLITE_STUDY_FILE", "ANALYSIS_FILE", "SPEC_FILE", "TENSORBOARD_DIR", "WARM_TRIALS_FILE", "WARM_EPOCHS_FILE"}
 
 
 def _modules(*packages: str) -> list[Path]:

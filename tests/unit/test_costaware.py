@@ -274,3 +274,25 @@ def test_two_workers_never_get_the_same_candidate():
             searcher.on_trial_complete(trial_id, _fake_result(spec, old, info))
     assert len(set(seen)) == len(seen)
     assert isinstance(searcher.study.sampler, CostAwareSampler)
+
+
+def test_a_warm_started_study_scores_candidates_against_its_own_front(monkeypatch):
+    """Told trials (an earlier sweep's) teach the model; the front a candidate must improve is the sweep's own."""
+    import search.costaware as costaware
+    from search.study import WARM_ATTR, is_own_trial
+
+    fronts = []
+    real = costaware.ehvi_2d
+    monkeypatch.setattr(costaware, "ehvi_2d", lambda mu, sigma, cost, front, ref: fronts.append(np.array(front)) or real(mu, sigma, cost, front, ref))
+    earlier = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    earlier.optimize(_toy, n_trials=6)
+    for scored_against in (None, is_own_trial):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0, scored_against=scored_against))
+        for t in earlier.trials:  # told as a warm start tells them
+            study.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions, values=t.values, user_attrs={WARM_ATTR: f"earlier#{t.number}"}))
+        study.optimize(_toy, n_trials=3)
+        fronts.clear()
+        study.optimize(_toy, n_trials=1)
+        scored = [(t.values[1], t.values[0]) for t in study.trials[:-1] if scored_against is None or is_own_trial(t)]
+        assert len(scored) == (9 if scored_against is None else 3)
+        assert sorted(map(tuple, fronts[-1].tolist())) == sorted(scored)

@@ -129,7 +129,10 @@ def installed() -> dict[str, list[str]]:
 def distribution(module: str) -> str:
     """The distribution that installs the import name ``module`` (its own name when none installed says so)."""
     found = installed().get(module, [])
-    assert len(set(map(normalize, found))) <= 1, f"{module} is installed by several distributions: {found}"
+    names = set(map(normalize, found))
+    if len(names) > 1 and all(n == normalize(module) or n.startswith(normalize(module) + "-") for n in names):
+        return normalize(module)  # one project shipped in parts (mlflow, mlflow-skinny, mlflow-tracing)
+    assert len(names) <= 1, f"{module} is installed by several distributions: {found}"
     return normalize(found[0]) if found else normalize(module)
 
 

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from search.progress import ProgressPrinter
 from search.resume import latest_checkpoint, plan_resume
-from search.rundir import RunDir
+from search.rundir import RunDir, SweepMeta
 from search.rundir.records import PROGRESS_FILE, run_location
 from search.study import StudyStore
 from search.searcher import Continuation, SweepSearcher
@@ -169,7 +169,7 @@ def test_closing_summary_names_feasible_front_trials_only(tmp_path, capsys):
         {"trial_id": "e", "state": "TERMINATED", "val_accuracy": 0.7, "macs": 50.0, "budget_fraction": 1.0, "test_accuracy": 0.6},
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "run" / "trials.parquet")
-    code = _summary(SimpleNamespace(spec=spec, records=RunDir(location), run_dir=location.uri))
+    code = _summary(SimpleNamespace(spec=spec, records=RunDir(location), run_dir=location.uri, meta=SweepMeta("run-study")))
     out = capsys.readouterr().out
     best = {line.split()[0]: line.split()[2] for line in out.splitlines() if line.startswith("  val_accuracy") or line.startswith("  macs")}
     assert code == 0 and "best feasible full-budget trials per objective:" in out
