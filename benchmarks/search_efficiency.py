@@ -254,6 +254,12 @@ def first_reaching(values: list[float], xs: list[float], target: float) -> float
     return None
 
 
+def hv_at(curve: dict, epochs: float) -> float:
+    """The hypervolume a run had reached once it had trained ``epochs`` epochs (0 before its first full-budget trial)."""
+    reached = [hv for x, hv in zip(curve["epochs"], curve["hv_epochs"]) if x <= epochs + 1e-9]
+    return reached[-1] if reached else 0.0
+
+
 def _median(values: list[float | None]) -> float | None:
     """Median where a ``None`` (never reached) counts as infinitely late; None if most never did."""
     xs = sorted(math.inf if v is None else v for v in values)
@@ -283,6 +289,10 @@ def summarise_space(space: str, runs: dict, seeds: list[int]) -> dict:
         if not rows:
             continue
         finals = [c["hv_trials"][-1] if c["hv_trials"] else 0.0 for _, c in rows]
+        # Ahead per unit of compute: each arm's hypervolume once it had trained as many epochs as
+        # the default (and as random) did in the same seed's sweep.
+        at_default = [hv_at(c, scored[f"default/{seed}"]["total_epochs"]) for seed, c in rows if f"default/{seed}" in scored]
+        at_random = [hv_at(c, scored[f"random/{seed}"]["total_epochs"]) for seed, c in rows if f"random/{seed}" in scored]
         to_random, to_default = [], []
         for seed, c in rows:
             rand = scored.get(f"random/{seed}")
@@ -305,6 +315,8 @@ def summarise_space(space: str, runs: dict, seeds: list[int]) -> dict:
             "epochs_to_random_final": [None if v is None else round(v, 3) for v in to_random],
             "epochs_to_random_final_median": _median(to_random),
             "epochs_on_broken_constraint": sum(mine[f"{arm}/{seed}"]["epochs_on_broken"] for seed, _ in rows),
+            "hv_at_default_epochs_mean": round(float(np.mean(at_default)), 4) if at_default else None,
+            "hv_at_random_epochs_mean": round(float(np.mean(at_random)), 4) if at_random else None,
         }
         if to_default:
             # Epochs stock needs to reach our default's final HV, as a multiple of our epochs.
@@ -356,8 +368,11 @@ def plot(result: dict, path: Path) -> None:
 
 def markdown_table(result: dict) -> str:
     """The README's table: one row per space and arm."""
-    head = "| space | arm | HV final (mean ± std) | epochs | wall s | epochs to random's final (median; per seed) | epochs on broken constraint |"
-    lines = [head, "|" + "---|" * 7]
+    head = (
+        "| space | arm | HV final (mean ± std) | HV at the default's epochs | HV at random's epochs | epochs | wall s | "
+        "epochs to random's final (median; per seed) | epochs on broken constraint |"
+    )
+    lines = [head, "|" + "---|" * 9]
     for space, summary in result["spaces"].items():
         for arm, row in (summary.get("table") or {}).items():
             per_seed = ", ".join("—" if v is None else f"{v:.2f}" for v in row["epochs_to_random_final"])
@@ -367,8 +382,10 @@ def markdown_table(result: dict) -> str:
                 median = row["epochs_to_default_final_median"]
                 per = ", ".join("—" if v is None else f"{v:.2f}" for v in row["epochs_to_default_final"])
                 reach += f"; to default's final: {'never' if median is None else f'{median:.2f}×'} ({per})"
+            at = [row.get(k) for k in ("hv_at_default_epochs_mean", "hv_at_random_epochs_mean")]
+            at_text = " | ".join("—" if v is None else f"{v:.3f}" for v in at)
             lines.append(
-                f"| {space} | {arm} | {row['hv_final_mean']:.3f} ± {row['hv_final_std']:.3f} | {row['epochs_mean']:.0f} | "
+                f"| {space} | {arm} | {row['hv_final_mean']:.3f} ± {row['hv_final_std']:.3f} | {at_text} | {row['epochs_mean']:.0f} | "
                 f"{row['wall_s_mean']:.0f} | {reach} | {row['epochs_on_broken_constraint']} |"
             )
     return "\n".join(lines)
@@ -388,6 +405,8 @@ def main() -> None:
         return
     if args.table:
         result = json.loads(args.table.read_text())
+        for space in result["spaces"]:  # summarised again from its runs, by this release's summary
+            result["spaces"][space] = summarise_space(space, result["runs"], result["seeds"])
         plot(result, args.table.with_suffix(".png"))
         print(markdown_table(result))
         return
