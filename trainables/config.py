@@ -43,6 +43,7 @@ __all__ = [
     "check_param_value",
     "param_names",
     "describe_validation_error",
+    "field_docs",
     "flatten",
     "unflatten",
     "has_path",
@@ -55,6 +56,58 @@ DATASETS: tuple[str, ...] = ("digits", "digits28", "fashion_mnist", "cifar10", "
 #: Environment variable giving the default data root when ``data.root`` is not set.
 DATA_ENV_VAR = "BRAINSWEEP_DATA"
 _FALLBACK_DATA_ROOT = Path("~/.cache/brainsweep/data")
+
+
+# --------------------------------------------------------------------------------------------
+# Field descriptions (the spec reference, the JSON schema and --help read them)
+# --------------------------------------------------------------------------------------------
+
+_ATTRIBUTE_RE = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)(?: \(.*?\))?: (.*)$")
+
+
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """Each field of a pydantic model → its description, one line of plain text.
+
+    A field's ``description=`` wins; otherwise its entry in the class docstring's Google-style
+    ``Attributes:`` section (continuation lines joined), which is where this project documents
+    config sections. A field documented nowhere maps to ``""``.
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in model.__mro__ if isinstance(k, type) and issubclass(k, BaseModel) and k is not BaseModel]):
+        docs.update(_attribute_docs(klass.__doc__ or ""))  # a subclass's entry wins over its base's
+    out = {}
+    for name, field in model.model_fields.items():
+        text = field.description or docs.get(name) or docs.get(field.alias or "") or ""
+        if not text and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            text = (field.annotation.__doc__ or "").strip().split("\n\n")[0]  # a section: its summary
+        out[name] = " ".join(text.split())
+    return out
+
+
+def _attribute_docs(docstring: str) -> dict[str, str]:
+    """The entries of a Google-style ``Attributes:`` section: name → text."""
+    docs: dict[str, str] = {}
+    inside, indent, current = False, None, None
+    for line in docstring.expandtabs().splitlines():
+        if line.strip() == "Attributes:":
+            inside, indent, current = True, None, None
+            continue
+        if not inside:
+            continue
+        if not line.strip():
+            current = None
+            continue
+        match = _ATTRIBUTE_RE.match(line)
+        depth = len(line) - len(line.lstrip())
+        if match and (indent is None or depth == indent):
+            indent = depth
+            current = match.group(2)
+            docs[current] = match.group(3).strip()
+        elif current is not None and indent is not None and depth > indent:
+            docs[current] += " " + line.strip()
+        elif indent is not None and depth < indent:
+            inside = False
+    return docs
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,6 +236,14 @@ class OptimConfig(ConfigModel):
 
     ``schedule: cosine`` anneals the learning rate to zero over the whole budget (per step);
     ``constant`` keeps it. ``momentum`` is SGD's (Nesterov when > 0).
+
+    Attributes:
+        name: The optimiser: ``adam``, ``adamw`` or ``sgd``.
+        lr: The learning rate (its peak, under ``schedule: cosine``).
+        weight_decay: L2 penalty (decoupled for ``adamw``).
+        momentum: SGD's momentum (Nesterov when > 0); not used by Adam.
+        schedule: ``cosine`` anneals the learning rate to zero over the budget, ``constant`` keeps it.
+        batch_size: Training samples per optimiser step.
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -249,7 +310,13 @@ class DataConfig(ConfigModel):
 
 
 class BudgetConfig(ConfigModel):
-    """The ``budget`` section: epochs per trial (the scheduler's full budget), checkpoints, test."""
+    """The ``budget`` section: epochs per trial (the scheduler's full budget), checkpoints, test.
+
+    Attributes:
+        epochs: The full budget of a trial, in epochs.
+        checkpoint_every: Epochs between a trial's checkpoints (and at the end).
+        eval_test: Measure ``test_accuracy`` at full budget (reported, never an objective).
+    """
 
     epochs: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=1, ge=1)
@@ -264,6 +331,12 @@ class CostConfig(ConfigModel):
     and ``throughput_sps`` (samples per second at batch 256) of the deployable model (inputs in
     natural units, preprocessing included) on the trial's device, with ``latency_threads``
     threads on CPU, and ``latency_device`` names what was timed. Without it both are NaN.
+
+    Attributes:
+        energy_model: The energy-per-operation preset of ``energy_uj``: ``fp32_45nm``,
+            ``fp16_45nm`` or ``int8_45nm``.
+        latency: Time the deployable model every report (``latency_ms``, ``throughput_sps``).
+        latency_threads: CPU threads the timing uses.
     """
 
     energy_model: Literal[tuple(ENERGY_MODELS)] = "fp32_45nm"  # type: ignore[valid-type]
@@ -272,7 +345,15 @@ class CostConfig(ConfigModel):
 
 
 class RuntimeConfig(ConfigModel):
-    """The ``runtime`` section, filled by the sweep from ``run`` (not searchable)."""
+    """The ``runtime`` section, filled by the sweep from ``run`` (not searchable).
+
+    Attributes:
+        device: The trial's device (``run.device``).
+        threads: PyTorch threads of the trial (``run.resources.cpu``, rounded down).
+        cache_dir: Where the trials of one sweep share artefacts (e.g. an SNE teacher).
+        continues: Set by a resumed sweep: the run dir's id of the interrupted trial this one continues.
+        continue_from: The checkpoint it continues from (None: it starts over).
+    """
 
     device: Device = "auto"
     threads: int = Field(default=1, ge=1)
@@ -284,7 +365,16 @@ class RuntimeConfig(ConfigModel):
 
 
 class TrialConfig(ConfigModel):
-    """The sections every family shares; a family subclasses it and adds its own sections."""
+    """The sections every family shares; a family subclasses it and adds its own sections.
+
+    Attributes:
+        optim: The optimiser, learning rate and its schedule, batch size.
+        data: The data set and its split.
+        budget: Epochs, checkpoints, the test evaluation.
+        cost: The energy preset; timing of the deployable model.
+        runtime: Filled by the sweep (device, threads, caches); not searchable.
+        seed: Seeds the trial's initialisation, data order and masks.
+    """
 
     optim: OptimConfig = OptimConfig()
     data: DataConfig = DataConfig()

@@ -12,10 +12,11 @@ Every other module of the search and the analysis goes through these; none names
 """
 
 from search.rundir.location import CACHE_DIR, RunDirError, RunLocation, is_uri, local_cache_root, open_run_dir, run_location, trial_dirname
-from search.rundir.records import TENSORBOARD_DIR, RunDir, SweepMeta, load_study, study_address, study_storage
+from search.rundir.records import RUN_DIR_CONTENTS, TENSORBOARD_DIR, RunDir, SweepMeta, load_study, study_address, study_storage
 from search.rundir.tables import SealedRows, epoch_columns, epoch_row, missing_value, rows_table, trial_columns, trial_row
 
 __all__ = [
+    "RUN_DIR_CONTENTS",
     "CACHE_DIR",
     "RunDir",
     "RunDirError",

@@ -1,26 +1,8 @@
 """Every sweep-level file of a run dir, each with one typed reader and writer: :class:`RunDir`.
 
-A run dir (``STORAGE/NAME``) holds::
-
-    spec.yaml        the resolved spec (what actually ran)
-    sweep.json       the sweep's metadata (:class:`SweepMeta`): study name and file, trainable,
-                     created time, ``--num-cpus``
-    study.journal    the persisted Optuna study, an Optuna journal file (open it with
-                     ``optuna-dashboard RUN_DIR/study.journal``); sweeps whose ``sweep.json``
-                     names ``study.db`` (or no study file) keep an SQLite study under that name
-    trials.parquet   one row per trial, refreshed while the sweep runs (:mod:`search.rundir.tables`)
-    epochs.parquet   one row per report
-    analysis.json    hypervolume reference points recorded by the analysis
-    progress.json    the hypervolume reference of the sweep's progress lines (kept on resume)
-    warm_start.parquet  with ``--warm-start``: one row per earlier sweep's trial told to the study
-                     (``trial_id`` is ``RUN_DIR#trial_id``, ``source``, ``told_as``, ``epoch``,
-                     ``budget_fraction``, ``params_json``, the parameters and metrics)
-    warm_epochs.parquet  their epoch rows (fill the schedulers' rungs on every start)
-    cache/           artefacts the trials of the sweep share, e.g. a trained SNE teacher
-    tensorboard/     with ``tracking.tensorboard``: TensorBoard event files, one folder per trial
-                     (driver-local cache for object-store run dirs; :mod:`search.tracking`)
-    trial_<id>/      one trial's checkpoints and error files (the trainables' own format)
-    <other files>    Ray Tune's experiment state (never read by this tool)
+A run dir (``STORAGE/NAME``) holds the files :data:`RUN_DIR_CONTENTS` lists (``spec.yaml``,
+``sweep.json``, the study, ``trials.parquet``, ``epochs.parquet`` …; the documentation's run-dir
+reference is generated from it).
 
 The Optuna study is a file that grows by appends (Optuna's ``JournalFileBackend``): each study
 write is one appended line, several times cheaper than an SQLite transaction
@@ -47,7 +29,7 @@ import pyarrow as pa
 
 from search.rundir.location import RunDirError, RunLocation, open_run_dir, run_location
 
-__all__ = ["RunDir", "SweepMeta", "study_address", "study_storage", "load_study"]
+__all__ = ["RUN_DIR_CONTENTS", "RunDir", "SweepMeta", "study_address", "study_storage", "load_study"]
 
 SPEC_FILE = "spec.yaml"
 SWEEP_FILE = "sweep.json"
@@ -61,6 +43,29 @@ WARM_TRIALS_FILE = "warm_start.parquet"
 WARM_EPOCHS_FILE = "warm_epochs.parquet"
 #: TensorBoard's event files, one folder per trial (:meth:`RunDir.tensorboard_dir`).
 TENSORBOARD_DIR = "tensorboard"
+
+#: Everything a run dir may hold: (file or folder, what it is). The run-dir reference is generated from it.
+RUN_DIR_CONTENTS: tuple[tuple[str, str], ...] = (
+    (SPEC_FILE, "the resolved spec: what actually ran (a resume checks it against the spec it is given)"),
+    (SWEEP_FILE, "the sweep's metadata (`SweepMeta`): the Optuna study's name and file, the trainable, when it was created, "
+     "`--num-cpus` of a local sweep, and with `--warm-start` what each earlier run dir gave (`warm_start`)"),
+    (STUDY_FILE, "the persisted Optuna study, an Optuna journal file (`JournalFileBackend`): `optuna-dashboard RUN_DIR/study.journal`; "
+     "sweeps of earlier releases whose `sweep.json` names `study.db` (or no study file) keep an SQLite study under that name"),
+    (TRIALS_FILE, "one row per trial, and one per candidate refused before training (state `REFUSED`); refreshed while the sweep runs "
+     "(columns below)"),
+    (EPOCHS_FILE, "one row per report: every epoch of every trial (columns below)"),
+    (PROGRESS_FILE, "the hypervolume reference the progress lines fixed (kept across `--resume`)"),
+    (ANALYSIS_FILE, "hypervolume reference points the analysis recorded"),
+    (WARM_TRIALS_FILE, "with `--warm-start`: one row per earlier trial told to the study: `trial_id` (`RUN_DIR#trial_id`), `source`, "
+     "`source_trial_id`, `told_as` (COMPLETE, PRUNED or FAIL), `epoch`, `budget_fraction`, `params_json`, the parameters, the metrics, "
+     "`metrics_json`, `curve_json`"),
+    (WARM_EPOCHS_FILE, "with `--warm-start`: the told trials' epoch rows (they fill ASHA's and MO-ASHA's rungs on every start)"),
+    (TENSORBOARD_DIR + "/", "with `tracking.tensorboard`: TensorBoard event files, one folder per trial (in the driver's local cache "
+     "for a run dir on an object store)"),
+    ("cache/", "artefacts the trials of one sweep share, e.g. a trained SNE teacher"),
+    ("trial_<id>/", "one trial's checkpoints (model, optimiser, masks, RNG; a finished trial keeps only its last) and error files"),
+    ("other files", "Ray Tune's own experiment state, never read by this tool"),
+)
 
 #: What each record is called in messages and in :meth:`RunDir.shown`.
 _FILES = {

@@ -22,7 +22,30 @@ import pyarrow as pa
 
 from trainables.report import INFO_KEYS
 
-__all__ = ["SealedRows", "epoch_columns", "epoch_row", "missing_value", "rows_table", "trial_columns", "trial_row"]
+__all__ = ["EPOCH_COLUMN_DOCS", "TRIAL_COLUMN_DOCS", "SealedRows", "epoch_columns", "epoch_row", "missing_value", "rows_table", "trial_columns", "trial_row"]
+
+
+#: The columns of ``trials.parquet`` besides the report keys, in order, and what each holds
+#: (``PARAMETERS`` stands for one column per searched and fixed parameter, by dotted name).
+TRIAL_COLUMN_DOCS: tuple[tuple[str, str], ...] = (
+    ("trial_id", "the trial's id (Ray Tune's; `refused-N` for the candidate refused before training as Optuna trial N)"),
+    ("state", "`TERMINATED` (at full budget, or stopped early: see `budget_fraction`), `ERROR`, `RUNNING`, `PENDING` or `REFUSED`"),
+    ("optuna_trial", "the number of its trial in the Optuna study"),
+    ("PARAMETERS", "one column per searched and fixed parameter, by dotted name (`model.width`); null when a conditional parameter was inactive"),
+    ("REPORT KEYS", "the trial's last report: every report key of its family (see the report keys); a candidate refused before training "
+     "holds its costs known before training, NaN for the others"),
+    ("error", "why it failed (one line), or why it was refused before training"),
+    ("retries", "how many times it was retried after a failure"),
+    ("checkpoint", "its latest checkpoint (path or URI)"),
+    ("trial_dir", "its Ray Tune trial dir"),
+)
+#: The columns of ``epochs.parquet``, in order.
+EPOCH_COLUMN_DOCS: tuple[tuple[str, str], ...] = (
+    ("trial_id", "the trial the report is of"),
+    ("REPORT KEYS", "every report key of the family, at that epoch"),
+    ("epoch", "the epoch (1-based)"),
+    ("timestamp", "when the driver received the report (seconds since the epoch)"),
+)
 
 
 def missing_value(key: str) -> Any:

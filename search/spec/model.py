@@ -6,6 +6,10 @@ against the trainable family and across fields are :mod:`search.spec.checks`', r
 :mod:`search.spec.load`'s. The rules that decide feasibility live here, beside the constraint
 they read: :meth:`Constraint.violation_of` (the value Optuna stores), :func:`feasible` (a result
 row or a table) and :func:`provably_broken` (a static cost).
+
+One job, what a spec may say: the models with each field's description (the class docstrings'
+``Attributes:`` sections), from which the JSON Schema (:mod:`search.schema`) and the spec
+reference are generated; that documentation is most of its length.
 """
 
 from __future__ import annotations
@@ -87,6 +91,16 @@ class Param(_Model):
     comes out empty collapses to its low bound). ``when`` makes
     the parameter conditional: it is sampled only when every named parameter has the given value
     (or one of a list of values), and left at the family default otherwise.
+
+    Attributes:
+        choice: The values to choose from (``[index, random, mixer]``); any YAML scalars.
+        int_: ``int: [low, high]``: a whole number in the inclusive range (bounds may be ``$param``).
+        float_: ``float: [low, high]``: a real number in the inclusive range (bounds may be ``$param``).
+        log_: ``log: [low, high]``: a real number on a log scale (low > 0); ``log: true`` puts an
+            ``int`` range on a log scale.
+        step: Discretises an ``int`` or ``float`` range (every ``step`` from ``low``).
+        when: ``{param: value}`` (or a list of values): sample this parameter only when every
+            named parameter has that value; otherwise it keeps the family default.
     """
 
     choice: list[Any] | None = None
@@ -169,6 +183,13 @@ class Param(_Model):
 
 
 class Objective(_Model):
+    """One objective of the sweep: a reported metric to maximise or minimise.
+
+    Attributes:
+        metric: A report key of the trainable (``val_accuracy``, ``energy_uj``, ``macs`` …).
+        mode: ``max`` or ``min``.
+    """
+
     metric: str
     mode: Literal["max", "min"]
 
@@ -177,7 +198,14 @@ class Constraint(_Model):
     """``metric <= bound`` or ``metric >= bound``; feasible when :meth:`violation` ≤ 0.
 
     Written in the grammar of :mod:`search.bounds` (as ``analysis.select``'s conditions are),
-    restricted to :data:`CONSTRAINT_OPS` and to undotted metric names.
+    restricted to :data:`CONSTRAINT_OPS` and to undotted metric names. A spec writes one as
+    text (``"macs <= 2e5"``).
+
+    Attributes:
+        text: The constraint as written.
+        metric: The constrained report key.
+        op: ``<=`` or ``>=``.
+        bound: The number on the right-hand side.
     """
 
     text: str
@@ -266,7 +294,13 @@ def feasible(values: Mapping[str, Any], constraints: Sequence[Constraint | str])
 
 
 class SamplerSection(_Model):
-    """The Optuna sampler: the keys of :data:`search.samplers.SAMPLERS`; ``options`` are its keyword arguments."""
+    """The Optuna sampler: the keys of :data:`search.samplers.SAMPLERS`; ``options`` are its keyword arguments.
+
+    Attributes:
+        name: The sampler (``sampler: tpe`` is short for ``sampler: {name: tpe}``); the default,
+            ``cost_aware``, computes the costs known before training and models only what must be learnt.
+        options: Keyword arguments of the sampler (``n_startup_trials``, ``multivariate`` …).
+    """
 
     name: Literal[tuple(SAMPLERS)] = "cost_aware"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
@@ -276,6 +310,15 @@ class SchedulerSection(_Model):
     """Early stopping: ``asha`` ranks one metric, ``mo_asha`` ranks all objectives (and constraints).
 
     The allowed names are the keys of :data:`search.schedulers.SCHEDULERS`.
+
+    Attributes:
+        name: ``none``, ``asha`` (one metric) or ``mo_asha`` (every objective and constraint);
+            ``scheduler: asha`` is short for ``scheduler: {name: asha}``.
+        metric: ``asha`` only: the metric it ranks (default: the first objective).
+        mode: ``asha`` only: ``max`` or ``min`` (default: that objective's mode).
+        grace_period: The first rung, in epochs; rungs at ``grace_period · reduction_factor^k``.
+        reduction_factor: At each rung the top ``1/reduction_factor`` continue.
+        tie_break: ``mo_asha``: the order within one Pareto layer, ``crowding`` or ``eps_net``.
     """
 
     name: Literal[tuple(SCHEDULERS)] = "none"  # type: ignore[valid-type]
@@ -287,11 +330,33 @@ class SchedulerSection(_Model):
 
 
 class Resources(_Model):
+    """What one trial holds while it runs.
+
+    Attributes:
+        cpu: CPUs per trial (also its PyTorch threads, rounded down).
+        gpu: GPUs per trial; fractions share a GPU between trials.
+    """
+
     cpu: float = Field(default=1.0, gt=0)
     gpu: float = Field(default=0.0, ge=0)
 
 
 class RunSection(_Model):
+    """How the sweep runs: its size, its resources, where its run dir goes, its seed.
+
+    Attributes:
+        num_samples: Trials to train (default 16; for ``grid``: the grid's size).
+        max_concurrent: Trials at once (default: as many as the cluster's CPUs and GPUs hold).
+        resources: CPUs and GPUs per trial.
+        storage: Parent of the run dir (a path, shared by every node on a cluster, or an object
+            store URI such as ``s3://bucket/runs``).
+        max_failures: Retries of a failed trial, each from its last checkpoint.
+        seed: Seeds the sampler and every trial (unless ``seed`` is searched).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        reuse_actors: Reuse Ray actors between trials (saves each trial's start-up); default: on
+            for a local Ray, off when joining a cluster (``--address``).
+    """
+
     num_samples: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
     resources: Resources = Field(default_factory=Resources)
@@ -328,7 +393,24 @@ class TrackingSection(_Model):
 
 
 class Spec(_Model):
-    """A validated sweep spec. Build with :func:`load_spec` or :func:`parse_spec`."""
+    """A validated sweep spec. Build with :func:`load_spec` or :func:`parse_spec`.
+
+    Attributes:
+        name: The sweep's name, which names its run dir (letters, digits, ``_``, ``-``, ``.``).
+        trainable: The family it trains: ``g2g`` or ``sne``.
+        description: Free text.
+        data: The data set and its split.
+        budget: Epochs per trial (the full budget), checkpoints, the test evaluation.
+        objectives: The reported metrics the sweep maximises or minimises (at least one).
+        constraints: Bounds such as ``"macs <= 2e5"``: Optuna's trial constraints; one on a cost
+            known before training also refuses candidates that break it, untrained.
+        space: Searched parameters by dotted name (``model.width``) into the family's config.
+        fixed: Parameters set for every trial, by dotted name.
+        sampler: The Optuna sampler.
+        scheduler: Early stopping (ASHA or multi-objective ASHA), or none.
+        run: Size, resources, storage, seed and device of the sweep.
+        tracking: Experiment trackers (MLflow, TensorBoard) the sweep is logged to.
+    """
 
     name: str
     trainable: str
