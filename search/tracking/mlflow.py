@@ -172,6 +172,8 @@ class MlflowTracker(Tracker):
         if existed:
             self._nested_runs()
         self.client.log_text(self.parent_id, sweep.records.read_spec_text(), SPEC_ARTIFACT)
+        view = f"open {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
+        print(f"mlflow: experiment {experiment!r}, run {self.parent_id}{' (continued)' if existed else ''}; view it with: {view}", flush=True)
         # The finished trials in the order they ended: (objective values, competes on the front).
         self._finished: list[tuple[list[float] | None, bool]] = []
         self._front: list[tuple[float, ...]] = []
