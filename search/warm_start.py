@@ -191,16 +191,16 @@ def _outside(name: str, value: Any, distribution: Any) -> str | None:
     """Why ``value`` is not in ``distribution`` (Optuna's), or None."""
     choices = getattr(distribution, "choices", None)
     if choices is not None:
-        return None if value in choices else f"{name} {value!r} is not one of {list(choices)}"
+        return None if value in choices else f"{name} {value!r} is not one of this sweep's {list(choices)}"
     low, high, step = distribution.low, distribution.high, distribution.step
     try:
         number = float(value)
     except (TypeError, ValueError):
         return f"{name} {value!r} is not a number"
     if not low - 1e-12 * abs(low) <= number <= high + 1e-12 * abs(high):
-        return f"{name} {format_number(number)} is outside [{format_number(low)}, {format_number(high)}]"
+        return f"{name} {format_number(number)} is outside this sweep's [{format_number(low)}, {format_number(high)}]"
     if step is not None and abs((number - low) / step - round((number - low) / step)) > 1e-6:
-        return f"{name} {format_number(number)} is off the step {format_number(step)} from {format_number(low)}"
+        return f"{name} {format_number(number)} is off this sweep's step {format_number(step)} from {format_number(low)}"
     return None
 
 
@@ -325,7 +325,7 @@ def _fit(
     for name, distribution in replay.distributions.items():
         problem = _outside(name, replay.params[name], distribution)
         if problem:
-            return None, problem + " (outside this sweep's space)"
+            return None, problem
     try:
         config = flatten(trial_config(spec, replay.params))
     except (ValueError, TypeError) as exc:

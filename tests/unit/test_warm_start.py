@@ -100,8 +100,8 @@ def test_a_trial_outside_the_new_space_or_without_one_of_its_parameters_is_not_t
     warm = read_warm_start(spec, [early.uri])
     text = "\n".join(warm.lines())
     assert [t.trial_id for t in warm.trials] == ["early"]  # groups 2, lr 0.002: inside
-    assert "1 trial: model.groups 4 is not one of [2] (outside this sweep's space) (e.g. full)" in text
-    assert "1 trial: optim.lr 0.009 is outside [0.001, 0.004] (outside this sweep's space) (e.g. failed)" in text
+    assert "1 trial: model.groups 4 is not one of this sweep's [2] (e.g. full)" in text
+    assert "1 trial: optim.lr 0.009 is outside this sweep's [0.001, 0.004] (e.g. failed)" in text
     assert warm.trials[0].params["model.depth"] == 2
     # model.depth is searched now: every earlier trial has it (fixed at 2 then), within [1, 3]
     assert "has no value" not in text
