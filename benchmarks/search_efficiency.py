@@ -39,6 +39,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -269,18 +270,26 @@ def _median(values: list[float | None]) -> float | None:
     return None if math.isinf(m) else round(m, 3)
 
 
-def summarise_space(space: str, runs: dict, seeds: list[int]) -> dict:
+def scoring_box(runs: Iterable[dict], objectives: list[str], directions: list[str]) -> tuple[np.ndarray, float] | None:
+    """One space's fixed hypervolume reference and ideal box, from every run's competing trials (None: none)."""
     from analysis.pareto import reference_point
 
+    every = [[t[m] for m in objectives] for r in runs for t in r["trials"] if _ok(t, objectives)]
+    if not every:
+        return None
+    reference = reference_point(every, directions)
+    sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    return reference, float(np.prod(reference * sign - (np.array(every) * sign).min(axis=0)))
+
+
+def summarise_space(space: str, runs: dict, seeds: list[int]) -> dict:
     spec = _spec(space, "random", 0, tempfile.gettempdir())
     objectives, directions = list(spec.metrics), list(spec.modes)
     mine = {k.split("/", 1)[1]: r for k, r in runs.items() if k.split("/")[0] == space}
-    every = [[t[m] for m in objectives] for r in mine.values() for t in r["trials"] if _ok(t, objectives)]
-    if not every:
+    scoring = scoring_box(mine.values(), objectives, directions)
+    if scoring is None:
         return {}
-    reference = reference_point(every, directions)
-    sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-    box = float(np.prod(reference * sign - (np.array(every) * sign).min(axis=0)))
+    reference, box = scoring
     scored = {key: curves(run, objectives, directions, reference, box) for key, run in mine.items()}
     table = {}
     for arm in ARMS:

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model, quiet_local_tune  # noqa: E402  (puts the project on sys.path)
-from search_efficiency import MNIST1D, SPACES, _median, _record, _spec, curves, first_reaching, make_mnist1d  # noqa: E402
+from search_efficiency import MNIST1D, SPACES, _median, _record, _spec, curves, first_reaching, make_mnist1d, scoring_box  # noqa: E402
 
 quiet_local_tune()
 
@@ -64,18 +64,13 @@ def _configs(rows: list[dict], names: list[str]) -> set[tuple]:
 
 
 def summarise(space: str, runs: dict, seeds: list[int]) -> dict:
-    from analysis.pareto import reference_point
-    from search_efficiency import _ok
-
     spec = _spec(space, "default", 0, tempfile.gettempdir())
     objectives, directions = list(spec.metrics), list(spec.modes)
     mine = {k.split("/", 1)[1]: r for k, r in runs.items() if k.split("/")[0] == space}
-    every = [[t[m] for m in objectives] for r in mine.values() for t in r["trials"] if _ok(t, objectives)]
-    if not every:
+    scoring = scoring_box(mine.values(), objectives, directions)
+    if scoring is None:
         return {}
-    reference = reference_point(every, directions)
-    sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-    box = float(np.prod(reference * sign - (np.array(every) * sign).min(axis=0)))
+    reference, box = scoring
     finals: dict[str, list[float]] = {"cold": [], "warm": [], "earlier": []}
     to_cold, overlap, seeds_done = [], [], []
     for seed in seeds:

@@ -23,6 +23,26 @@ def repo_root() -> Path:
     return ROOT
 
 
+def rows_of(path) -> list[dict]:
+    """A Parquet table's rows, or ``[]`` while it is not written yet (a sweep refreshes its tables as it runs)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception:  # noqa: BLE001 - not written yet, or mid-rename
+        return []
+
+
+def same_row(a: dict, b: dict) -> bool:
+    """Row equality with NaN == NaN (a comparison of results before and after a resume)."""
+    import math
+
+    def equal(x, y):
+        return (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)) or x == y
+
+    return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+
+
 def tiny_spec(**sections) -> dict:
     """A valid raw spec for a fast digits G2G sweep; keyword sections replace defaults."""
     spec = {

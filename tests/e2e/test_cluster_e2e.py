@@ -12,16 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_spec
+from tests.conftest import ROOT, rows_of as _rows, tiny_spec
 
 pytestmark = pytest.mark.e2e
-
-
-def _rows(path):
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception:  # noqa: BLE001 - the file may not exist yet
-        return []
 
 
 def test_sweep_spans_two_nodes_and_survives_a_dead_worker(tmp_path):

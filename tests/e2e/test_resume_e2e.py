@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.study import ORPHAN_ATTR, RAY_TRIAL_ATTR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, rows_of as _rows, same_row as _same
 from search.rundir.records import STUDY_FILE, study_storage
 
 pytestmark = pytest.mark.e2e
@@ -34,26 +33,6 @@ ARGS = [
 ]
 # Tables refreshed every 0.5 s: a SIGKILLed driver's last rows are recent.
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "BRAINSWEEP_FLUSH_S": "0.5"}
-
-
-def _rows(path):
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception:  # noqa: BLE001 - not written yet
-        return []
-
-
-def _same(a, b):
-    """Row equality with NaN == NaN."""
-    if a.keys() != b.keys():
-        return False
-    for key in a:
-        x, y = a[key], b[key]
-        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
-            continue
-        if x != y:
-            return False
-    return True
 
 
 #: Where ASHA (quickstart: grace 4, reduction 2) or the budget may end a trial.

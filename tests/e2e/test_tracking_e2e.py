@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, rows_of as _rows
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("mlflow", reason='the track extra: pip install -e ".[track]"')
@@ -32,13 +32,6 @@ ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "BRAINSWEEP_FLUSH
 #: Where MO-ASHA (quickstart: grace 4, reduction 2) or the budget may end a trial.
 ENDS = (4, EPOCHS)
 KEYS = ("val_accuracy", "val_loss", "macs", "energy_uj", "params", "density", "budget_fraction", "test_accuracy", "epoch")
-
-
-def _rows(path):
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception:  # noqa: BLE001 - not written yet
-        return []
 
 
 def _stop_when_ready(proc, run_dir):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -11,13 +10,12 @@ import sys
 import time
 
 import optuna
-import pyarrow.parquet as pq
 import pytest
 from optuna.trial import TrialState
 
 from search.rundir.records import STUDY_FILE, study_storage
 from search.study import DUPLICATE_ATTR, RAY_TRIAL_ATTR, WARM_ATTR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, rows_of as _rows, same_row as _same
 
 pytestmark = pytest.mark.e2e
 
@@ -27,19 +25,6 @@ SEARCHED = ["model.grouping", "model.groups", "model.p_inter", "model.width", "m
 
 def _run(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=400, **kwargs)
-
-
-def _rows(path):
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception:  # noqa: BLE001 - not written yet
-        return []
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(
-        (isinstance(a[k], float) and isinstance(b[k], float) and math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a
-    )
 
 
 def _key(row):
