@@ -148,7 +148,7 @@ def test_a_grace_period_beyond_the_budget_is_pointed_out():
     """The sweep's first line and the dry run both print ``Spec.scheduler_text()``."""
     from search.spec import load_spec
 
-    text = load_spec(str(ROOT / "spaces" / "sne_quickstart.yaml"), ["budget.epochs=4"]).scheduler_text()  # grace 10
+    text = load_spec(QUICKSTART, ["scheduler.grace_period=10", "budget.epochs=4"]).scheduler_text()
     assert "grace_period >= budget.epochs = 4: no trial can be stopped early" in text
     assert "no trial can be stopped early" not in load_spec(QUICKSTART).scheduler_text()  # grace 4 of 12
     assert "no trial can be stopped early" in load_spec(QUICKSTART, ["scheduler.grace_period=4", "budget.epochs=4"]).scheduler_text()
