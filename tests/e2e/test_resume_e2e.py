@@ -43,8 +43,8 @@ def _stop_when_ready(proc, run_dir, sig):
     """Signal the driver's process group once >= 8 trials finished and one is mid-training.
 
     "Mid-training": its epoch rows are on disk, and its checkpoints (written as each epoch ends,
-    unlike the tables) show >= 3 epochs to go before ASHA or the budget could end it, so it is
-    still running when the stop takes effect.
+    unlike the tables) show it past a rung, with >= 3 epochs to go before ASHA or the budget
+    could end it, so it is still running when the stop takes effect.
     """
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -58,7 +58,9 @@ def _stop_when_ready(proc, run_dir, sig):
                 if trial_id in final or trial_id not in recorded or not epochs:
                     continue
                 latest = max(epochs)
-                if min(e for e in ENDS if e > latest) - latest >= 3 if latest < EPOCHS else False:
+                # At a rung the scheduler may have ended it already (the tables are flushed
+                # every 0.5 s, the checkpoints at once): only a trial between rungs is surely running.
+                if latest not in ENDS and min(e for e in ENDS if e > latest) - latest >= 3:
                     os.killpg(proc.pid, sig)
                     if sig == signal.SIGINT:  # Ctrl-C twice: the second exits at once, still resumable
                         time.sleep(0.3)

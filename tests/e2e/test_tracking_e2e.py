@@ -47,7 +47,8 @@ def _stop_when_ready(proc, run_dir):
                 if trial_id in final or trial_id not in recorded or not epochs:
                     continue
                 latest = max(epochs)
-                if latest < EPOCHS and min(e for e in ENDS if e > latest) - latest >= 2:
+                # At a rung MO-ASHA may have ended it already (tables lag the checkpoints).
+                if latest not in ENDS and min(e for e in ENDS if e > latest) - latest >= 2:
                     os.killpg(proc.pid, signal.SIGTERM)
                     return True
         time.sleep(0.05)
