@@ -414,7 +414,9 @@ def main() -> None:
         return
     if args.table:
         result = json.loads(args.table.read_text())
-        for space in result["spaces"]:  # summarised again from its runs, by this release's summary
+        ran = {key.split("/")[0] for key in result["runs"]}
+        result["spaces"] = {}  # summarised again from its runs, by this release's summary
+        for space in (s for s in SPACES if s in ran):
             result["spaces"][space] = summarise_space(space, result["runs"], result["seeds"])
         plot(result, args.table.with_suffix(".png"))
         print(markdown_table(result))
@@ -433,8 +435,10 @@ def main() -> None:
     runs: dict[str, dict] = json.loads(out_json.read_text()).get("runs", {}) if out_json and out_json.exists() else {}
 
     def save() -> dict:
-        result = {"cpu": cpu_model(), "seeds": seeds, "trials": {s: SPACES[s][2] for s in spaces}, "spaces": {}}
-        for space in spaces:
+        # Every space with runs, those of earlier invocations (--out continues them) included.
+        ran = [s for s in SPACES if s in spaces or any(key.split("/")[0] == s for key in runs)]
+        result = {"cpu": cpu_model(), "seeds": seeds, "trials": {s: SPACES[s][2] for s in ran}, "spaces": {}}
+        for space in ran:
             result["spaces"][space] = summarise_space(space, runs, seeds)
         if out_json:
             args.out.mkdir(parents=True, exist_ok=True)

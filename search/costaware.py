@@ -19,11 +19,18 @@ objective:
 4. Trials still running enter the staircase at their predicted mean (the "kriging believer"),
    so concurrent workers are not all sent to the same point.
 
+A cost may also be known only up to a learnt rate (an :class:`Affine` cost ``floor + span *
+rate``): a spiking net's energy is its real-valued MACs (known) plus its synaptic operations at a
+spike rate of 1 (known) times the spike rate it learns. Then a second Gaussian process models the
+rate (its log) from the trained trials, and each candidate's expected improvement is averaged over
+Monte Carlo draws of its learnt objective and its rate, each draw's cost computed from the known
+floor and span: what is known is computed, only what is learnt is modelled.
+
 The best candidate's parameters are then handed out as the trial asks for them (define-by-run:
 a parameter it does not ask for is ignored; one outside the distribution it asks with is drawn at
 random). Before ``n_startup_trials`` observations it samples at random. For a study it cannot
-model this way (not exactly one learnt and one known objective: e.g. an SNE's energy, which
-depends on its spikes) it hands each decision to ``blackbox`` (Optuna's GP sampler unless given),
+model this way (not exactly one learnt objective and one known or affine cost) it hands each
+decision to ``blackbox`` (Optuna's GP sampler unless given),
 which models every objective. Past ``switch_after`` finished trials it hands every decision to
 ``fallback`` (multivariate TPE with constant liar unless given), whose cost per suggestion stays
 flat as trials accumulate, where a GP's grows with the cube of the trials.
@@ -40,151 +47,54 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.candidates import CandidateDraw, Encoder, contains, draw_value, random_candidates
+from search.ehvi import ehvi_2d
 from search.study import is_feasible_trial
 
-__all__ = ["CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
+__all__ = ["Affine", "CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A cost known up to a learnt rate: ``floor + span * rate``, with ``rate >= 0`` learnt by training.
+
+    Attributes:
+        floor: The cost at rate 0 (a spiking net's real-valued MACs at E_MAC: no spike at all).
+        span: What a rate of 1 adds (its synaptic operations with every neuron spiking every step).
+    """
+
+    floor: float
+    span: float
+
+    def rate_of(self, value: float) -> float | None:
+        """The rate a reported cost implies (None when ``span`` is 0)."""
+        return (float(value) - self.floor) / self.span if self.span > 0 else None
+
 
 #: ``static_objectives(params)``: one entry per study objective, the value when it is known from
-#: the parameters alone, ``None`` when it must be learnt by training (a spec's:
-#: :meth:`search.static_costs.StaticCostModel.objectives`).
-StaticObjectives = Callable[[Mapping[str, Any]], Sequence[float | None]]
-#: ``draw(rng, n)``: ``n`` candidate parameter sets, each with the distributions of its parameters.
-CandidateDraw = Callable[[np.random.Generator, int], list[tuple[dict[str, Any], dict[str, BaseDistribution]]]]
+#: the parameters alone, an :class:`Affine` when it is known up to a learnt rate, ``None`` when it
+#: must be learnt by training (a spec's: :meth:`search.static_costs.StaticCostModel.objectives`).
+StaticObjectives = Callable[[Mapping[str, Any]], Sequence["float | Affine | None"]]
 
 
-def ehvi_2d(
-    mu: np.ndarray, sigma: np.ndarray, cost: np.ndarray, front: np.ndarray, reference: tuple[float, float]
-) -> np.ndarray:
-    """Expected hypervolume improvement of candidates with a Gaussian learnt objective and an exact cost.
-
-    Args:
-        mu, sigma: The learnt objective's predicted mean and standard deviation per candidate
-            (maximised).
-        cost: Each candidate's exact cost (minimised).
-        front: ``(k, 2)`` points ``(cost, learnt value)`` already achieved (any, dominated ones
-            included).
-        reference: ``(cost, learnt value)``: the worst corner; what lies beyond it adds nothing.
-
-    Returns:
-        Each candidate's expected improvement of the hypervolume between the front and the
-        reference (0 for a candidate at or beyond the reference cost). With ``sigma = 0`` it is
-        the exact improvement of the point ``(cost, mu)``.
-    """
-    r_cost, r_value = reference
-    mu, sigma, cost = (np.asarray(v, dtype=np.float64).ravel() for v in (mu, sigma, cost))
-    pts = np.asarray(front, dtype=np.float64).reshape(-1, 2)
-    pts = pts[pts[:, 0] < r_cost]
-    order = np.argsort(pts[:, 0], kind="stable")
-    costs, values = pts[order, 0], pts[order, 1]
-    # The staircase: from each distinct cost on, the best value achieved at that cost or lower.
-    levels = np.maximum.accumulate(np.maximum(values, r_value)) if len(values) else values
-    edges = np.concatenate([[-np.inf], costs, [r_cost]])  # stair j spans [edges[j], edges[j+1])
-    stairs = np.concatenate([[r_value], levels])
-    lo = np.maximum(cost[:, None], edges[None, :-1])
-    width = np.clip(edges[None, 1:] - lo, 0.0, None)  # (candidates, stairs)
-    gap = mu[:, None] - stairs[None, :]
-    s = sigma[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(s > 0, gap / np.where(s > 0, s, 1.0), 0.0)
-    from scipy.stats import norm
-
-    improvement = np.where(s > 0, s * norm.pdf(z) + gap * norm.cdf(z), np.maximum(gap, 0.0))
-    return (width * improvement).sum(axis=1)
-
-
-def random_candidates(distributions: Mapping[str, BaseDistribution]) -> CandidateDraw:
-    """A candidate draw sampling each of ``distributions`` independently and uniformly (log where log)."""
-    dists = dict(distributions)
-
-    def draw(rng: np.random.Generator, n: int) -> list[tuple[dict[str, Any], dict[str, BaseDistribution]]]:
-        return [({name: draw_value(rng, d) for name, d in dists.items()}, dists) for _ in range(n)]
-
-    return draw
-
-
-def draw_value(rng: np.random.Generator, dist: BaseDistribution) -> Any:
-    """One value of ``dist``, uniformly (in log space for a log distribution)."""
-    if isinstance(dist, CategoricalDistribution):
-        return dist.choices[int(rng.integers(len(dist.choices)))]
-    if isinstance(dist, IntDistribution):
-        if dist.log:
-            return int(min(dist.high, math.floor(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high + 1))))))
-        return dist.low + dist.step * int(rng.integers((dist.high - dist.low) // dist.step + 1))
-    assert isinstance(dist, FloatDistribution)
-    if dist.log:
-        return float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
-    if dist.step is not None:
-        return float(dist.low + dist.step * int(rng.integers(round((dist.high - dist.low) / dist.step) + 1)))
-    return float(rng.uniform(dist.low, dist.high))
-
-
-def contains(dist: BaseDistribution, value: Any) -> bool:
-    """Whether ``dist`` can take ``value``: a choice of a categorical, or a point of a range on its step grid."""
-    try:
-        internal = dist.to_internal_repr(value)  # a categorical refuses a value not among its choices
-    except (TypeError, ValueError):
-        return False
-    if isinstance(dist, CategoricalDistribution):
-        return True
-    if isinstance(dist, IntDistribution):
-        return dist.low <= internal <= dist.high and (internal - dist.low) % dist.step == 0
-    if isinstance(dist, FloatDistribution):
-        if dist.step is None:
-            return dist.low <= internal <= dist.high
-        k = (internal - dist.low) / dist.step
-        return dist.low <= internal <= dist.high and abs(k - round(k)) < 1.0e-8
-    return False
+def _fidelity(epoch: int, full: int) -> float:
+    """An epoch as a fraction of the full budget, on a log scale (1 at the full budget)."""
+    return 1.0 if full <= 1 else min(1.0, math.log(max(epoch, 1)) / math.log(full))
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
-
-class _Encoder:
-    """Parameters (and log-costs) as a point of the unit cube, for the surrogate."""
-
-    def __init__(self) -> None:
-        self.numeric: dict[str, tuple[float, float, bool]] = {}  # name -> (low, high, log)
-        self.choices: dict[str, list[Any]] = {}
-
-    def learn(self, distributions: Mapping[str, BaseDistribution]) -> None:
-        for name, d in distributions.items():
-            if isinstance(d, CategoricalDistribution):
-                known = self.choices.setdefault(name, [])
-                known.extend(c for c in d.choices if c not in known)
-            else:
-                low, high, log = float(d.low), float(d.high), bool(d.log)
-                if name in self.numeric:  # dependent ranges differ per trial: keep the hull
-                    old = self.numeric[name]
-                    low, high = min(low, old[0]), max(high, old[1])
-                self.numeric[name] = (low, high, log)
-
-    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
-        out: list[float] = []
-        for name, (low, high, log) in sorted(self.numeric.items()):
-            if name not in params:
-                out.append(0.5)  # inactive (a conditional parameter): the middle, like a neutral value
-                continue
-            v, lo, hi = float(params[name]), low, high
-            if log:
-                v, lo, hi = math.log(v), math.log(lo), math.log(hi)
-            out.append((v - lo) / (hi - lo) if hi > lo else 0.5)
-        for name, choices in sorted(self.choices.items()):
-            value = params.get(name, _MISSING)
-            out.extend(1.0 if value == c and type(value) is type(c) else 0.0 for c in choices)
-        return np.array(out, dtype=np.float64)
-
-
-_MISSING = object()
 
 
 class CostAwareSampler(BaseSampler):
@@ -207,12 +117,21 @@ class CostAwareSampler(BaseSampler):
         n_refresh: New candidates drawn per suggestion (the pool keeps the most recent
             ``n_candidates``).
         switch_after: Finished trials after which ``fallback`` decides (``None``: never).
-        use_pruned: Trials stopped early count as observations at their last intermediate value
-            (the learnt objective's learning curve), as a pessimistic estimate.
+        use_pruned: Trials stopped early count as observations (of their learning curve: the
+            learnt objective's intermediate values).
+        curves: Learning curves inform the model: each observation carries its epoch as a
+            fraction of the full budget (log scale, the longest curve seen being the full one),
+            a trial adds its curve at epochs 1, 2, 4, ... besides its last value while the model
+            holds fewer than ``max_points`` points, and every candidate is predicted at the full
+            budget. A trial stopped early then says how far its curve rose, not only where it
+            stopped. ``False``: a stopped trial's last value stands for its final one.
+        max_points: The most observations the model is fitted on before curves are left out
+            (each trial's last value is always in).
         fallback: The sampler used past ``switch_after``. Default:
             ``TPESampler(multivariate=True, group=True, constant_liar=True)``.
         blackbox: The sampler used before ``switch_after`` for a study nothing of which is known
             before training, or whose shape this one does not model. Default: ``GPSampler``.
+        n_draws: Monte Carlo draws per candidate when a cost is :class:`Affine`.
         seed: Seeds the candidate draws, the random start-up and the default fallback.
         scored_against: ``trial -> bool``: the finished trials whose front a candidate's
             improvement is measured against (default: every one). Every observed trial informs
@@ -232,12 +151,15 @@ class CostAwareSampler(BaseSampler):
         n_refresh: int = 32,
         switch_after: int | None = 100,
         use_pruned: bool = True,
+        curves: bool = True,
+        max_points: int = 256,
         fallback: BaseSampler | None = None,
         blackbox: BaseSampler | None = None,
+        n_draws: int = 64,
         seed: int | None = None,
         scored_against: Callable[[FrozenTrial], bool] | None = None,
     ) -> None:
-        for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1)):
+        for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1), ("n_draws", n_draws, 1), ("max_points", max_points, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if switch_after is not None and (isinstance(switch_after, bool) or not isinstance(switch_after, int) or switch_after < n_startup_trials):
@@ -251,6 +173,9 @@ class CostAwareSampler(BaseSampler):
         self._n_refresh = n_refresh
         self._switch_after = switch_after
         self._use_pruned = use_pruned
+        self._n_draws = n_draws
+        self._curves = bool(curves)
+        self._max_points = max_points
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
@@ -265,12 +190,15 @@ class CostAwareSampler(BaseSampler):
                 blackbox = optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials, warn_independent_sampling=False)
         self._blackbox = blackbox
         self._pool: deque[tuple[dict[str, Any], dict[str, BaseDistribution]]] = deque(maxlen=n_candidates)
-        self._costs: dict[tuple[Any, ...], tuple[float | None, ...] | None] = {}
+        self._costs: dict[tuple[Any, ...], tuple[float | Affine | None, ...] | None] = {}
         self._feasible: dict[tuple[Any, ...], bool] = {}
         self._plans: dict[int, dict[str, Any]] = {}  # trial number -> the chosen candidate's parameters
         self._modes: dict[int, str] = {}  # trial number -> "plan", "random", "blackbox" or "fallback"
-        self._shape: tuple[int, int] | None | bool = False  # (learnt, known) objective indices; None: not modelled
-        self._encoder = _Encoder()
+        # (learnt, known) objective indices; None: not modelled; False: not yet resolved.
+        self._shape: tuple[int, int] | None | bool = False
+        self._affine = False  # whether the known objective is an Affine cost
+        self._encoder = Encoder()
+        self._kernels: dict[str, tuple[Any, int]] = {}  # model -> (its last kernel, the points its hyperparameters were fitted on)
 
     # -- Optuna's sampler interface ------------------------------------------------------------
 
@@ -343,14 +271,14 @@ class CostAwareSampler(BaseSampler):
             return None
         return float(value) if value is not None and math.isfinite(value) else None
 
-    def _cost_of(self, params: Mapping[str, Any]) -> tuple[float | None, ...] | None:
+    def _cost_of(self, params: Mapping[str, Any]) -> tuple[float | Affine | None, ...] | None:
         key = _key(params)
         if key not in self._costs:
             try:
                 values = self._static(params)
             except (ValueError, TypeError, KeyError):
                 values = None  # a candidate the cost function cannot evaluate is never proposed
-            self._costs[key] = None if values is None else tuple(None if v is None else float(v) for v in values)
+            self._costs[key] = None if values is None else tuple(v if v is None or isinstance(v, Affine) else float(v) for v in values)
         return self._costs[key]
 
     def _feasible_candidate(self, params: Mapping[str, Any]) -> bool:
@@ -384,6 +312,9 @@ class CostAwareSampler(BaseSampler):
             learnt = [i for i, v in enumerate(costs) if v is None]
             known = [i for i, v in enumerate(costs) if v is not None]
             self._shape = (learnt[0], known[0]) if len(costs) == len(directions) == 2 and len(learnt) == 1 else None
+            if self._shape is not None and isinstance(costs[known[0]], Affine):
+                self._affine = True  # a rate-dependent cost is modelled as minimised only
+                self._shape = self._shape if directions[known[0]] == StudyDirection.MINIMIZE else None
             return
         self._shape = None  # no candidate could be costed: nothing is known before training
 
@@ -392,6 +323,8 @@ class CostAwareSampler(BaseSampler):
         self._resolve_shape(study.directions)
         if not isinstance(self._shape, tuple):
             return None
+        if self._affine:
+            return self._plan_affine(study, trial, trials, observed)
         learnt, known = self._shape
         sign_a = 1.0 if study.directions[learnt] == StudyDirection.MAXIMIZE else -1.0
         sign_c = 1.0 if study.directions[known] == StudyDirection.MINIMIZE else -1.0
@@ -406,20 +339,39 @@ class CostAwareSampler(BaseSampler):
         def features(params: Mapping[str, Any], cost: float) -> np.ndarray:
             return np.concatenate([self._encoder.encode(params), [math.log10(max(sign_c * cost, 0.0) + 1.0) if sign_c > 0 else 0.0]])
 
-        xs, ys = [], []
-        for t in observed:
-            c = self._cost_of(t.params)
-            if c is None or c[known] is None:
+        xs, ys, finals = [], [], []
+        rows = [(t, c) for t in observed if (c := self._cost_of(t.params)) is not None and c[known] is not None]
+        full = max((max(t.intermediate_values) for t, _ in rows if t.intermediate_values), default=1)
+        room = self._max_points - len(rows)
+        for t, c in rows:
+            x = features(t.params, c[known])
+            value = float(self._observation(t))
+            finals.append(sign_a * value)
+            if not self._curves:
+                xs.append(x)
+                ys.append(sign_a * value)
                 continue
-            xs.append(features(t.params, c[known]))
-            ys.append(sign_a * float(self._observation(t)))
-        if len(ys) < 2:
+            last = max(t.intermediate_values) if t.intermediate_values and t.state == TrialState.PRUNED else full
+            xs.append(np.append(x, _fidelity(last, full)))
+            ys.append(sign_a * value)
+            for epoch, v in sorted(t.intermediate_values.items()):
+                if room <= 0:
+                    break
+                if epoch < last and epoch & (epoch - 1) == 0 and v is not None and math.isfinite(v):  # 1, 2, 4, ...
+                    xs.append(np.append(x, _fidelity(epoch, full)))
+                    ys.append(sign_a * float(v))
+                    room -= 1
+        if len(finals) < 2:
             return None
+
+        def at_full(x: np.ndarray) -> np.ndarray:  # a candidate as the model sees it: at the full budget
+            return np.concatenate([x, np.ones((len(x), 1))], axis=1) if self._curves else x
+
         cand_cost = np.array([sign_c * c[known] for _, c in pool])
-        cand_x = np.stack([features(p, c[known]) for p, c in pool])
+        cand_x = at_full(np.stack([features(p, c[known]) for p, c in pool]))
         pending = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number]
         pend = [(t, c) for t in pending if (c := self._cost_of(t.params)) is not None and c[known] is not None]
-        gp = self._fit(np.stack(xs), np.array(ys))
+        gp = self._fit(np.stack(xs), np.array(ys), trials=len(finals))
         mu, sigma = gp.predict(cand_x, return_std=True)
 
         front = []
@@ -427,17 +379,91 @@ class CostAwareSampler(BaseSampler):
             if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t) and (self._scored_against is None or self._scored_against(t)):
                 front.append((sign_c * t.values[known], sign_a * t.values[learnt]))
         if pend:  # the kriging believer: a running trial as if it had reached its predicted mean
-            pmu = gp.predict(np.stack([features(t.params, c[known]) for t, c in pend]))
+            pmu = gp.predict(at_full(np.stack([features(t.params, c[known]) for t, c in pend])))
             front.extend((sign_c * c[known], float(m)) for (t, c), m in zip(pend, pmu))
         r_cost = float(max(cand_cost.max(), max((f[0] for f in front), default=-np.inf)))
         r_cost += 1e-9 * max(1.0, abs(r_cost))
-        r_value = float(min(ys))
+        r_value = float(min(finals))
         scores = ehvi_2d(mu, sigma, cand_cost, np.array(front).reshape(-1, 2), (r_cost, r_value))
         best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
         choice = int(best[self._rng.integers(len(best))])
         return dict(pool[choice][0])
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> Any:
+    def _plan_affine(self, study: optuna.Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], observed: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+        """:meth:`_plan` for an :class:`Affine` cost: one GP on the learnt objective, one on the log rate, MC-EHVI."""
+        assert isinstance(self._shape, tuple)
+        learnt, known = self._shape
+        sign_a = 1.0 if study.directions[learnt] == StudyDirection.MAXIMIZE else -1.0
+        taken = {_key(t.params) for t in trials}
+        pool = [
+            (p, c[known]) for p, _ in self._pool
+            if _key(p) not in taken and (c := self._cost_of(p)) is not None and isinstance(c[known], Affine) and self._feasible_candidate(p)
+        ]
+        if not pool:
+            return None
+        for t in trials:
+            self._encoder.learn(t.distributions)
+        affine_of = {}
+        for t in trials:
+            c = self._cost_of(t.params) if t.params else None
+            if c is not None and isinstance(c[known], Affine):
+                affine_of[t.number] = c[known]
+        # The known parts as features too (log, scaled over what is seen), beside the parameters.
+        logs = np.log([[max(a.floor, 1e-12), max(a.span, 1e-12)] for a in [a for _, a in pool] + list(affine_of.values())])
+        lo, width = logs.min(axis=0), np.maximum(np.ptp(logs, axis=0), 1e-12)
+
+        def features(params: Mapping[str, Any], a: Affine) -> np.ndarray:
+            scaled = (np.log([max(a.floor, 1e-12), max(a.span, 1e-12)]) - lo) / width
+            return np.concatenate([self._encoder.encode(params), scaled])
+
+        xs, ys, xr, yr = [], [], [], []
+        for t in observed:
+            a = affine_of.get(t.number)
+            if a is None:
+                continue
+            x = features(t.params, a)
+            xs.append(x)
+            ys.append(sign_a * float(self._observation(t)))
+            if t.state == TrialState.COMPLETE and t.values is not None and (rate := a.rate_of(t.values[known])) is not None:
+                xr.append(x)
+                yr.append(math.log(max(rate, 1e-4)))
+        if len(ys) < 2 or len(yr) < 2:
+            return None
+        cand_x = np.stack([features(p, a) for p, a in pool])
+        floor = np.array([a.floor for _, a in pool])
+        span = np.array([a.span for _, a in pool])
+        gp_a, gp_r = self._fit(np.stack(xs), np.array(ys), trials=len(ys)), self._fit(np.stack(xr), np.array(yr), model="rate", trials=len(ys))
+        mu_a, sd_a = gp_a.predict(cand_x, return_std=True)
+        mu_r, sd_r = gp_r.predict(cand_x, return_std=True)
+
+        front = []
+        for t in trials:
+            if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t) and (self._scored_against is None or self._scored_against(t)):
+                front.append((float(t.values[known]), sign_a * t.values[learnt]))
+        pending = [(t, affine_of[t.number]) for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number and t.number in affine_of]
+        if pending:  # the kriging believer, as in the known-cost case
+            px = np.stack([features(t.params, a) for t, a in pending])
+            for (t, a), m, r in zip(pending, gp_a.predict(px), gp_r.predict(px)):
+                front.append((a.floor + a.span * math.exp(r), float(m)))
+        mean_cost = floor + span * np.exp(mu_r + 0.5 * sd_r**2)
+        r_cost = float(max(mean_cost.max(), max((f[0] for f in front), default=-np.inf)))
+        r_cost += 1e-9 * max(1.0, abs(r_cost))
+        r_value = float(min(ys))
+        z = self._rng.standard_normal((2, 1, self._n_draws))
+        values = mu_a[:, None] + sd_a[:, None] * z[0]
+        costs = floor[:, None] + span[:, None] * np.exp(mu_r[:, None] + sd_r[:, None] * z[1])
+        gains = ehvi_2d(values.ravel(), np.zeros(values.size), costs.ravel(), np.array(front).reshape(-1, 2), (r_cost, r_value))
+        scores = gains.reshape(values.shape).mean(axis=1)
+        best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
+        choice = int(best[self._rng.integers(len(best))])
+        return dict(pool[choice][0])
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, model: str = "learnt", trials: int = 0) -> Any:
+        """A GP on ``(x, y)`` (the observations of ``trials`` trials). Past 64 trials the kernel of
+        the last fit of the same ``model`` is reused: as it is while the points have grown by less
+        than a tenth since its hyperparameters were fitted, else as the start of a fit without
+        random restarts. A suggestion's cost then grows with the points, not with hyperparameter
+        searches."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -445,9 +471,18 @@ class CostAwareSampler(BaseSampler):
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(length_scale=np.ones(x.shape[1]), length_scale_bounds=(5e-2, 2e1), nu=2.5) + WhiteKernel(
             1e-2, (1e-5, 1e0)
         )
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=int(self._rng.integers(2**31)))
+        restarts, optimizer, fitted_at = 2, "fmin_l_bfgs_b", len(y)
+        last, last_n = self._kernels.get(model, (None, 0))
+        if trials > 64 and last is not None and last.k1.k2.length_scale.shape == (x.shape[1],):
+            kernel, restarts = last, 0
+            if len(y) < 1.1 * last_n:
+                optimizer, fitted_at = None, last_n
+        gp = GaussianProcessRegressor(
+            kernel, normalize_y=True, optimizer=optimizer, n_restarts_optimizer=restarts, random_state=int(self._rng.integers(2**31))
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)
             gp.fit(x, y)
+        self._kernels[model] = (gp.kernel_, fitted_at)
         return gp

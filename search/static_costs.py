@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from search.costaware import draw_value
+from search.costaware import Affine, draw_value
 from search.space import DefineByRun, trial_config
 from search.spec import Spec
 
@@ -79,7 +79,8 @@ class StaticCostModel:
 
     ``objectives(params)`` is one entry per objective (a
     :data:`~search.costaware.StaticObjectives`): the static cost of that metric when it stands for
-    what the trial will report (exact, or a tight bound), else ``None`` (learnt).
+    what the trial will report (exact, or a tight bound), an :class:`~search.costaware.Affine` cost
+    when it is a lower bound with a known span per unit of a learnt rate, else ``None`` (learnt).
     ``feasible(params)`` is False when a static cost proves a constraint broken (the searcher
     would refuse the candidate). Both compute the candidate's static costs once
     (:meth:`~trainables.registry.TrainableEntry.static_costs_of`); a class, not closures, so the
@@ -97,10 +98,20 @@ class StaticCostModel:
             self._last = (key, self._spec.entry.static_costs_of(trial_config(self._spec, params), self._info))
         return self._last[1]
 
-    def objectives(self, params: Mapping[str, Any]) -> list[float | None]:
-        """The candidate's objectives known before training, ``None`` for those learnt by training."""
+    def objectives(self, params: Mapping[str, Any]) -> list[float | Affine | None]:
+        """The candidate's objectives known before training: a value, an :class:`~search.costaware.Affine`
+        cost (known up to a learnt rate, e.g. a spiking net's energy), or ``None`` for those learnt by training."""
         costs = self._costs(params)
-        return [costs[m].value if m in costs and costs[m].known else None for m in self._spec.metrics]
+        out: list[float | Affine | None] = []
+        for m in self._spec.metrics:
+            cost = costs.get(m)
+            if cost is not None and cost.known:
+                out.append(cost.value)
+            elif cost is not None and cost.relation == "lower" and cost.span is not None:
+                out.append(Affine(cost.value, cost.span))
+            else:
+                out.append(None)
+        return out
 
     def feasible(self, params: Mapping[str, Any]) -> bool:
         """False when the candidate's static costs prove a constraint broken (or it cannot be built)."""

@@ -80,11 +80,16 @@ class StaticCost:
         tight: For a bound, whether reports stay close to it, so that it also serves as an
             estimate of the value (G2G under dynamic sparse training: within a fraction of a
             percent in practice), not only as a proof that a constraint is broken.
+        span: For a lower bound, what the report adds at most per unit of a learnt rate: the
+            report is about ``value + span * rate``, the rate learnt by training (a spiking
+            net's energy: its real-valued MACs, known, plus its synaptic operations at a spike
+            rate of 1, times the measured rate). ``None``: no such structure is known.
     """
 
     value: float
     relation: Literal["exact", "upper", "lower"] = "exact"
     tight: bool = False
+    span: float | None = None
 
     @property
     def known(self) -> bool:

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from analysis.pareto import hypervolume
-from search.costaware import CostAwareSampler, contains, ehvi_2d, random_candidates
+from search.costaware import Affine, CostAwareSampler, contains, ehvi_2d, random_candidates
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -70,6 +70,49 @@ def test_it_beats_random_search_on_a_problem_whose_cost_it_knows():
         rand = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
         rand.optimize(_toy, n_trials=30)
         assert _hv(ours) > _hv(rand)
+
+
+def _rate(params):
+    return 0.4 * math.exp(-1.5 * (params["th"] - 0.5))
+
+
+def _spiking_toy(trial):
+    """A spiking net's shape: energy = known floor + known span x a rate that training reveals."""
+    w = trial.suggest_int("w", 8, 256, step=8)
+    d = trial.suggest_int("d", 1, 4)
+    th = trial.suggest_float("th", 0.5, 2.0)
+    rate = _rate(trial.params)
+    acc = 1 - math.exp(-w * d * (rate + 0.05) / 40)
+    return acc, 0.1 * w * d + w * d * rate
+
+
+def _spiking_costs(params):
+    return [None, Affine(0.1 * params["w"] * params["d"], float(params["w"] * params["d"]))]
+
+
+def test_a_cost_known_up_to_a_learnt_rate_is_modelled_not_handed_to_the_black_box():
+    rng_ref = np.array([0.0, 1.0 * 256 * 4 * 0.5])
+
+    def hv(study):
+        return hypervolume([t.values for t in study.trials if t.values], ["max", "min"], rng_ref)
+
+    for seed in range(2):
+        sampler = CostAwareSampler(_spiking_costs, n_startup_trials=6, seed=seed)
+        modes = []
+        original = sampler.before_trial
+
+        def spy(study, trial, original=original, sampler=sampler, modes=modes):
+            original(study, trial)
+            modes.append(sampler._modes[trial.number])
+
+        sampler.before_trial = spy
+        ours = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        ours.optimize(_spiking_toy, n_trials=30)
+        assert modes == ["random"] * 6 + ["plan"] * 24
+        rand = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
+        rand.optimize(_spiking_toy, n_trials=30)
+        assert hv(ours) > hv(rand)
+    assert Affine(1.0, 4.0).rate_of(3.0) == 0.5 and Affine(1.0, 0.0).rate_of(3.0) is None
 
 
 def test_same_seed_same_suggestions():
@@ -194,9 +237,14 @@ def test_static_objectives_are_the_static_costs_where_they_stand_for_the_report(
         assert costs.objectives(params) == [None, static["energy_uj"].value]  # accuracy is learnt
         assert costs.feasible(params) == (static["macs"].value <= 10000)
 
-    sne = _spec("spaces/sne_quickstart.yaml")  # SNE energy depends on spikes: nothing known
-    draw = SpaceDraw(sne)(np.random.default_rng(0), 3)
-    assert all(StaticCostModel(sne, check_available(sne.data.model_dump())).objectives(p) == [None, None] for p, _ in draw)
+    # SNE energy depends on spikes: known up to the spike rate (real-valued MACs + synops at rate 1)
+    sne = _spec("spaces/sne_quickstart.yaml")
+    sne_info = check_available(sne.data.model_dump())
+    sne_costs = StaticCostModel(sne, sne_info)
+    for params, _ in SpaceDraw(sne)(np.random.default_rng(0), 3):
+        static = sne.entry.static_costs_of(trial_config(sne, params), sne_info)["energy_uj"]
+        assert sne_costs.objectives(params) == [None, Affine(static.value, static.span)]
+        assert 0 < static.value < static.value + static.span
 
 
 def test_the_shipped_quickstart_uses_the_cost_aware_sampler():
@@ -296,3 +344,51 @@ def test_a_warm_started_study_scores_candidates_against_its_own_front(monkeypatc
         scored = [(t.values[1], t.values[0]) for t in study.trials[:-1] if scored_against is None or is_own_trial(t)]
         assert len(scored) == (9 if scored_against is None else 3)
         assert sorted(map(tuple, fronts[-1].tolist())) == sorted(scored)
+
+
+def _curve_study(sampler, n_trials=11, stop_at=(2, 4)):
+    """Trials with learning curves over 8 epochs (every third stopped early: PRUNED), then one ask."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    rng = np.random.default_rng(0)
+    dists = {"w": IntDistribution(8, 256, step=8), "d": IntDistribution(1, 4), "lr": FloatDistribution(1e-4, 1e-1, log=True)}
+    for k in range(n_trials):
+        params = {"w": int(8 * rng.integers(1, 33)), "d": int(rng.integers(1, 5)), "lr": float(10 ** rng.uniform(-4, -1))}
+        acc = 1 - math.exp(-params["w"] * params["d"] / 200) - 0.3 * (math.log10(params["lr"]) + 2) ** 2 / 4
+        stop = stop_at[k % len(stop_at)] if k % 3 == 2 else None
+        curve = {epoch: acc * (1 - 0.5**epoch) for epoch in range(1, (stop or 8) + 1)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=dists, intermediate_values=curve,
+                state=optuna.trial.TrialState.PRUNED if stop else optuna.trial.TrialState.COMPLETE,
+                values=None if stop else [curve[8], float(params["w"] * params["d"])],
+            )
+        )
+    _toy(study.ask())
+    return study
+
+
+def test_learning_curves_inform_the_model_at_their_epochs_and_candidates_are_predicted_at_full_budget():
+    fits = []
+
+    class Spy(CostAwareSampler):
+        def _fit(self, x, y, **kwargs):
+            fits.append((x, y))
+            return super()._fit(x, y, **kwargs)
+
+    _curve_study(Spy(_toy_costs, n_startup_trials=4, seed=0))
+    x, y = fits[-1]  # fitted for the 12th trial, on the 11 told before it
+    fidelity = x[:, -1]
+    # each trial's last value (8 completed at full budget, 3 stopped at 2 or 4 of 8 epochs) plus its
+    # curve at epochs 1, 2, 4 before its last: 8 x 3 + (2 stopped at 2: 1 each) + (1 stopped at 4: 2)
+    assert np.isclose(fidelity, 1.0).sum() == 8
+    assert len(y) == 11 + 8 * 3 + 2 * 1 + 1 * 2
+    assert set(np.round(fidelity, 6)) == {0.0, round(math.log(2) / math.log(8), 6), round(math.log(4) / math.log(8), 6), 1.0}
+
+    fits.clear()  # with room for the last values only, curves are left out; without curves, no fidelity input
+    _curve_study(Spy(_toy_costs, n_startup_trials=4, seed=0, max_points=11))
+    assert len(fits[-1][1]) == 11 and np.isclose(fits[-1][0][:, -1], 1.0).sum() == 8
+    fits.clear()
+    _curve_study(Spy(_toy_costs, n_startup_trials=4, seed=0, curves=False))
+    assert len(fits[-1][1]) == 11 and fits[-1][0].shape[1] == x.shape[1] - 1

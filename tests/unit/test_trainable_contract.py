@@ -207,6 +207,13 @@ def test_static_costs_match_what_the_trained_trial_reports(name, overrides, tmp_
         assert static["energy_uj"].relation == "lower" and static["teacher_macs"].relation == "upper"
         # spikes cost energy on top of the real-valued MACs: the bound is strict once students spike
         assert all(float(r["energy_uj"]) > static["energy_uj"].value for r in reports if r["spike_rate"] > 0)
+        # ... and at most the synaptic ops of every neuron spiking at every step (the span): the
+        # cost-aware sampler learns only the rate in between.
+        floor, span = static["energy_uj"].value, static["energy_uj"].span
+        rates = [(float(r["energy_uj"]) - floor) / span for r in reports]
+        assert span > 0 and all(0.0 <= rate <= 1.0 for rate in rates), rates
+        if all_active:  # every student runs: the implied rate is the measured one
+            assert rates == pytest.approx([float(r["spike_rate"]) for r in reports], rel=1e-6)
 
 
 def test_static_cost_relations():

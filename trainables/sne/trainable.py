@@ -20,15 +20,17 @@ and ``deployable()`` the shared :class:`~trainables.deploy.DeployableRun`'s.
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from trainables.costs import ann_energy_uj, energy_model, model_costs
+from trainables.costs import ann_energy_uj, energy_model, model_costs, snn_energy_uj
 from trainables.data import DataInfo, Splits, load_splits
 from trainables.deploy import DeployableRun
 from trainables.sne.adaptive import (
@@ -281,7 +283,37 @@ def _curve(
     return curve
 
 
+#: Static costs by what fixes them (see :func:`static_costs`): a sampler costs thousands of
+#: candidates that differ only in hyperparameters the costs do not depend on.
+_STATIC_CACHE: OrderedDict[str, dict[str, StaticCost]] = OrderedDict()
+_STATIC_CACHE_SIZE = 4096
+
+
 def static_costs(config: SNETrialConfig, info: DataInfo) -> dict[str, StaticCost]:
+    """The costs an SNE config fixes before training (:func:`_static_costs`), memoised by the
+    config keys they depend on: the teacher, the students' architecture, ``sne.students``,
+    ``sne.active``, ``sne.timesteps``, the energy model and the data's shape."""
+    key = json.dumps(
+        [
+            config.teacher.model_dump(mode="json"),
+            config.student.model_dump(mode="json", exclude={"init", "bridge_epochs"}),
+            [config.sne.students, config.sne.active, config.sne.timesteps, config.sne.learn_neuron],
+            config.cost.model_dump(mode="json"),
+            list(info.input_shape),
+            info.num_classes,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _STATIC_CACHE:
+        _STATIC_CACHE[key] = _static_costs(config, info)
+        while len(_STATIC_CACHE) > _STATIC_CACHE_SIZE:
+            _STATIC_CACHE.popitem(last=False)
+    _STATIC_CACHE.move_to_end(key)
+    return dict(_STATIC_CACHE[key])
+
+
+def _static_costs(config: SNETrialConfig, info: DataInfo) -> dict[str, StaticCost]:
     """The costs an SNE config fixes before training, counted as its reports count them.
 
     A student's shapes follow from the config and the part size its place gives it (every
@@ -303,9 +335,13 @@ def static_costs(config: SNETrialConfig, info: DataInfo) -> dict[str, StaticCost
     per_student = sorted(plan.ops([0.0] * len(plan.neurons))[0] + size * info.num_classes for plan, size in zip(plans, sizes))
     active = config.sne.active
     low, high = sum(per_student[:active]), sum(per_student[-active:])
+    # Synaptic ops at a spike rate of 1 in every LIF layer (a student's average, times the active
+    # ones): the energy is about low's plus this times the measured rate.
+    full = [plan.ops([plan.timesteps * n for n in plan.neurons])[1] for plan in plans]
+    span = snn_energy_uj(0.0, active * sum(full) / len(full), emodel)
     return {
         "macs": StaticCost(float(low), "exact" if low == high else "lower"),
-        "energy_uj": StaticCost(ann_energy_uj(low, emodel), "lower"),
+        "energy_uj": StaticCost(ann_energy_uj(low, emodel), "lower", span=span),
         "density": StaticCost(1.0),
         "teacher_macs": StaticCost(float(teacher_macs), "upper"),
         "teacher_energy_uj": StaticCost(ann_energy_uj(teacher_macs, emodel), "upper"),
