@@ -47,7 +47,6 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,37 +58,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.candidates import CandidateDraw, Encoder, contains, draw_value, random_candidates
 from search.ehvi import ehvi_2d
+from search.surrogate import Affine, GaussianProcesses, KnownModel as _KnownModel, curve_points, fidelity as _fidelity
 from search.study import is_feasible_trial
 
 __all__ = ["Affine", "CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
-
-
-@dataclass(frozen=True)
-class Affine:
-    """A cost known up to a learnt rate: ``floor + span * rate``, with ``rate >= 0`` learnt by training.
-
-    Attributes:
-        floor: The cost at rate 0 (a spiking net's real-valued MACs at E_MAC: no spike at all).
-        span: What a rate of 1 adds (its synaptic operations with every neuron spiking every step).
-    """
-
-    floor: float
-    span: float
-
-    def rate_of(self, value: float) -> float | None:
-        """The rate a reported cost implies (None when ``span`` is 0)."""
-        return (float(value) - self.floor) / self.span if self.span > 0 else None
 
 
 #: ``static_objectives(params)``: one entry per study objective, the value when it is known from
 #: the parameters alone, an :class:`Affine` when it is known up to a learnt rate, ``None`` when it
 #: must be learnt by training (a spec's: :meth:`search.static_costs.StaticCostModel.objectives`).
 StaticObjectives = Callable[[Mapping[str, Any]], Sequence["float | Affine | None"]]
-
-
-def _fidelity(epoch: int, full: int) -> float:
-    """An epoch as a fraction of the full budget, on a log scale (1 at the full budget)."""
-    return 1.0 if full <= 1 else min(1.0, math.log(max(epoch, 1)) / math.log(full))
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -198,7 +176,12 @@ class CostAwareSampler(BaseSampler):
         self._shape: tuple[int, int] | None | bool = False
         self._affine = False  # whether the known objective is an Affine cost
         self._encoder = Encoder()
-        self._kernels: dict[str, tuple[Any, int]] = {}  # model -> (its last kernel, the points its hyperparameters were fitted on)
+        self._gps = GaussianProcesses()  # the fitted GPs' kernels, reused at scale
+
+    @property
+    def learnt_objective(self) -> int | None:
+        """The index of the objective the model learns, where it models a known cost (else ``None``)."""
+        return self._shape[0] if isinstance(self._shape, tuple) and not self._affine else None
 
     # -- Optuna's sampler interface ------------------------------------------------------------
 
@@ -325,6 +308,32 @@ class CostAwareSampler(BaseSampler):
             return None
         if self._affine:
             return self._plan_affine(study, trial, trials, observed)
+        model = self._known_model(study, trial.number, trials, observed)
+        if model is None:
+            return None
+        scores = model.candidate_scores()
+        best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
+        choice = int(best[self._rng.integers(len(best))])
+        return dict(model.pool[choice][0])
+
+    def _known_model(
+        self,
+        study: optuna.Study,
+        number: int,
+        trials: Sequence[FrozenTrial],
+        observed: Sequence[FrozenTrial],
+        full: int | None = None,
+        reuse_kernel: bool = False,
+    ) -> _KnownModel | None:
+        """The GP on the learnt objective (exact known cost) and the front a trial ``number`` is scored against.
+
+        The front holds the finished feasible trials and every other running trial at its
+        predicted mean (the kriging believer). A running trial ``number`` with a learning curve
+        adds that curve to the model's observations (so its prediction at the full budget is
+        conditioned on how far it has come). ``reuse_kernel``: the GP's hyperparameters are those
+        of the last suggestion's fit where there is one (conditioning only, no search).
+        """
+        assert isinstance(self._shape, tuple)
         learnt, known = self._shape
         sign_a = 1.0 if study.directions[learnt] == StudyDirection.MAXIMIZE else -1.0
         sign_c = 1.0 if study.directions[known] == StudyDirection.MINIMIZE else -1.0
@@ -341,39 +350,35 @@ class CostAwareSampler(BaseSampler):
 
         xs, ys, finals = [], [], []
         rows = [(t, c) for t in observed if (c := self._cost_of(t.params)) is not None and c[known] is not None]
-        full = max((max(t.intermediate_values) for t, _ in rows if t.intermediate_values), default=1)
+        if full is None:
+            full = max((max(t.intermediate_values) for t, _ in rows if t.intermediate_values), default=1)
         room = self._max_points - len(rows)
         for t, c in rows:
             x = features(t.params, c[known])
-            value = float(self._observation(t))
-            finals.append(sign_a * value)
-            if not self._curves:
-                xs.append(x)
-                ys.append(sign_a * value)
-                continue
+            finals.append(sign_a * float(self._observation(t)))
             last = max(t.intermediate_values) if t.intermediate_values and t.state == TrialState.PRUNED else full
-            xs.append(np.append(x, _fidelity(last, full)))
-            ys.append(sign_a * value)
-            for epoch, v in sorted(t.intermediate_values.items()):
-                if room <= 0:
-                    break
-                if epoch < last and epoch & (epoch - 1) == 0 and v is not None and math.isfinite(v):  # 1, 2, 4, ...
-                    xs.append(np.append(x, _fidelity(epoch, full)))
-                    ys.append(sign_a * float(v))
-                    room -= 1
+            xs.append(np.append(x, _fidelity(last, full)) if self._curves else x)
+            ys.append(finals[-1])
+            if self._curves:  # its curve at epochs 1, 2, 4, ... before its last value, while there is room
+                points = curve_points(x, t.intermediate_values, full, before=last)[: max(room, 0)]
+                room -= len(points)
+                xs.extend(x for x, _ in points)
+                ys.extend(sign_a * v for _, v in points)
         if len(finals) < 2:
             return None
+        own = next((t for t in trials if t.number == number and t.state == TrialState.RUNNING and t.params), None)
+        own_cost = self._cost_of(own.params) if own is not None else None
+        if self._curves and own is not None and own_cost is not None and own_cost[known] is not None and own.intermediate_values:
+            points = curve_points(features(own.params, own_cost[known]), own.intermediate_values, full, before=None)
+            xs.extend(x for x, _ in points)
+            ys.extend(sign_a * v for _, v in points)
 
-        def at_full(x: np.ndarray) -> np.ndarray:  # a candidate as the model sees it: at the full budget
+        def at_full(x: np.ndarray) -> np.ndarray:  # as the model sees it: at the full budget
             return np.concatenate([x, np.ones((len(x), 1))], axis=1) if self._curves else x
 
-        cand_cost = np.array([sign_c * c[known] for _, c in pool])
-        cand_x = at_full(np.stack([features(p, c[known]) for p, c in pool]))
-        pending = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != trial.number]
+        pending = [t for t in trials if t.state == TrialState.RUNNING and t.params and t.number != number]
         pend = [(t, c) for t in pending if (c := self._cost_of(t.params)) is not None and c[known] is not None]
-        gp = self._fit(np.stack(xs), np.array(ys), trials=len(finals))
-        mu, sigma = gp.predict(cand_x, return_std=True)
-
+        gp = self._fit(np.stack(xs), np.array(ys), trials=len(finals), reuse=reuse_kernel)
         front = []
         for t in trials:
             if t.state == TrialState.COMPLETE and t.values is not None and is_feasible_trial(t) and (self._scored_against is None or self._scored_against(t)):
@@ -381,13 +386,45 @@ class CostAwareSampler(BaseSampler):
         if pend:  # the kriging believer: a running trial as if it had reached its predicted mean
             pmu = gp.predict(at_full(np.stack([features(t.params, c[known]) for t, c in pend])))
             front.extend((sign_c * c[known], float(m)) for (t, c), m in zip(pend, pmu))
+        cand_cost = np.array([sign_c * c[known] for _, c in pool])
         r_cost = float(max(cand_cost.max(), max((f[0] for f in front), default=-np.inf)))
+        if own is not None and own_cost is not None and own_cost[known] is not None:
+            r_cost = max(r_cost, sign_c * own_cost[known])
         r_cost += 1e-9 * max(1.0, abs(r_cost))
-        r_value = float(min(finals))
-        scores = ehvi_2d(mu, sigma, cand_cost, np.array(front).reshape(-1, 2), (r_cost, r_value))
-        best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
-        choice = int(best[self._rng.integers(len(best))])
-        return dict(pool[choice][0])
+        return _KnownModel(
+            gp=gp, pool=pool, features=lambda params, cost: at_full(features(params, cost)[None, :]), cost_sign=sign_c, known=known,
+            front=np.array(front).reshape(-1, 2), reference=(r_cost, float(min(finals))),
+        )
+
+    def worth_continuing(self, study: optuna.Study, number: int, epoch: int, full: int) -> bool | None:
+        """Whether a running trial, at ``epoch`` of ``full``, is worth its remaining epochs.
+
+        It is when its expected hypervolume improvement at the full budget (the model's
+        prediction given its learning curve so far, against the front of finished trials and the
+        other running ones at their predicted means) per remaining epoch is at least what the best
+        new candidate promises per epoch of a full budget: continuing it buys more of the front per
+        epoch than starting afresh. ``None`` where the model cannot say (before
+        ``n_startup_trials`` observations, past ``switch_after``, a study it does not model, a cost
+        known only up to a rate, no candidate left, nothing left to gain anywhere): the caller
+        decides by its own rule.
+        """
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        own = next((t for t in trials if t.number == number and t.state == TrialState.RUNNING and t.params), None)
+        finished = [t for t in trials if t.state != TrialState.RUNNING]
+        observed = [t for t in finished if self._observation(t) is not None]
+        late = self._switch_after is not None and len(finished) >= self._switch_after
+        if epoch >= full or own is None or len(study.directions) != 2 or len(observed) < self._n_startup or late:
+            return None
+        if not self._pool:
+            self._top_up(study, trials)
+        self._resolve_shape(study.directions)
+        cost = self._cost_of(own.params) if isinstance(self._shape, tuple) and not self._affine else None
+        model = self._known_model(study, number, trials, observed, full=full, reuse_kernel=True) if cost is not None else None
+        if model is None or cost[model.known] is None:
+            return None
+        mine = float(model.scores(model.features(own.params, cost[model.known]), np.array([model.cost_sign * cost[model.known]]))[0])
+        best = float(model.candidate_scores().max())
+        return mine / (full - epoch) >= best / full if best > 0 else None
 
     def _plan_affine(self, study: optuna.Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], observed: Sequence[FrozenTrial]) -> dict[str, Any] | None:
         """:meth:`_plan` for an :class:`Affine` cost: one GP on the learnt objective, one on the log rate, MC-EHVI."""
@@ -458,31 +495,6 @@ class CostAwareSampler(BaseSampler):
         choice = int(best[self._rng.integers(len(best))])
         return dict(pool[choice][0])
 
-    def _fit(self, x: np.ndarray, y: np.ndarray, model: str = "learnt", trials: int = 0) -> Any:
-        """A GP on ``(x, y)`` (the observations of ``trials`` trials). Past 64 trials the kernel of
-        the last fit of the same ``model`` is reused: as it is while the points have grown by less
-        than a tenth since its hyperparameters were fitted, else as the start of a fit without
-        random restarts. A suggestion's cost then grows with the points, not with hyperparameter
-        searches."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(length_scale=np.ones(x.shape[1]), length_scale_bounds=(5e-2, 2e1), nu=2.5) + WhiteKernel(
-            1e-2, (1e-5, 1e0)
-        )
-        restarts, optimizer, fitted_at = 2, "fmin_l_bfgs_b", len(y)
-        last, last_n = self._kernels.get(model, (None, 0))
-        if trials > 64 and last is not None and last.k1.k2.length_scale.shape == (x.shape[1],):
-            kernel, restarts = last, 0
-            if len(y) < 1.1 * last_n:
-                optimizer, fitted_at = None, last_n
-        gp = GaussianProcessRegressor(
-            kernel, normalize_y=True, optimizer=optimizer, n_restarts_optimizer=restarts, random_state=int(self._rng.integers(2**31))
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            gp.fit(x, y)
-        self._kernels[model] = (gp.kernel_, fitted_at)
-        return gp
+    def _fit(self, x: np.ndarray, y: np.ndarray, model: str = "learnt", trials: int = 0, reuse: bool = False) -> Any:
+        """A GP on ``(x, y)``: :meth:`search.surrogate.GaussianProcesses.fit`, seeded from this sampler."""
+        return self._gps.fit(x, y, model=model, trials=trials, reuse=reuse, rng=self._rng)

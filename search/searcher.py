@@ -338,6 +338,26 @@ class SweepSearcher(Searcher):
         if math.isfinite(value):  # a diverged epoch is recorded in the run dir's epoch rows already
             self.store.set_curve_point(number, step, value)
 
+    def worth_continuing(self, trial: Any, epoch: int, result: Mapping[str, Any]) -> bool | None:
+        """The ``cost_aware`` sampler's verdict on a live trial at a rung (MO-ASHA's ``judge``).
+
+        ``True``/``False``: its expected hypervolume improvement per remaining epoch is at least
+        / below the best new candidate's per epoch
+        (:meth:`~search.costaware.CostAwareSampler.worth_continuing`). ``None`` where the sampler
+        is another, or cannot model the study (yet): the scheduler ranks instead.
+        """
+        from search.costaware import CostAwareSampler
+
+        sampler = self.study.sampler
+        trial_id = getattr(trial, "trial_id", trial)
+        number = self._live.get(trial_id)
+        if not isinstance(sampler, CostAwareSampler) or number is None or trial_id in self._completed:
+            return None
+        if sampler.learnt_objective is None or self._spec.metrics[sampler.learnt_objective] != self._curve_metric:
+            return None  # the stored curves are not the learnt objective's
+        self._store_curve_point(trial_id, result)  # Tune tells the scheduler before the searcher
+        return sampler.worth_continuing(self.study, number, int(epoch), full=self._spec.budget.epochs)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed:
             return

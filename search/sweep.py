@@ -286,6 +286,8 @@ def build_tuner(
     scheduler = make_scheduler(spec)
     if hasattr(scheduler, "seed"):  # a scheduler with rungs: refill them from the record and the warm start
         scheduler.seed([*warm_epochs, *recorder.epochs.values()])
+    if hasattr(scheduler, "judge") and spec.scheduler.promote == "ehvi" and spec.sampler.name == "cost_aware":
+        scheduler.judge = searcher.worth_continuing  # the sampler's model decides at a rung where it can
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     tuner = tune.Tuner(
         tune.with_resources(entry.trainable, resources),

@@ -19,6 +19,10 @@ every recorded result always continues, and one dominated by that many results i
 stopped. (Ordering indices are not priorities: treating them as such would rank a trial by the
 position of some other point.)
 
+With a ``judge`` (``scheduler.promote: ehvi``: the ``cost_aware`` sampler's model), a trial the rank
+would stop continues when the model expects its remaining epochs to add more of the front, per
+epoch, than a new candidate's would; the model never stops a trial the rank keeps.
+
 The ranking functions are pure (arrays in, a decision out) and tested against brute force;
 :class:`MultiObjectiveASHA` is the Ray Tune bookkeeping around them.
 """
@@ -28,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,6 +221,11 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
         time_attr: The result key counting the budget.
         trial_key: Maps a Ray trial to the id its results are recorded under (a resumed sweep's
             continued trial keeps its id in the run dir); default ``trial.trial_id``.
+        judge: ``(trial, epoch, result) -> bool | None``: a model's verdict on a feasible trial
+            arriving at a rung: ``True`` keeps it even where the rank would stop it; ``False`` or
+            ``None`` leave the decision to the rank (the model stops nothing itself). The sweep
+            sets it to the ``cost_aware`` sampler's expected hypervolume improvement per epoch
+            (``scheduler.promote: ehvi``). Either way the result is recorded at the rung.
     """
 
     def __init__(
@@ -230,6 +239,7 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
         tie_break: TieBreak = "crowding",
         time_attr: str = "epoch",
         trial_key: Any = None,
+        judge: Callable[[Any, int, Mapping[str, Any]], bool | None] | None = None,
     ) -> None:
         super().__init__()
         if len(metrics) != len(modes) or not metrics:
@@ -251,7 +261,11 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
         self.milestones = rung_milestones(grace_period, max_t, reduction_factor)
         #: milestone -> {trial key: (objective vector in minimisation form, total violation)}
         self.rungs: dict[int, dict[str, tuple[np.ndarray, float]]] = {m: {} for m in self.milestones}
+        self.judge = judge
         self.stopped = 0
+        #: Results at a rung the judge gave a verdict on, and how many it kept that the rank would stop.
+        self.judged = 0
+        self.overruled = 0
 
     # ---- what one result contributes to a rung -----------------------------------------------
     def _key(self, trial: Any) -> str:
@@ -299,12 +313,29 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
             points = np.array([p for p, _ in recorded.values()]).reshape(-1, len(z))
             violations = np.array([v for _, v in recorded.values()], dtype=np.float64)
             keep = promotes(points, violations, z, violation, self._rf, self._tie_break)
+            verdict = self._verdict(trial, t, result) if violation <= 0 and np.isfinite(z).all() else None
+            if verdict is not None:
+                self.judged += 1
+                if verdict and not keep:  # the model keeps what the rank would stop; it stops nothing
+                    self.overruled += 1
+                    keep = True
             recorded[key] = (z, violation)
             if not keep:
                 self.stopped += 1
                 return TrialScheduler.STOP
             break
         return TrialScheduler.CONTINUE
+
+    def _verdict(self, trial: Any, epoch: int, result: Mapping[str, Any]) -> bool | None:
+        if self.judge is None:
+            return None
+        try:
+            verdict = self.judge(trial, epoch, result)
+        except Exception:  # a model that fails must not end the sweep: the rank decides
+            logger.warning("MO-ASHA: the model's promotion failed; ranking instead", exc_info=True)
+            self.judge = None
+            return None
+        return None if verdict is None else bool(verdict)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self.track(trial)
@@ -320,4 +351,5 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
 
     def debug_string(self) -> str:
         rungs = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.rungs.items())
-        return f"MO-ASHA ({self._tie_break}, reduction factor {self._rf:g}): {self.stopped} stopped; rungs {rungs}"
+        judged = f", {self.judged} judged by the model ({self.overruled} kept against the rank)" if self.judged else ""
+        return f"MO-ASHA ({self._tie_break}, reduction factor {self._rf:g}): {self.stopped} stopped{judged}; rungs {rungs}"

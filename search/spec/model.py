@@ -319,6 +319,11 @@ class SchedulerSection(_Model):
         grace_period: The first rung, in epochs; rungs at ``grace_period · reduction_factor^k``.
         reduction_factor: At each rung the top ``1/reduction_factor`` continue.
         tie_break: ``mo_asha``: the order within one Pareto layer, ``crowding`` or ``eps_net``.
+        promote: ``mo_asha``: who decides at a rung. ``rank`` (default): the rank alone.
+            ``ehvi``: besides, where the ``cost_aware`` sampler models the space (a known cost,
+            past its start-up trials), a trial the rank would stop continues when its expected
+            hypervolume improvement at the full budget, predicted from its learning curve so far,
+            per remaining epoch is at least what the best new candidate promises per epoch.
     """
 
     name: Literal[tuple(SCHEDULERS)] = "none"  # type: ignore[valid-type]
@@ -327,6 +332,7 @@ class SchedulerSection(_Model):
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1)
     tie_break: Literal[TIE_BREAKS] = "crowding"  # type: ignore[valid-type]  # mo_asha: order within a Pareto layer
+    promote: Literal["rank", "ehvi"] = "rank"  # mo_asha: the rank only, or also the cost_aware model's verdict
 
 
 class Resources(_Model):
@@ -468,7 +474,8 @@ class Spec(_Model):
             return f"asha on {metric} ({mode}), {rungs}"
         ranked = ", ".join(self.metrics) + (f" + {len(self.constraints)} constraint(s)" if self.constraints else "")
         unused = "; scheduler.metric/mode are not used" if sched.metric is not None or sched.mode is not None else ""
-        return f"mo_asha on {ranked} (tie-break {sched.tie_break}), {rungs}{unused}"
+        promote = ", promote ehvi" if sched.promote == "ehvi" else ""
+        return f"mo_asha on {ranked} (tie-break {sched.tie_break}{promote}), {rungs}{unused}"
 
     def grid(self) -> dict[str, list[Any]] | None:
         """Every value of every searched parameter, for the grid sampler (``None`` for other samplers)."""

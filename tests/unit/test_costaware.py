@@ -327,11 +327,13 @@ def test_two_workers_never_get_the_same_candidate():
 def test_a_warm_started_study_scores_candidates_against_its_own_front(monkeypatch):
     """Told trials (an earlier sweep's) teach the model; the front a candidate must improve is the sweep's own."""
     import search.costaware as costaware
+    import search.surrogate as surrogate
     from search.study import WARM_ATTR, is_own_trial
 
     fronts = []
     real = costaware.ehvi_2d
-    monkeypatch.setattr(costaware, "ehvi_2d", lambda mu, sigma, cost, front, ref: fronts.append(np.array(front)) or real(mu, sigma, cost, front, ref))
+    for module in (costaware, surrogate):  # the known-cost model scores in search.surrogate
+        monkeypatch.setattr(module, "ehvi_2d", lambda mu, sigma, cost, front, ref: fronts.append(np.array(front)) or real(mu, sigma, cost, front, ref))
     earlier = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=1))
     earlier.optimize(_toy, n_trials=6)
     for scored_against in (None, is_own_trial):
@@ -392,3 +394,53 @@ def test_learning_curves_inform_the_model_at_their_epochs_and_candidates_are_pre
     fits.clear()
     _curve_study(Spy(_toy_costs, n_startup_trials=4, seed=0, curves=False))
     assert len(fits[-1][1]) == 11 and fits[-1][0].shape[1] == x.shape[1] - 1
+
+
+def _running(study, params, curve):
+    """A running trial with given parameters and learning curve, as the sweep's searcher stores it."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    study.enqueue_trial(params)
+    trial = study.ask({"w": IntDistribution(8, 256, step=8), "d": IntDistribution(1, 4), "lr": FloatDistribution(1e-4, 1e-1, log=True)})
+    assert trial.params == params
+    for epoch, value in curve.items():  # Trial.report is single-objective only: the storage, as the searcher does
+        study._storage.set_trial_intermediate_value(trial._trial_id, epoch, value)
+    return trial.number
+
+
+def test_a_running_trial_continues_when_its_curve_promises_more_of_the_front_per_epoch_than_a_new_candidate():
+    def curve(params, epochs):  # the toy's own learning curve (as _curve_study's trials have)
+        acc = 1 - math.exp(-params["w"] * params["d"] / 200) - 0.3 * (math.log10(params["lr"]) + 2) ** 2 / 4
+        return {epoch: acc * (1 - 0.5**epoch) for epoch in range(1, epochs + 1)}
+
+    for epoch in (2, 4):
+        sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0)
+        study = _curve_study(sampler)
+        # On its way past the front (0.92 at cost 512, where the best finished trial of no more
+        # cost has 0.60): worth its remaining epochs.
+        good = {"w": 128, "d": 4, "lr": 0.01}
+        assert sampler.worth_continuing(study, _running(study, good, curve(good, epoch)), epoch, full=8) is True
+        # Cheap, but below finished trials of lower cost: nothing of the front to gain.
+        cheap = {"w": 32, "d": 1, "lr": 0.01}
+        assert sampler.worth_continuing(study, _running(study, cheap, curve(cheap, epoch)), epoch, full=8) is False
+        # As costly as the costliest candidate (the reference): no improvement possible.
+        costly = {"w": 248, "d": 4, "lr": 0.0001}
+        assert sampler.worth_continuing(study, _running(study, costly, curve(costly, epoch)), epoch, full=8) is False
+
+
+def test_worth_continuing_leaves_the_decision_to_the_caller_where_the_model_cannot_say():
+    sampler = CostAwareSampler(_toy_costs, n_startup_trials=20, seed=0)
+    study = _curve_study(sampler)  # 11 observations: still starting up
+    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    assert sampler.worth_continuing(study, number, 2, full=8) is None
+    sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0)
+    study = _curve_study(sampler)
+    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    assert sampler.worth_continuing(study, number, 8, full=8) is None  # at the full budget: nothing to decide
+    study.tell(number, [0.95, 16.0])
+    assert sampler.worth_continuing(study, number, 2, full=8) is None  # finished: not running any more
+    # A cost known only up to a learnt rate: not this rule's (the caller ranks).
+    affine = CostAwareSampler(lambda p: [None, Affine(1.0, float(p["w"]))], n_startup_trials=4, seed=0)
+    study = _curve_study(affine)
+    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    assert affine.worth_continuing(study, number, 2, full=8) is None

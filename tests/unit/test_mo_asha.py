@@ -214,3 +214,48 @@ def test_promotion_is_independent_of_recorded_order():
         for tb in ("crowding",)
     }
     assert len(decisions) == 1
+
+
+def test_a_judge_keeps_what_the_rank_would_stop_and_stops_nothing_itself():
+    verdicts = {"a": False, "b": True, "c": None, "d": False}
+    seen = []
+
+    def judge(trial, epoch, result):
+        seen.append((trial.trial_id, epoch))
+        return verdicts[trial.trial_id]
+
+    sched = MultiObjectiveASHA(["acc", "energy"], ["max", "min"], max_t=8, grace_period=2, reduction_factor=2, judge=judge)
+    # The first result at a rung continues by rank; the judge's "not worth it" does not stop it.
+    assert sched.on_trial_result(None, _trial("a"), {"epoch": 2, "acc": 0.9, "energy": 1.0}) == TrialScheduler.CONTINUE
+    # Dominated: the rank would stop it; the judge keeps it.
+    assert sched.on_trial_result(None, _trial("b"), {"epoch": 2, "acc": 0.1, "energy": 9.0}) == TrialScheduler.CONTINUE
+    # No verdict, or "not worth it": the rank stops a dominated result.
+    assert sched.on_trial_result(None, _trial("c"), {"epoch": 2, "acc": 0.0, "energy": 99.0}) == TrialScheduler.STOP
+    assert sched.on_trial_result(None, _trial("d"), {"epoch": 2, "acc": 0.0, "energy": 98.0}) == TrialScheduler.STOP
+    assert sched.on_trial_result(None, _trial("b"), {"epoch": 3, "acc": 0.1, "energy": 9.0}) == TrialScheduler.CONTINUE  # between rungs
+    assert seen == [("a", 2), ("b", 2), ("c", 2), ("d", 2)]  # asked at rungs only
+    assert set(sched.rungs[2]) == {"a", "b", "c", "d"}  # every result recorded either way
+    assert (sched.judged, sched.overruled, sched.stopped) == (3, 1, 2)
+    assert "3 judged by the model (1 kept against the rank)" in sched.debug_string()
+
+
+def test_a_failing_judge_costs_a_warning_and_the_rank_decides_from_then_on(caplog):
+    calls = []
+
+    def judge(trial, epoch, result):
+        calls.append(trial.trial_id)
+        raise RuntimeError("model broke")
+
+    sched = MultiObjectiveASHA(["acc", "energy"], ["max", "min"], max_t=8, grace_period=2, reduction_factor=2, judge=judge)
+    assert sched.on_trial_result(None, _trial("a"), {"epoch": 2, "acc": 0.9, "energy": 1.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, _trial("b"), {"epoch": 2, "acc": 0.1, "energy": 9.0}) == TrialScheduler.STOP
+    assert calls == ["a"] and "ranking instead" in caplog.text
+
+
+def test_an_infeasible_or_missing_result_is_ranked_not_judged():
+    constraint = Constraint.parse("macs <= 100")
+    sched = MultiObjectiveASHA(["acc", "energy"], ["max", "min"], [constraint], max_t=8, grace_period=2, reduction_factor=2, judge=lambda *a: True)
+    assert sched.on_trial_result(None, _trial("a"), {"epoch": 2, "acc": 0.9, "energy": 1.0, "macs": 50}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, _trial("b"), {"epoch": 2, "acc": 1.0, "energy": 0.1, "macs": 500}) == TrialScheduler.STOP
+    assert sched.on_trial_result(None, _trial("c"), {"epoch": 2, "acc": None, "energy": 0.1, "macs": 50}) == TrialScheduler.STOP
+    assert sched.judged == 1

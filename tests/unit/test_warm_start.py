@@ -266,6 +266,32 @@ def test_the_cost_aware_sampler_models_the_told_trials_from_the_first_suggestion
     assert warmed.study.sampler._modes[number(warmed)] == "plan"
 
 
+def test_at_a_rung_the_searcher_asks_the_cost_aware_model_once_it_models(tmp_path):
+    from types import SimpleNamespace
+
+    from trainables.data import check_available
+
+    early = _many_earlier_trials(tmp_path)
+    spec = parse_spec(
+        tiny_spec(sampler={"name": "cost_aware", "options": {"n_startup_trials": 4}}, scheduler={"name": "mo_asha", "grace_period": 1})
+    )
+    info = check_available(spec.data.model_dump())
+    result = {"epoch": 1, "val_accuracy": 0.97, "macs": 100.0}
+    cold = SweepSearcher(spec, study_name="cold", num_samples=4, data_info=info)
+    cold.suggest("ray-1")
+    assert cold.worth_continuing(SimpleNamespace(trial_id="ray-1"), 1, result) is None  # starting up: the rank decides
+    warmed = SweepSearcher(spec, study_name="warm", num_samples=4, data_info=info)
+    warmed.tell_warm(read_warm_start(spec, [early.uri]).trials)
+    warmed.suggest("ray-1")
+    assert warmed.worth_continuing(SimpleNamespace(trial_id="ray-1"), 1, result) in (True, False)
+    # The epoch judged is in the study's curve before the model reads it (Tune tells the scheduler first).
+    assert warmed.study.trials[warmed.optuna_number("ray-1")].intermediate_values == {1: 0.97}
+    assert warmed.worth_continuing(SimpleNamespace(trial_id="unknown"), 1, result) is None
+    other = SweepSearcher(parse_spec(tiny_spec(sampler={"name": "tpe"})), study_name="tpe", num_samples=4)
+    other.suggest("ray-1")
+    assert other.worth_continuing(SimpleNamespace(trial_id="ray-1"), 1, result) is None  # not a sampler with a model of this kind
+
+
 def test_mo_asha_judges_new_trials_against_the_told_trials_rungs(tmp_path):
     from types import SimpleNamespace
 

@@ -1,0 +1,125 @@
+"""The cost-aware sampler's surrogate: costs known up to a learnt rate, Gaussian processes, fidelity.
+
+:mod:`search.costaware` decides what to train; this module holds what its model is made of: the
+:class:`Affine` cost (known floor and span, learnt rate), the Gaussian processes it fits (with the
+kernel reuse that bounds a suggestion's cost at scale), the epoch as a model input
+(:func:`fidelity`), and :class:`KnownModel`, the fitted model of one decision with what a point is
+scored against.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from search.ehvi import ehvi_2d
+
+__all__ = ["Affine", "GaussianProcesses", "KnownModel", "curve_points", "fidelity"]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A cost known up to a learnt rate: ``floor + span * rate``, with ``rate >= 0`` learnt by training.
+
+    Attributes:
+        floor: The cost at rate 0 (a spiking net's real-valued MACs at E_MAC: no spike at all).
+        span: What a rate of 1 adds (its synaptic operations with every neuron spiking every step).
+    """
+
+    floor: float
+    span: float
+
+    def rate_of(self, value: float) -> float | None:
+        """The rate a reported cost implies (None when ``span`` is 0)."""
+        return (float(value) - self.floor) / self.span if self.span > 0 else None
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """The learnt objective's GP for a known cost, and what a point is scored against."""
+
+    gp: Any
+    pool: list[tuple[dict[str, Any], tuple[float | Affine | None, ...]]]
+    features: Callable[[Mapping[str, Any], float], np.ndarray]  # (params, cost) -> one row at the full budget
+    cost_sign: float
+    known: int
+    front: np.ndarray  # (k, 2): (signed cost, signed learnt value)
+    reference: tuple[float, float]
+
+    def scores(self, x: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Expected hypervolume improvement of rows ``x`` (model inputs) with signed costs ``cost``."""
+        mu, sigma = self.gp.predict(x, return_std=True)
+        return ehvi_2d(mu, sigma, cost, self.front, self.reference)
+
+    def candidate_scores(self) -> np.ndarray:
+        """Each pool candidate's expected hypervolume improvement."""
+        x = np.concatenate([self.features(p, c[self.known]) for p, c in self.pool])
+        return self.scores(x, np.array([self.cost_sign * c[self.known] for _, c in self.pool]))
+
+
+def fidelity(epoch: int, full: int) -> float:
+    """An epoch as a fraction of the full budget, on a log scale (1 at the full budget)."""
+    return 1.0 if full <= 1 else min(1.0, math.log(max(epoch, 1)) / math.log(full))
+
+
+def curve_points(x: np.ndarray, curve: Mapping[int, float], full: int, before: int | None) -> list[tuple[np.ndarray, float]]:
+    """A learning curve as model observations: ``x`` with each epoch's :func:`fidelity` appended.
+
+    Epochs 1, 2, 4, ... below ``before`` (a finished trial's last value is its own observation);
+    with ``before=None`` (a running trial) those and its latest epoch. Non-finite values are left out.
+    """
+    latest = max(curve, default=0)
+    keep = [
+        (epoch, v) for epoch, v in sorted(curve.items())
+        if v is not None and math.isfinite(v) and (epoch < before if before is not None else True)
+        and (epoch & (epoch - 1) == 0 or (before is None and epoch == latest))
+    ]
+    return [(np.append(x, fidelity(epoch, full)), float(v)) for epoch, v in keep]
+
+
+class GaussianProcesses:
+    """Fits the sampler's Gaussian processes and keeps each model's last kernel for reuse."""
+
+    def __init__(self) -> None:
+        #: model -> (its last kernel, the points its hyperparameters were fitted on)
+        self.kernels: dict[str, tuple[Any, int]] = {}
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator, model: str = "learnt", trials: int = 0, reuse: bool = False) -> Any:
+        """A GP on ``(x, y)`` (the observations of ``trials`` trials), seeded from ``rng``. Past 64 trials the kernel of
+        the last fit of the same ``model`` is reused: as it is while the points have grown by less
+        than a tenth since its hyperparameters were fitted, else as the start of a fit without
+        random restarts. A suggestion's cost then grows with the points, not with hyperparameter
+        searches. ``reuse``: the last kernel as it is at any size (a judgement between suggestions),
+        and it is not stored as the last."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(length_scale=np.ones(x.shape[1]), length_scale_bounds=(5e-2, 2e1), nu=2.5) + WhiteKernel(
+            1e-2, (1e-5, 1e0)
+        )
+        restarts, optimizer, fitted_at = 2, "fmin_l_bfgs_b", len(y)
+        last, last_n = self.kernels.get(model, (None, 0))
+        if reuse and last is not None and last.k1.k2.length_scale.shape == (x.shape[1],):
+            gp = GaussianProcessRegressor(last, normalize_y=True, optimizer=None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return gp.fit(x, y)
+        if trials > 64 and last is not None and last.k1.k2.length_scale.shape == (x.shape[1],):
+            kernel, restarts = last, 0
+            if len(y) < 1.1 * last_n:
+                optimizer, fitted_at = None, last_n
+        gp = GaussianProcessRegressor(
+            kernel, normalize_y=True, optimizer=optimizer, n_restarts_optimizer=restarts, random_state=int(rng.integers(2**31))
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            gp.fit(x, y)
+        self.kernels[model] = (gp.kernel_, fitted_at)
+        return gp
