@@ -407,7 +407,7 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--out", type=Path, default=None, help="write (and continue) search_efficiency.json and .png here")
-    parser.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table of an earlier run's JSON (and redraw its PNG beside it) and exit")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table of an earlier run's JSON (rewriting its summaries, redrawing its PNG beside it) and exit")
     args = parser.parse_args()
     if args.make_data:
         make_mnist1d(args.make_data)
@@ -418,6 +418,7 @@ def main() -> None:
         result["spaces"] = {}  # summarised again from its runs, by this release's summary
         for space in (s for s in SPACES if s in ran):
             result["spaces"][space] = summarise_space(space, result["runs"], result["seeds"])
+        args.table.write_text(json.dumps(result) + "\n")  # its summaries, as this release computes them
         plot(result, args.table.with_suffix(".png"))
         print(markdown_table(result))
         return
