@@ -15,20 +15,65 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-__all__ = ["CandidateDraw", "Encoder", "contains", "draw_value", "random_candidates"]
+__all__ = ["CandidateDraw", "Encoder", "contains", "draw_value", "near_value", "random_candidates"]
 
 #: ``draw(rng, n)``: ``n`` candidate parameter sets, each with the distributions of its parameters.
 CandidateDraw = Callable[[np.random.Generator, int], list[tuple[dict[str, Any], dict[str, BaseDistribution]]]]
 
 
 def random_candidates(distributions: Mapping[str, BaseDistribution]) -> CandidateDraw:
-    """A candidate draw sampling each of ``distributions`` independently and uniformly (log where log)."""
+    """A candidate draw sampling each of ``distributions`` independently and uniformly (log where log).
+
+    Its ``near(rng, parents, n)`` draws ``n`` candidates near ``parents`` (each parameter moved with
+    probability ``NEAR_CHANGE`` by :func:`near_value`, else kept), cycling through the parents.
+    """
     dists = dict(distributions)
 
     def draw(rng: np.random.Generator, n: int) -> list[tuple[dict[str, Any], dict[str, BaseDistribution]]]:
         return [({name: draw_value(rng, d) for name, d in dists.items()}, dists) for _ in range(n)]
 
+    def near(rng: np.random.Generator, parents: list[Mapping[str, Any]], n: int) -> list[tuple[dict[str, Any], dict[str, BaseDistribution]]]:
+        out = []
+        for i in range(n if parents else 0):
+            parent = parents[i % len(parents)]
+            out.append(({name: near_or_drawn(rng, d, parent.get(name, MISSING)) for name, d in dists.items()}, dists))
+        return out
+
+    draw.near = near  # type: ignore[attr-defined]
     return draw
+
+
+#: The probability that a candidate drawn near a parent moves each of the parent's parameters.
+NEAR_CHANGE = 0.3
+
+
+def near_or_drawn(rng: np.random.Generator, dist: BaseDistribution, parent: Any) -> Any:
+    """A parameter of a candidate drawn near a parent: the parent's value, or with probability
+    :data:`NEAR_CHANGE` one near it (:func:`near_value`); drawn afresh where the parent has none
+    that ``dist`` can take (an inactive parameter of a conditional space, a dependent range)."""
+    if parent is MISSING or not contains(dist, parent):
+        return draw_value(rng, dist)
+    return near_value(rng, dist, parent) if rng.random() < NEAR_CHANGE else parent
+
+
+def near_value(rng: np.random.Generator, dist: BaseDistribution, value: Any, scale: float = 0.15) -> Any:
+    """A value of ``dist`` near ``value``: a categorical's other choice at random; a range's value
+    moved by a Gaussian step of ``scale`` of the range (in log space for a log range), clipped to it
+    and put on its step grid."""
+    if isinstance(dist, CategoricalDistribution):
+        others = [c for c in dist.choices if not (c == value and type(c) is type(value))]
+        return others[int(rng.integers(len(others)))] if others else value
+    assert isinstance(dist, (IntDistribution, FloatDistribution))
+    low, high = float(dist.low), float(dist.high)
+    to, back = (math.log, math.exp) if dist.log else ((lambda v: v), (lambda v: v))
+    lo, hi = to(low), to(high)
+    moved = min(high, max(low, back(to(float(value)) + rng.normal(0.0, scale * (hi - lo)))))  # clipped after exp's rounding
+    if isinstance(dist, IntDistribution):
+        step = dist.step
+        return int(min(dist.high, max(dist.low, dist.low + step * round((moved - dist.low) / step))))
+    if dist.step is not None:
+        return float(min(high, max(low, low + dist.step * round((moved - low) / dist.step))))
+    return float(moved)
 
 
 def draw_value(rng: np.random.Generator, dist: BaseDistribution) -> Any:

@@ -15,16 +15,13 @@ objective:
    reference cost ``r``, and a candidate adds ``integral_c^r max(0, a - A(c')) dc'``; under
    ``a ~ N(mu, sigma^2)`` that is a sum of expected improvements, one per stair:
    ``EHVI = sum_j dc_j (sigma phi(z_j) + (mu - A_j) Phi(z_j))``, ``z_j = (mu - A_j) / sigma``.
-   Thousands of candidates are scored in milliseconds.
+   Thousands of candidates are scored in milliseconds, and ``n_local`` more drawn near the best
+   ones (:func:`search.surrogate.refined`: one step of local search on the acquisition).
 4. Trials still running enter the staircase at their predicted mean (the "kriging believer"),
    so concurrent workers are not all sent to the same point.
 
-A cost may also be known only up to a learnt rate (an :class:`Affine` cost ``floor + span *
-rate``): a spiking net's energy is its real-valued MACs (known) plus its synaptic operations at a
-spike rate of 1 (known) times the spike rate it learns. Then a second Gaussian process models the
-rate (its log) from the trained trials, and each candidate's expected improvement is averaged over
-Monte Carlo draws of its learnt objective and its rate, each draw's cost computed from the known
-floor and span: what is known is computed, only what is learnt is modelled.
+A cost known only up to a learnt rate (an :class:`~search.surrogate.Affine` cost: a spiking net's
+energy) gets a second Gaussian process, on the rate, and a Monte Carlo EHVI (see that class).
 
 The best candidate's parameters are then handed out as the trial asks for them (define-by-run:
 a parameter it does not ask for is ignored; one outside the distribution it asks with is drawn at
@@ -58,7 +55,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.candidates import CandidateDraw, Encoder, contains, draw_value, random_candidates
 from search.ehvi import ehvi_2d
-from search.surrogate import Affine, GaussianProcesses, KnownModel as _KnownModel, curve_points, fidelity as _fidelity
+from search.surrogate import Affine, GaussianProcesses, KnownModel as _KnownModel, curve_points, fidelity as _fidelity, key as _key, refined
 from search.study import is_feasible_trial
 
 __all__ = ["Affine", "CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
@@ -68,10 +65,6 @@ __all__ = ["Affine", "CandidateDraw", "CostAwareSampler", "StaticObjectives", "c
 #: the parameters alone, an :class:`Affine` when it is known up to a learnt rate, ``None`` when it
 #: must be learnt by training (a spec's: :meth:`search.static_costs.StaticCostModel.objectives`).
 StaticObjectives = Callable[[Mapping[str, Any]], Sequence["float | Affine | None"]]
-
-
-def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(params.items()))
 
 
 
@@ -110,6 +103,8 @@ class CostAwareSampler(BaseSampler):
         blackbox: The sampler used before ``switch_after`` for a study nothing of which is known
             before training, or whose shape this one does not model. Default: ``GPSampler``.
         n_draws: Monte Carlo draws per candidate when a cost is :class:`Affine`.
+        n_local: Candidates drawn near the 8 best-scored ones of the pool and scored too, per
+            suggestion (a known cost; 0: the pool only). Needs a draw with ``near`` (the spec's).
         seed: Seeds the candidate draws, the random start-up and the default fallback.
         scored_against: ``trial -> bool``: the finished trials whose front a candidate's
             improvement is measured against (default: every one). Every observed trial informs
@@ -134,10 +129,11 @@ class CostAwareSampler(BaseSampler):
         fallback: BaseSampler | None = None,
         blackbox: BaseSampler | None = None,
         n_draws: int = 64,
+        n_local: int = 64,
         seed: int | None = None,
         scored_against: Callable[[FrozenTrial], bool] | None = None,
     ) -> None:
-        for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1), ("n_draws", n_draws, 1), ("max_points", max_points, 2)):
+        for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1), ("n_draws", n_draws, 1), ("n_local", n_local, 0), ("max_points", max_points, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if switch_after is not None and (isinstance(switch_after, bool) or not isinstance(switch_after, int) or switch_after < n_startup_trials):
@@ -152,6 +148,7 @@ class CostAwareSampler(BaseSampler):
         self._switch_after = switch_after
         self._use_pruned = use_pruned
         self._n_draws = n_draws
+        self._n_local = n_local
         self._curves = bool(curves)
         self._max_points = max_points
         self._seed = seed
@@ -272,16 +269,21 @@ class CostAwareSampler(BaseSampler):
             self._feasible[key] = bool(self._is_feasible(params))
         return self._feasible[key]
 
+    def _drawer(self, trials: Sequence[FrozenTrial]) -> CandidateDraw:
+        if self._draw is not None:
+            return self._draw
+        return random_candidates({name: d for t in reversed(trials) for name, d in t.distributions.items()})
+
+    def _refined(self, model: _KnownModel, trials: Sequence[FrozenTrial]) -> tuple[list[tuple[dict[str, Any], Any]], np.ndarray]:
+        def usable(params: Mapping[str, Any]) -> Any:
+            return self._cost_of(params) if self._feasible_candidate(params) else None
+
+        taken = {_key(t.params) for t in trials} | {_key(p) for p, _ in self._pool}
+        return refined(model, getattr(self._drawer(trials), "near", None), self._rng, self._n_local, usable, taken)
+
     def _top_up(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
-        draw = self._draw
-        if draw is None:
-            distributions: dict[str, BaseDistribution] = {}
-            for t in trials:
-                for name, d in t.distributions.items():
-                    distributions.setdefault(name, d)
-            draw = random_candidates(distributions)
         n = self._n_candidates - len(self._pool) if len(self._pool) < self._n_candidates else self._n_refresh
-        for params, dists in draw(self._rng, n):
+        for params, dists in self._drawer(trials)(self._rng, n):
             self._encoder.learn(dists)
             self._pool.append((params, dists))
 
@@ -311,10 +313,10 @@ class CostAwareSampler(BaseSampler):
         model = self._known_model(study, trial.number, trials, observed)
         if model is None:
             return None
-        scores = model.candidate_scores()
+        pool, scores = self._refined(model, trials)
         best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
         choice = int(best[self._rng.integers(len(best))])
-        return dict(model.pool[choice][0])
+        return dict(pool[choice][0])
 
     def _known_model(
         self,
@@ -423,7 +425,7 @@ class CostAwareSampler(BaseSampler):
         if model is None or cost[model.known] is None:
             return None
         mine = float(model.scores(model.features(own.params, cost[model.known]), np.array([model.cost_sign * cost[model.known]]))[0])
-        best = float(model.candidate_scores().max())
+        best = float(self._refined(model, trials)[1].max())
         return mine / (full - epoch) >= best / full if best > 0 else None
 
     def _plan_affine(self, study: optuna.Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], observed: Sequence[FrozenTrial]) -> dict[str, Any] | None:
@@ -440,11 +442,8 @@ class CostAwareSampler(BaseSampler):
             return None
         for t in trials:
             self._encoder.learn(t.distributions)
-        affine_of = {}
-        for t in trials:
-            c = self._cost_of(t.params) if t.params else None
-            if c is not None and isinstance(c[known], Affine):
-                affine_of[t.number] = c[known]
+        costs = {t.number: self._cost_of(t.params) for t in trials if t.params}
+        affine_of = {n: c[known] for n, c in costs.items() if c is not None and isinstance(c[known], Affine)}
         # The known parts as features too (log, scaled over what is seen), beside the parameters.
         logs = np.log([[max(a.floor, 1e-12), max(a.span, 1e-12)] for a in [a for _, a in pool] + list(affine_of.values())])
         lo, width = logs.min(axis=0), np.maximum(np.ptp(logs, axis=0), 1e-12)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from search.candidates import MISSING, near_or_drawn
 from search.costaware import Affine, draw_value
 from search.space import DefineByRun, trial_config
 from search.spec import Spec
@@ -31,13 +32,17 @@ class _DrawTrial:
     handed to a real trial later (see :class:`SpaceDraw`).
     """
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, parent: Mapping[str, Any] | None = None) -> None:
         self._rng = rng
+        self._parent = parent
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, Any] = {}
 
     def _suggest(self, name: str, dist: Any) -> Any:
-        value = draw_value(self._rng, dist)
+        if self._parent is None:
+            value = draw_value(self._rng, dist)
+        else:  # near a parent: its value, or one near it, where the parent has one the space allows here
+            value = near_or_drawn(self._rng, dist, self._parent.get(name, MISSING))
         self.params[name], self.distributions[name] = value, dist
         return value
 
@@ -63,12 +68,17 @@ class SpaceDraw:
         self._fn = DefineByRun(spec)
 
     def __call__(self, rng: np.random.Generator, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        out = []
-        for _ in range(n):
-            trial = _DrawTrial(rng)
-            self._fn(trial)  # type: ignore[arg-type]
-            out.append((trial.params, trial.distributions))
-        return out
+        return [self._one(_DrawTrial(rng)) for _ in range(n)]
+
+    def near(self, rng: np.random.Generator, parents: list[Mapping[str, Any]], n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """``n`` candidates near ``parents`` (cycling through them): the space run again, each
+        parameter the parent's value or, with probability :data:`search.candidates.NEAR_CHANGE`,
+        one near it; a parameter the parent lacks (a condition changed) is drawn afresh."""
+        return [self._one(_DrawTrial(rng, parents[i % len(parents)])) for i in range(n if parents else 0)]
+
+    def _one(self, trial: _DrawTrial) -> tuple[dict[str, Any], dict[str, Any]]:
+        self._fn(trial)  # type: ignore[arg-type]
+        return trial.params, trial.distributions
 
 
 class StaticCostModel:

@@ -19,12 +19,18 @@ import numpy as np
 
 from search.ehvi import ehvi_2d
 
-__all__ = ["Affine", "GaussianProcesses", "KnownModel", "curve_points", "fidelity"]
+__all__ = ["Affine", "GaussianProcesses", "KnownModel", "curve_points", "fidelity", "key", "refined"]
 
 
 @dataclass(frozen=True)
 class Affine:
     """A cost known up to a learnt rate: ``floor + span * rate``, with ``rate >= 0`` learnt by training.
+
+    A spiking net's energy is its real-valued MACs (known) plus its synaptic operations at a spike
+    rate of 1 (known) times the spike rate it learns. The cost-aware sampler then models the rate
+    (its log) with a second Gaussian process and averages each candidate's expected improvement over
+    Monte Carlo draws of its learnt objective and its rate, each draw's cost computed from the known
+    floor and span: what is known is computed, only what is learnt is modelled.
 
     Attributes:
         floor: The cost at rate 0 (a spiking net's real-valued MACs at E_MAC: no spike at all).
@@ -60,6 +66,45 @@ class KnownModel:
         """Each pool candidate's expected hypervolume improvement."""
         x = np.concatenate([self.features(p, c[self.known]) for p, c in self.pool])
         return self.scores(x, np.array([self.cost_sign * c[self.known] for _, c in self.pool]))
+
+
+def key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A parameter set as a hashable key (its items, sorted by name)."""
+    return tuple(sorted(params.items()))
+
+
+def refined(
+    model: KnownModel,
+    near: Callable[[np.random.Generator, list[Mapping[str, Any]], int], list[tuple[dict[str, Any], Any]]] | None,
+    rng: np.random.Generator,
+    n: int,
+    usable: Callable[[Mapping[str, Any]], tuple[float | Affine | None, ...] | None],
+    taken: set[tuple[Any, ...]],
+    parents: int = 8,
+) -> tuple[list[tuple[dict[str, Any], tuple[float | Affine | None, ...]]], np.ndarray]:
+    """The model's pool and ``n`` candidates drawn ``near`` its best-scored ``parents``, each with its score.
+
+    One step of local search on the acquisition: a random pool rarely holds the best point of a
+    narrow ridge, and candidates near the best ones are scored by the same model in microseconds.
+    ``usable(params)`` gives a candidate's costs, or ``None`` where it is infeasible or cannot be
+    costed; ``taken`` holds the keys of parameter sets not to propose (trained, running, pooled).
+    """
+    scores = model.candidate_scores()
+    pool = list(model.pool)
+    if near is None or n <= 0 or not pool:
+        return pool, scores
+    best = [pool[i][0] for i in np.argsort(-scores, kind="stable")[:parents]]
+    children = []
+    for params, _ in near(rng, best, n):
+        k = key(params)
+        if k not in taken and (costs := usable(params)) is not None and costs[model.known] is not None:
+            taken.add(k)
+            children.append((params, costs))
+    if not children:
+        return pool, scores
+    x = np.concatenate([model.features(p, c[model.known]) for p, c in children])
+    extra = model.scores(x, np.array([model.cost_sign * c[model.known] for _, c in children]))
+    return pool + children, np.concatenate([scores, extra])
 
 
 def fidelity(epoch: int, full: int) -> float:

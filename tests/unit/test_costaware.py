@@ -414,7 +414,7 @@ def test_a_running_trial_continues_when_its_curve_promises_more_of_the_front_per
         return {epoch: acc * (1 - 0.5**epoch) for epoch in range(1, epochs + 1)}
 
     for epoch in (2, 4):
-        sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0)
+        sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0, n_local=0)  # new candidates: the pool's
         study = _curve_study(sampler)
         # On its way past the front (0.92 at cost 512, where the best finished trial of no more
         # cost has 0.60): worth its remaining epochs.
@@ -444,3 +444,52 @@ def test_worth_continuing_leaves_the_decision_to_the_caller_where_the_model_cann
     study = _curve_study(affine)
     number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
     assert affine.worth_continuing(study, number, 2, full=8) is None
+
+
+def test_candidates_near_a_parent_keep_most_of_it_and_stay_in_the_space():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from search.candidates import NEAR_CHANGE, near_value
+
+    dists = {"w": IntDistribution(8, 256, step=8), "lr": FloatDistribution(1e-4, 1e-1, log=True), "g": CategoricalDistribution([2, 4, 8])}
+    draw = random_candidates(dists)
+    parent = {"w": 128, "lr": 0.01, "g": 4}
+    children = [p for p, _ in draw.near(np.random.default_rng(0), [parent], 2000)]
+    for name, d in dists.items():
+        kept = np.mean([c[name] == parent[name] for c in children])
+        assert kept == pytest.approx(1 - NEAR_CHANGE, abs=0.05) or (name == "w" and kept > 1 - NEAR_CHANGE)  # a step can round back
+        assert all(contains(d, c[name]) for c in children)
+    moved = [c["w"] for c in children if c["w"] != parent["w"]]
+    assert np.median(np.abs(np.array(moved) - 128)) < 0.25 * (256 - 8)  # near, not uniform (median 62 would be)
+    rng = np.random.default_rng(1)
+    assert all(near_value(rng, dists["g"], 4) != 4 for _ in range(50))  # a categorical moves to another choice
+
+
+def test_a_spec_space_drawn_near_a_parent_respects_its_conditions():
+    from search.spec import load_spec
+    from search.static_costs import SpaceDraw
+    from tests.conftest import ROOT
+
+    draw = SpaceDraw(load_spec(ROOT / "spaces" / "g2g_mnist1d.yaml"))
+    rng = np.random.default_rng(0)
+    parents = [p for p, _ in draw(rng, 20)]
+    for params, dists in draw.near(rng, parents, 400):
+        assert set(params) == set(dists)
+        on = params["dst.enabled"]
+        assert ("dst.grow" in params) == on and ("dst.fraction" in params) == on  # the conditions hold, moved or not
+        assert all(contains(dists[name], value) for name, value in params.items())
+
+
+def test_the_local_step_only_adds_to_what_the_pool_offers():
+    chosen = {}
+    for n_local in (0, 64):
+        sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0, n_local=n_local)
+        study = _curve_study(sampler)
+        trials = study.get_trials(deepcopy=False)
+        observed = [t for t in trials if t.state != optuna.trial.TrialState.RUNNING and sampler._observation(t) is not None]
+        model = sampler._known_model(study, -1, trials, observed)
+        pool, scores = sampler._refined(model, trials)
+        assert len(pool) == len(scores) >= len(model.pool)
+        assert scores.max() >= model.candidate_scores().max()
+        chosen[n_local] = (len(pool) - len(model.pool), scores.max())
+    assert chosen[0][0] == 0 and chosen[64][0] > 0

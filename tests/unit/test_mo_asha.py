@@ -259,3 +259,32 @@ def test_an_infeasible_or_missing_result_is_ranked_not_judged():
     assert sched.on_trial_result(None, _trial("b"), {"epoch": 2, "acc": 1.0, "energy": 0.1, "macs": 500}) == TrialScheduler.STOP
     assert sched.on_trial_result(None, _trial("c"), {"epoch": 2, "acc": None, "energy": 0.1, "macs": 50}) == TrialScheduler.STOP
     assert sched.judged == 1
+
+
+@pytest.mark.parametrize("promote", ["rank", "ehvi"])
+def test_the_sweep_lets_the_cost_aware_model_judge_at_a_rung_only_with_promote_ehvi(tmp_path, monkeypatch, promote):
+    import search.schedulers as schedulers
+    from search.spec import load_spec
+    from search.sweep import build_tuner, prepare_sweep
+    from tests.conftest import ROOT
+
+    built = []
+    real = schedulers.make_scheduler
+    monkeypatch.setattr(schedulers, "make_scheduler", lambda spec: built.append(real(spec)) or built[-1])
+    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", [f"scheduler.promote={promote}"])  # as --set types it
+    tuner = build_tuner(prepare_sweep(spec, storage=str(tmp_path), name="qs"), progress=False, max_concurrent=2)  # no Ray needed
+    (scheduler,) = built
+    assert isinstance(scheduler, MultiObjectiveASHA)
+    if promote == "rank":
+        assert scheduler.judge is None
+    else:
+        assert scheduler.judge == tuner.searcher.worth_continuing  # the sweep's own searcher, hence its sampler
+
+
+def test_a_misspelt_promotion_is_refused_with_its_choices():
+    from search.spec import SpecError, load_spec
+    from tests.conftest import ROOT
+
+    with pytest.raises(SpecError, match="promote") as caught:
+        load_spec(ROOT / "spaces" / "quickstart.yaml", ["scheduler.promote=ehv"])
+    assert "ehvi" in str(caught.value) and "rank" in str(caught.value)
