@@ -104,7 +104,7 @@ class CostAwareSampler(BaseSampler):
             before training, or whose shape this one does not model. Default: ``GPSampler``.
         n_draws: Monte Carlo draws per candidate when a cost is :class:`Affine`.
         n_local: Candidates drawn near the 8 best-scored ones of the pool and scored too, per
-            suggestion (a known cost; 0: the pool only). Needs a draw with ``near`` (the spec's).
+            suggestion (0: the pool only). Needs a draw with ``near`` (the spec's, the default's).
         seed: Seeds the candidate draws, the random start-up and the default fallback.
         scored_against: ``trial -> bool``: the finished trials whose front a candidate's
             improvement is measured against (default: every one). Every observed trial informs
@@ -138,32 +138,16 @@ class CostAwareSampler(BaseSampler):
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if switch_after is not None and (isinstance(switch_after, bool) or not isinstance(switch_after, int) or switch_after < n_startup_trials):
             raise ValueError(f"switch_after must be an integer >= n_startup_trials ({n_startup_trials}) or null, got {switch_after!r}")
-        self._static = static_objectives
-        self._scored_against = scored_against
-        self._draw = candidates
-        self._is_feasible = is_feasible
-        self._n_startup = n_startup_trials
-        self._n_candidates = n_candidates
-        self._n_refresh = n_refresh
-        self._switch_after = switch_after
-        self._use_pruned = use_pruned
-        self._n_draws = n_draws
-        self._n_local = n_local
-        self._curves = bool(curves)
-        self._max_points = max_points
+        self._static, self._scored_against, self._draw, self._is_feasible = static_objectives, scored_against, candidates, is_feasible
+        self._n_startup, self._n_candidates, self._n_refresh, self._switch_after = n_startup_trials, n_candidates, n_refresh, switch_after
+        self._use_pruned, self._n_draws, self._n_local, self._curves, self._max_points = use_pruned, n_draws, n_local, bool(curves), max_points
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
-        if fallback is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fallback = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
-        self._fallback = fallback
-        if blackbox is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                blackbox = optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials, warn_independent_sampling=False)
-        self._blackbox = blackbox
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._fallback = fallback or optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed)
+            self._blackbox = blackbox or optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials, warn_independent_sampling=False)
         self._pool: deque[tuple[dict[str, Any], dict[str, BaseDistribution]]] = deque(maxlen=n_candidates)
         self._costs: dict[tuple[Any, ...], tuple[float | Affine | None, ...] | None] = {}
         self._feasible: dict[tuple[Any, ...], bool] = {}
@@ -274,12 +258,21 @@ class CostAwareSampler(BaseSampler):
             return self._draw
         return random_candidates({name: d for t in reversed(trials) for name, d in t.distributions.items()})
 
-    def _refined(self, model: _KnownModel, trials: Sequence[FrozenTrial]) -> tuple[list[tuple[dict[str, Any], Any]], np.ndarray]:
-        def usable(params: Mapping[str, Any]) -> Any:
-            return self._cost_of(params) if self._feasible_candidate(params) else None
-
+    def _refined(self, pool: list[tuple[dict[str, Any], Any]], scores: np.ndarray, score: Any, usable: Any, trials: Sequence[FrozenTrial]) -> tuple[list[tuple[dict[str, Any], Any]], np.ndarray]:
+        """The pool and candidates near its best (:func:`search.surrogate.refined`), scored."""
         taken = {_key(t.params) for t in trials} | {_key(p) for p, _ in self._pool}
-        return refined(model, getattr(self._drawer(trials), "near", None), self._rng, self._n_local, usable, taken)
+        near = getattr(self._drawer(trials), "near", None)
+        return refined(pool, scores, score, near, self._rng, self._n_local, lambda p: usable(p) if self._feasible_candidate(p) else None, taken)
+
+    def _known_refined(self, model: _KnownModel, trials: Sequence[FrozenTrial]) -> tuple[list[tuple[dict[str, Any], Any]], np.ndarray]:
+        def score(cands: list[tuple[dict[str, Any], Any]]) -> np.ndarray:
+            x = np.concatenate([model.features(p, c[model.known]) for p, c in cands])
+            return model.scores(x, np.array([model.cost_sign * c[model.known] for _, c in cands]))
+
+        def usable(params: Mapping[str, Any]) -> Any:
+            return c if (c := self._cost_of(params)) is not None and c[model.known] is not None else None
+
+        return self._refined(list(model.pool), model.candidate_scores(), score, usable, trials)
 
     def _top_up(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
         n = self._n_candidates - len(self._pool) if len(self._pool) < self._n_candidates else self._n_refresh
@@ -313,7 +306,7 @@ class CostAwareSampler(BaseSampler):
         model = self._known_model(study, trial.number, trials, observed)
         if model is None:
             return None
-        pool, scores = self._refined(model, trials)
+        pool, scores = self._known_refined(model, trials)
         best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
         choice = int(best[self._rng.integers(len(best))])
         return dict(pool[choice][0])
@@ -425,7 +418,7 @@ class CostAwareSampler(BaseSampler):
         if model is None or cost[model.known] is None:
             return None
         mine = float(model.scores(model.features(own.params, cost[model.known]), np.array([model.cost_sign * cost[model.known]]))[0])
-        best = float(self._refined(model, trials)[1].max())
+        best = float(self._known_refined(model, trials)[1].max())
         return mine / (full - epoch) >= best / full if best > 0 else None
 
     def _plan_affine(self, study: optuna.Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], observed: Sequence[FrozenTrial]) -> dict[str, Any] | None:
@@ -465,12 +458,10 @@ class CostAwareSampler(BaseSampler):
                 yr.append(math.log(max(rate, 1e-4)))
         if len(ys) < 2 or len(yr) < 2:
             return None
-        cand_x = np.stack([features(p, a) for p, a in pool])
         floor = np.array([a.floor for _, a in pool])
         span = np.array([a.span for _, a in pool])
         gp_a, gp_r = self._fit(np.stack(xs), np.array(ys), trials=len(ys)), self._fit(np.stack(xr), np.array(yr), model="rate", trials=len(ys))
-        mu_a, sd_a = gp_a.predict(cand_x, return_std=True)
-        mu_r, sd_r = gp_r.predict(cand_x, return_std=True)
+        mu_r, sd_r = gp_r.predict(np.stack([features(p, a) for p, a in pool]), return_std=True)
 
         front = []
         for t in trials:
@@ -486,10 +477,19 @@ class CostAwareSampler(BaseSampler):
         r_cost += 1e-9 * max(1.0, abs(r_cost))
         r_value = float(min(ys))
         z = self._rng.standard_normal((2, 1, self._n_draws))
-        values = mu_a[:, None] + sd_a[:, None] * z[0]
-        costs = floor[:, None] + span[:, None] * np.exp(mu_r[:, None] + sd_r[:, None] * z[1])
-        gains = ehvi_2d(values.ravel(), np.zeros(values.size), costs.ravel(), np.array(front).reshape(-1, 2), (r_cost, r_value))
-        scores = gains.reshape(values.shape).mean(axis=1)
+
+        def score(cands: list[tuple[dict[str, Any], Affine]]) -> np.ndarray:  # Monte Carlo EHVI, the same draws for every candidate
+            x = np.stack([features(p, a) for p, a in cands])
+            (ma, sa), (mr, sr) = gp_a.predict(x, return_std=True), gp_r.predict(x, return_std=True)
+            values = ma[:, None] + sa[:, None] * z[0]
+            costs = np.array([[a.floor] for _, a in cands]) + np.array([[a.span] for _, a in cands]) * np.exp(mr[:, None] + sr[:, None] * z[1])
+            gains = ehvi_2d(values.ravel(), np.zeros(values.size), costs.ravel(), np.array(front).reshape(-1, 2), (r_cost, r_value))
+            return gains.reshape(values.shape).mean(axis=1)
+
+        def usable(params: Mapping[str, Any]) -> Affine | None:
+            return c[known] if (c := self._cost_of(params)) is not None and isinstance(c[known], Affine) else None
+
+        pool, scores = self._refined(pool, score(pool), score, usable, trials)
         best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
         choice = int(best[self._rng.integers(len(best))])
         return dict(pool[choice][0])

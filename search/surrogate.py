@@ -74,37 +74,32 @@ def key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def refined(
-    model: KnownModel,
+    pool: list[tuple[dict[str, Any], Any]],
+    scores: np.ndarray,
+    score: Callable[[list[tuple[dict[str, Any], Any]]], np.ndarray],
     near: Callable[[np.random.Generator, list[Mapping[str, Any]], int], list[tuple[dict[str, Any], Any]]] | None,
     rng: np.random.Generator,
     n: int,
-    usable: Callable[[Mapping[str, Any]], tuple[float | Affine | None, ...] | None],
+    usable: Callable[[Mapping[str, Any]], Any],
     taken: set[tuple[Any, ...]],
     parents: int = 8,
-) -> tuple[list[tuple[dict[str, Any], tuple[float | Affine | None, ...]]], np.ndarray]:
-    """The model's pool and ``n`` candidates drawn ``near`` its best-scored ``parents``, each with its score.
+) -> tuple[list[tuple[dict[str, Any], Any]], np.ndarray]:
+    """The pool, scored, and ``n`` candidates drawn ``near`` its best-scored ``parents``, scored by ``score``.
 
     One step of local search on the acquisition: a random pool rarely holds the best point of a
     narrow ridge, and candidates near the best ones are scored by the same model in microseconds.
-    ``usable(params)`` gives a candidate's costs, or ``None`` where it is infeasible or cannot be
-    costed; ``taken`` holds the keys of parameter sets not to propose (trained, running, pooled).
+    Pool entries are ``(params, cost)``; ``usable(params)`` gives a candidate's cost, or ``None``
+    where it is infeasible or cannot be costed; ``taken`` holds the keys of parameter sets not to
+    propose (trained, running, pooled).
     """
-    scores = model.candidate_scores()
-    pool = list(model.pool)
     if near is None or n <= 0 or not pool:
         return pool, scores
-    best = [pool[i][0] for i in np.argsort(-scores, kind="stable")[:parents]]
     children = []
-    for params, _ in near(rng, best, n):
-        k = key(params)
-        if k not in taken and (costs := usable(params)) is not None and costs[model.known] is not None:
+    for params, _ in near(rng, [pool[i][0] for i in np.argsort(-scores, kind="stable")[:parents]], n):
+        if (k := key(params)) not in taken and (cost := usable(params)) is not None:
             taken.add(k)
-            children.append((params, costs))
-    if not children:
-        return pool, scores
-    x = np.concatenate([model.features(p, c[model.known]) for p, c in children])
-    extra = model.scores(x, np.array([model.cost_sign * c[model.known] for _, c in children]))
-    return pool + children, np.concatenate([scores, extra])
+            children.append((params, cost))
+    return (pool + children, np.concatenate([scores, score(children)])) if children else (pool, scores)
 
 
 def fidelity(epoch: int, full: int) -> float:

@@ -488,8 +488,38 @@ def test_the_local_step_only_adds_to_what_the_pool_offers():
         trials = study.get_trials(deepcopy=False)
         observed = [t for t in trials if t.state != optuna.trial.TrialState.RUNNING and sampler._observation(t) is not None]
         model = sampler._known_model(study, -1, trials, observed)
-        pool, scores = sampler._refined(model, trials)
+        pool, scores = sampler._known_refined(model, trials)
         assert len(pool) == len(scores) >= len(model.pool)
         assert scores.max() >= model.candidate_scores().max()
         chosen[n_local] = (len(pool) - len(model.pool), scores.max())
     assert chosen[0][0] == 0 and chosen[64][0] > 0
+
+
+def test_an_affine_cost_is_refined_near_its_best_candidates_too():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    scored = []
+    real = CostAwareSampler._refined
+
+    def spy(self, pool, scores, score, usable, trials):
+        out = real(self, pool, scores, score, usable, trials)
+        scored.append((len(pool), out))
+        return out
+
+    for n_local in (0, 64):
+        scored.clear()
+        sampler = CostAwareSampler(lambda p: [None, Affine(1.0, float(p["w"]))], n_startup_trials=4, seed=0, n_local=n_local)
+        sampler._refined = spy.__get__(sampler)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        dists = {"w": IntDistribution(8, 256, step=8), "th": FloatDistribution(0.0, 1.0)}
+        rng = np.random.default_rng(0)
+        for _ in range(8):
+            params = {"w": int(8 * rng.integers(1, 33)), "th": float(rng.uniform())}
+            energy = 1.0 + params["w"] * _rate(params)
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, values=[1 - math.exp(-params["w"] / 64), energy]))
+        trial = study.ask()
+        trial.suggest_int("w", 8, 256, step=8), trial.suggest_float("th", 0.0, 1.0)
+        assert sampler._modes[trial.number] == "plan"
+        (n_pool, (pool, scores)), = scored
+        assert len(pool) == len(scores) and (len(pool) > n_pool) == (n_local > 0)
+        assert all(isinstance(a, Affine) for _, a in pool)
