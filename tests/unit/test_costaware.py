@@ -348,11 +348,11 @@ def test_a_warm_started_study_scores_candidates_against_its_own_front(monkeypatc
         assert sorted(map(tuple, fronts[-1].tolist())) == sorted(scored)
 
 
-def _curve_study(sampler, n_trials=11, stop_at=(2, 4)):
+def _curve_study(sampler, n_trials=11, stop_at=(2, 4), storage=None):
     """Trials with learning curves over 8 epochs (every third stopped early: PRUNED), then one ask."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, storage=storage)
     rng = np.random.default_rng(0)
     dists = {"w": IntDistribution(8, 256, step=8), "d": IntDistribution(1, 4), "lr": FloatDistribution(1e-4, 1e-1, log=True)}
     for k in range(n_trials):
@@ -396,15 +396,17 @@ def test_learning_curves_inform_the_model_at_their_epochs_and_candidates_are_pre
     assert len(fits[-1][1]) == 11 and fits[-1][0].shape[1] == x.shape[1] - 1
 
 
-def _running(study, params, curve):
+def _running(storage, study, params, curve):
     """A running trial with given parameters and learning curve, as the sweep's searcher stores it."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
     study.enqueue_trial(params)
     trial = study.ask({"w": IntDistribution(8, 256, step=8), "d": IntDistribution(1, 4), "lr": FloatDistribution(1e-4, 1e-1, log=True)})
     assert trial.params == params
-    for epoch, value in curve.items():  # Trial.report is single-objective only: the storage, as the searcher does
-        study._storage.set_trial_intermediate_value(trial._trial_id, epoch, value)
+    # Trial.report is single-objective only: through the storage's public interface, as the searcher does.
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), trial.number)
+    for epoch, value in curve.items():
+        storage.set_trial_intermediate_value(trial_id, epoch, value)
     return trial.number
 
 
@@ -415,34 +417,34 @@ def test_a_running_trial_continues_when_its_curve_promises_more_of_the_front_per
 
     for epoch in (2, 4):
         sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0, n_local=0)  # new candidates: the pool's
-        study = _curve_study(sampler)
+        study = _curve_study(sampler, storage=(storage := optuna.storages.InMemoryStorage()))
         # On its way past the front (0.92 at cost 512, where the best finished trial of no more
         # cost has 0.60): worth its remaining epochs.
         good = {"w": 128, "d": 4, "lr": 0.01}
-        assert sampler.worth_continuing(study, _running(study, good, curve(good, epoch)), epoch, full=8) is True
+        assert sampler.worth_continuing(study, _running(storage, study, good, curve(good, epoch)), epoch, full=8) is True
         # Cheap, but below finished trials of lower cost: nothing of the front to gain.
         cheap = {"w": 32, "d": 1, "lr": 0.01}
-        assert sampler.worth_continuing(study, _running(study, cheap, curve(cheap, epoch)), epoch, full=8) is False
+        assert sampler.worth_continuing(study, _running(storage, study, cheap, curve(cheap, epoch)), epoch, full=8) is False
         # As costly as the costliest candidate (the reference): no improvement possible.
         costly = {"w": 248, "d": 4, "lr": 0.0001}
-        assert sampler.worth_continuing(study, _running(study, costly, curve(costly, epoch)), epoch, full=8) is False
+        assert sampler.worth_continuing(study, _running(storage, study, costly, curve(costly, epoch)), epoch, full=8) is False
 
 
 def test_worth_continuing_leaves_the_decision_to_the_caller_where_the_model_cannot_say():
     sampler = CostAwareSampler(_toy_costs, n_startup_trials=20, seed=0)
-    study = _curve_study(sampler)  # 11 observations: still starting up
-    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    study = _curve_study(sampler, storage=(storage := optuna.storages.InMemoryStorage()))  # 11 observations: still starting up
+    number = _running(storage, study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
     assert sampler.worth_continuing(study, number, 2, full=8) is None
     sampler = CostAwareSampler(_toy_costs, n_startup_trials=4, seed=0)
-    study = _curve_study(sampler)
-    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    study = _curve_study(sampler, storage=(storage := optuna.storages.InMemoryStorage()))
+    number = _running(storage, study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
     assert sampler.worth_continuing(study, number, 8, full=8) is None  # at the full budget: nothing to decide
     study.tell(number, [0.95, 16.0])
     assert sampler.worth_continuing(study, number, 2, full=8) is None  # finished: not running any more
     # A cost known only up to a learnt rate: not this rule's (the caller ranks).
     affine = CostAwareSampler(lambda p: [None, Affine(1.0, float(p["w"]))], n_startup_trials=4, seed=0)
-    study = _curve_study(affine)
-    number = _running(study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
+    study = _curve_study(affine, storage=(storage := optuna.storages.InMemoryStorage()))
+    number = _running(storage, study, {"w": 16, "d": 1, "lr": 0.01}, {1: 0.9, 2: 0.95})
     assert affine.worth_continuing(study, number, 2, full=8) is None
 
 
