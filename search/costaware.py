@@ -23,14 +23,15 @@ objective:
 A cost known only up to a learnt rate (an :class:`~search.surrogate.Affine` cost: a spiking net's
 energy) gets a second Gaussian process, on the rate, and a Monte Carlo EHVI (see that class).
 
-The best candidate's parameters are then handed out as the trial asks for them (define-by-run:
-a parameter it does not ask for is ignored; one outside the distribution it asks with is drawn at
-random). Before ``n_startup_trials`` observations it samples at random. For a study it cannot
-model this way (not exactly one learnt objective and one known or affine cost) it hands each
-decision to ``blackbox`` (Optuna's GP sampler unless given),
-which models every objective. Past ``switch_after`` finished trials it hands every decision to
-``fallback`` (multivariate TPE with constant liar unless given), whose cost per suggestion stays
-flat as trials accumulate, where a GP's grows with the cube of the trials.
+With the scheduler's rungs (``rungs``), each improvement is weighed by the chance that the candidate
+gets past them (:func:`search.surrogate.surviving`): a trial stopped at a rung adds little.
+
+The best candidate's parameters are handed out as the trial asks for them (define-by-run: one it
+does not ask for is ignored; one outside the distribution it asks with is drawn at random). Before
+``n_startup_trials`` observations it samples at random. A study it cannot model this way (not one
+learnt objective and one known or affine cost) goes to ``blackbox`` (Optuna's GP sampler unless
+given). Past ``switch_after`` finished trials ``fallback`` decides (multivariate TPE with constant
+liar unless given): its cost per suggestion stays flat, where a GP's grows with the cube of the trials.
 
 Works in plain Optuna::
 
@@ -55,7 +56,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.candidates import CandidateDraw, Encoder, contains, draw_value, random_candidates
 from search.ehvi import ehvi_2d
-from search.surrogate import Affine, GaussianProcesses, KnownModel as _KnownModel, curve_points, fidelity as _fidelity, key as _key, refined
+from search.surrogate import Affine, GaussianProcesses, KnownModel as _KnownModel, curve_points, fidelity as _fidelity, key as _key, refined, surviving
 from search.study import is_feasible_trial
 
 __all__ = ["Affine", "CandidateDraw", "CostAwareSampler", "StaticObjectives", "contains", "draw_value", "ehvi_2d", "random_candidates"]
@@ -90,12 +91,10 @@ class CostAwareSampler(BaseSampler):
         switch_after: Finished trials after which ``fallback`` decides (``None``: never).
         use_pruned: Trials stopped early count as observations (of their learning curve: the
             learnt objective's intermediate values).
-        curves: Learning curves inform the model: each observation carries its epoch as a
-            fraction of the full budget (log scale, the longest curve seen being the full one),
-            a trial adds its curve at epochs 1, 2, 4, ... besides its last value while the model
-            holds fewer than ``max_points`` points, and every candidate is predicted at the full
-            budget. A trial stopped early then says how far its curve rose, not only where it
-            stopped. ``False``: a stopped trial's last value stands for its final one.
+        curves: Learning curves inform the model: each observation carries its epoch (log fraction
+            of the longest curve seen), a trial adds its curve at epochs 1, 2, 4, ... while the model
+            holds fewer than ``max_points`` points, and candidates are predicted at the full budget
+            (``False``: a stopped trial's last value stands for its final one).
         max_points: The most observations the model is fitted on before curves are left out
             (each trial's last value is always in).
         fallback: The sampler used past ``switch_after``. Default:
@@ -106,6 +105,8 @@ class CostAwareSampler(BaseSampler):
         n_local: Candidates drawn near the 8 best-scored ones of the pool and scored too, per
             suggestion (0: the pool only). Needs a draw with ``near`` (the spec's, the default's).
         seed: Seeds the candidate draws, the random start-up and the default fallback.
+        rungs: ``() -> [(epoch, passes), ...]``: the scheduler's rungs, and whether a result (values
+            in objective order) would continue at each now (known costs, with ``curves``).
         scored_against: ``trial -> bool``: the finished trials whose front a candidate's
             improvement is measured against (default: every one). Every observed trial informs
             the model either way; a warm-started sweep scores against its own trials only
@@ -132,6 +133,7 @@ class CostAwareSampler(BaseSampler):
         n_local: int = 64,
         seed: int | None = None,
         scored_against: Callable[[FrozenTrial], bool] | None = None,
+        rungs: Callable[[], Sequence[tuple[int, Callable[[Sequence[float]], bool]]]] | None = None,
     ) -> None:
         for name, value, least in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1), ("n_refresh", n_refresh, 1), ("n_draws", n_draws, 1), ("n_local", n_local, 0), ("max_points", max_points, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -141,7 +143,7 @@ class CostAwareSampler(BaseSampler):
         self._static, self._scored_against, self._draw, self._is_feasible = static_objectives, scored_against, candidates, is_feasible
         self._n_startup, self._n_candidates, self._n_refresh, self._switch_after = n_startup_trials, n_candidates, n_refresh, switch_after
         self._use_pruned, self._n_draws, self._n_local, self._curves, self._max_points = use_pruned, n_draws, n_local, bool(curves), max_points
-        self._seed = seed
+        self._seed, self.rungs = seed, rungs
         self._rng = np.random.default_rng(seed)
         self._random = RandomSampler(seed=seed)
         with warnings.catch_warnings():
@@ -303,10 +305,13 @@ class CostAwareSampler(BaseSampler):
             return None
         if self._affine:
             return self._plan_affine(study, trial, trials, observed)
-        model = self._known_model(study, trial.number, trials, observed)
-        if model is None:
+        if (model := self._known_model(study, trial.number, trials, observed)) is None:
             return None
         pool, scores = self._known_refined(model, trials)
+        if self.rungs is not None and self._curves:
+            learnt, sign = self._shape[0], 1.0 if study.directions[self._shape[0]] == StudyDirection.MAXIMIZE else -1.0
+            tests = [(_fidelity(m, model.full), lambda v, c, t=t: t([sign * v, c] if learnt == 0 else [c, sign * v])) for m, t in self.rungs()]
+            scores = surviving(model, pool, scores, tests)
         best = np.flatnonzero(scores >= scores.max() - 1e-15 * max(1.0, abs(scores.max())))
         choice = int(best[self._rng.integers(len(best))])
         return dict(pool[choice][0])
@@ -322,11 +327,9 @@ class CostAwareSampler(BaseSampler):
     ) -> _KnownModel | None:
         """The GP on the learnt objective (exact known cost) and the front a trial ``number`` is scored against.
 
-        The front holds the finished feasible trials and every other running trial at its
-        predicted mean (the kriging believer). A running trial ``number`` with a learning curve
-        adds that curve to the model's observations (so its prediction at the full budget is
-        conditioned on how far it has come). ``reuse_kernel``: the GP's hyperparameters are those
-        of the last suggestion's fit where there is one (conditioning only, no search).
+        The front holds the finished feasible trials and the other running ones at their predicted
+        means (the kriging believer). A running trial ``number``'s curve joins the observations (its
+        prediction is conditioned on how far it has come). ``reuse_kernel``: the last fit's kernel.
         """
         assert isinstance(self._shape, tuple)
         learnt, known = self._shape
@@ -388,20 +391,18 @@ class CostAwareSampler(BaseSampler):
         r_cost += 1e-9 * max(1.0, abs(r_cost))
         return _KnownModel(
             gp=gp, pool=pool, features=lambda params, cost: at_full(features(params, cost)[None, :]), cost_sign=sign_c, known=known,
-            front=np.array(front).reshape(-1, 2), reference=(r_cost, float(min(finals))),
+            front=np.array(front).reshape(-1, 2), reference=(r_cost, float(min(finals))), full=full,
         )
 
     def worth_continuing(self, study: optuna.Study, number: int, epoch: int, full: int) -> bool | None:
         """Whether a running trial, at ``epoch`` of ``full``, is worth its remaining epochs.
 
-        It is when its expected hypervolume improvement at the full budget (the model's
-        prediction given its learning curve so far, against the front of finished trials and the
-        other running ones at their predicted means) per remaining epoch is at least what the best
-        new candidate promises per epoch of a full budget: continuing it buys more of the front per
-        epoch than starting afresh. ``None`` where the model cannot say (before
-        ``n_startup_trials`` observations, past ``switch_after``, a study it does not model, a cost
-        known only up to a rate, no candidate left, nothing left to gain anywhere): the caller
-        decides by its own rule.
+        It is when its expected hypervolume improvement at the full budget (predicted given its
+        curve so far, against the finished trials and the other running ones at their predicted
+        means) per remaining epoch is at least the best new candidate's per epoch of a full budget.
+        ``None`` where the model cannot say (before ``n_startup_trials`` observations, past
+        ``switch_after``, a study it does not model, a cost known only up to a rate, no candidate
+        left, nothing to gain anywhere): the caller decides by its own rule.
         """
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         own = next((t for t in trials if t.number == number and t.state == TrialState.RUNNING and t.params), None)

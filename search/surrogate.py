@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from search.ehvi import ehvi_2d
 
-__all__ = ["Affine", "GaussianProcesses", "KnownModel", "curve_points", "fidelity", "key", "refined"]
+__all__ = ["Affine", "GaussianProcesses", "KnownModel", "curve_points", "fidelity", "key", "refined", "surviving"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class KnownModel:
     known: int
     front: np.ndarray  # (k, 2): (signed cost, signed learnt value)
     reference: tuple[float, float]
+    full: int = 1  # the full budget (epochs) the model predicts at
 
     def scores(self, x: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """Expected hypervolume improvement of rows ``x`` (model inputs) with signed costs ``cost``."""
@@ -66,6 +67,58 @@ class KnownModel:
         """Each pool candidate's expected hypervolume improvement."""
         x = np.concatenate([self.features(p, c[self.known]) for p, c in self.pool])
         return self.scores(x, np.array([self.cost_sign * c[self.known] for _, c in self.pool]))
+
+
+def surviving(
+    model: KnownModel,
+    pool: list[tuple[dict[str, Any], Any]],
+    scores: np.ndarray,
+    rungs: Sequence[tuple[float, Callable[[float, float], bool]]],
+    batch: int = 16,
+) -> np.ndarray:
+    """``scores`` times each candidate's chance of getting past the scheduler's rungs.
+
+    A trial the scheduler stops at a rung adds to the front only what it reached there, so an
+    improvement at the full budget is only expected of the candidates likely to get through.
+    ``rungs`` holds, per rung, its :func:`fidelity` and ``passes(signed learnt value, cost)``: whether
+    a result would continue there now (the scheduler's rank against the results recorded at it).
+    A candidate's learnt value at a rung is predicted by the model at the rung's fidelity; the value
+    from which it passes is found by bisection over the prediction's ±4 sigma; its weight is its
+    smallest chance over the rungs (the hardest rung decides: the values at two rungs of one trial
+    go together). Candidates are weighed best-scored first, ``batch`` at a time, until the best
+    weighed score is at least every unweighed one's (a weight is at most 1, so the argmax is exact);
+    the rest keep their scores.
+    """
+    from scipy.stats import norm
+
+    order = np.argsort(-scores, kind="stable")
+    out = scores.astype(np.float64).copy()
+    for start in range(0, len(order) if rungs else 0, batch):
+        idx = order[start : start + batch]
+        idx = idx[scores[idx] > 0]
+        if len(idx) == 0:
+            break
+        x = np.concatenate([model.features(pool[i][0], pool[i][1][model.known]) for i in idx])
+        weight = np.ones(len(idx))
+        for at_rung, passes in rungs:
+            x[:, -1] = at_rung
+            mu, sd = model.gp.predict(x, return_std=True)
+            for j, (i, m, s) in enumerate(zip(idx, mu, np.maximum(sd, 1e-9))):
+                cost, lo, hi = pool[i][1][model.known], m - 4 * s, m + 4 * s
+                if weight[j] == 0.0 or passes(lo, cost):
+                    continue
+                if not passes(hi, cost):
+                    weight[j] = 0.0
+                    continue
+                for _ in range(7):
+                    mid = 0.5 * (lo + hi)
+                    lo, hi = (lo, mid) if passes(mid, cost) else (mid, hi)
+                weight[j] = min(weight[j], float(norm.sf((hi - m) / s)))
+        out[idx] = scores[idx] * weight
+        rest = order[start + batch :]
+        if len(rest) == 0 or out[order[: start + batch]].max() >= scores[rest].max():
+            break
+    return out
 
 
 def key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -288,6 +288,8 @@ def build_tuner(
         scheduler.seed([*warm_epochs, *recorder.epochs.values()])
     if hasattr(scheduler, "judge") and spec.scheduler.promote == "ehvi" and spec.sampler.name == "cost_aware":
         scheduler.judge = searcher.worth_continuing  # the sampler's model decides at a rung where it can
+    if hasattr(scheduler, "rung_tests") and hasattr(searcher.study.sampler, "rungs"):
+        searcher.study.sampler.rungs = scheduler.rung_tests  # candidates weighed by their chance past the rungs
     resources = {"cpu": spec.run.resources.cpu, "gpu": spec.run.resources.gpu}
     tuner = tune.Tuner(
         tune.with_resources(entry.trainable, resources),

@@ -292,6 +292,30 @@ class MultiObjectiveASHA(LiveTrialQueue, FIFOScheduler):
             if epoch in self.rungs:
                 self.rungs[epoch][str(row["trial_id"])] = self.point(row)
 
+    def rung_tests(self) -> list[tuple[int, Callable[[Sequence[float]], bool]]]:
+        """Each rung's epoch, and whether a result arriving there now would continue by rank.
+
+        A test takes one value per metric (in the order of ``metrics``) and ranks it against the
+        results recorded at its rung when this is called, as :meth:`on_trial_result` would; only
+        the constraints on those metrics count (the ``cost_aware`` sampler asks about candidates a
+        known constraint has not ruled out).
+        """
+        mine = [c for c in self._constraints if c.metric in self._metrics]
+
+        def test(milestone: int) -> Callable[[Sequence[float]], bool]:
+            recorded = list(self.rungs[milestone].values())
+            points = np.array([p for p, _ in recorded]).reshape(-1, len(self._metrics))
+            violations = np.array([v for _, v in recorded], dtype=np.float64)
+
+            def passes(values: Sequence[float]) -> bool:
+                result = dict(zip(self._metrics, values))
+                violation = sum(max(0.0, c.violation_of(result.get(c.metric))) for c in mine)
+                return promotes(points, violations, self._signs * np.asarray(values, dtype=np.float64), violation, self._rf, self._tie_break)
+
+            return passes
+
+        return [(milestone, test(milestone)) for milestone in self.milestones]
+
     # ---- Ray Tune's TrialScheduler interface ---------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True  # the objectives come from the spec, whatever single metric Tune passes
