@@ -9,7 +9,10 @@ space's real ones, so the cost-aware sampler computes a real net's costs for eve
 digits: energy known up to the spike rate, which is told as a synthetic rate).
 
 Prints, per phase of the sampler (random start-up, cost-aware model, multivariate TPE fallback),
-the median and 90th percentile of the wall time per suggestion; the last line is JSON, with
+the median and 90th percentile of the wall time per suggestion. Where the space's scheduler has
+rungs (MO-ASHA), the sampler weighs candidates by their chance of getting past them as in a sweep:
+each trial reports its accuracy at every rung's epoch too (a synthetic curve), and the rungs fill
+with those results. The last line is JSON, with
 ``median_s_at_300`` (suggestions 280-320) and ``median_s_at_500`` (480-520) where reached, and
 the CPU model. ``--no-handover`` keeps the model deciding at every study size (no fallback).
 
@@ -63,6 +66,12 @@ def main() -> None:
 
         # The sweep's own storage (the journal file a run dir holds).
         searcher = SweepSearcher(spec, "suggest-cost", storage=study_storage(Path(tmp) / STUDY_FILE), num_samples=args.trials, data_info=info)
+        from search.schedulers import make_scheduler
+
+        scheduler = make_scheduler(spec)  # wired as build_tuner wires it
+        milestones = list(getattr(scheduler, "milestones", []))
+        if milestones and hasattr(scheduler, "rung_tests") and hasattr(searcher.study.sampler, "rungs"):
+            searcher.study.sampler.rungs = scheduler.rung_tests
         running: list[str] = []
         for k in range(args.trials):
             start = time.perf_counter()
@@ -81,6 +90,10 @@ def main() -> None:
                 else:
                     energy_uj = energy.value
                 result = {"val_accuracy": accuracy, "energy_uj": energy_uj, "macs": macs, "budget_fraction": 1.0, "epoch": spec.budget.epochs}
+                for epoch in milestones:  # its curve at the rungs: what a sweep's trial reports there
+                    at = {**result, "val_accuracy": accuracy * (0.8 + 0.2 * epoch / spec.budget.epochs), "epoch": epoch, "budget_fraction": epoch / spec.budget.epochs}
+                    searcher.on_trial_result(trial_id, at)
+                    scheduler.seed([{"trial_id": trial_id, **at}])
                 searcher.on_trial_result(trial_id, result)
                 searcher.on_trial_complete(trial_id, result)
             if (k + 1) % 100 == 0:
