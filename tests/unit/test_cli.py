@@ -164,7 +164,17 @@ def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback(tmp_path):
     fifo = tmp_path / "spec.yaml"
     os.mkfifo(fifo)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "search.run", str(fifo), "--dry-run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def as_from_a_terminal() -> None:
+        # Ctrl-C reaches a command started from a shell: the test runner's own state (SIGINT ignored
+        # or blocked, e.g. after an in-process Ray earlier in the session) must not reach the child.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search.run", str(fifo), "--dry-run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_terminal,
+    )
     writer, deadline = None, time.monotonic() + 120
     while writer is None:  # opening the write end succeeds once the command has opened the spec to read it
         try:
@@ -176,7 +186,12 @@ def test_ctrl_c_while_starting_up_prints_one_line_and_no_traceback(tmp_path):
             time.sleep(0.05)
     try:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"still running 60 s after Ctrl-C; its output: {out[-1000:]!r} {err[-2000:]!r}")
     finally:
         os.close(writer)
     assert proc.returncode == 130, err
