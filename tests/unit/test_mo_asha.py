@@ -261,8 +261,8 @@ def test_an_infeasible_or_missing_result_is_ranked_not_judged():
     assert sched.judged == 1
 
 
-@pytest.mark.parametrize("promote", ["rank", "ehvi"])
-def test_the_sweep_lets_the_cost_aware_model_judge_at_a_rung_only_with_promote_ehvi(tmp_path, monkeypatch, promote):
+def built_quickstart(tmp_path, monkeypatch, overrides):
+    """The quickstart's Tune run as ``build_tuner`` builds it (no Ray needed), and the scheduler it made."""
     import search.schedulers as schedulers
     from search.spec import load_spec
     from search.sweep import build_tuner, prepare_sweep
@@ -271,9 +271,15 @@ def test_the_sweep_lets_the_cost_aware_model_judge_at_a_rung_only_with_promote_e
     built = []
     real = schedulers.make_scheduler
     monkeypatch.setattr(schedulers, "make_scheduler", lambda spec: built.append(real(spec)) or built[-1])
-    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", [f"scheduler.promote={promote}"])  # as --set types it
-    tuner = build_tuner(prepare_sweep(spec, storage=str(tmp_path), name="qs"), progress=False, max_concurrent=2)  # no Ray needed
+    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", overrides)
+    tuner = build_tuner(prepare_sweep(spec, storage=str(tmp_path), name="qs"), progress=False, max_concurrent=2)
     (scheduler,) = built
+    return tuner, scheduler
+
+
+@pytest.mark.parametrize("promote", ["rank", "ehvi"])
+def test_the_sweep_lets_the_cost_aware_model_judge_at_a_rung_only_with_promote_ehvi(tmp_path, monkeypatch, promote):
+    tuner, scheduler = built_quickstart(tmp_path, monkeypatch, [f"scheduler.promote={promote}"])  # as --set types it
     assert isinstance(scheduler, MultiObjectiveASHA)
     if promote == "rank":
         assert scheduler.judge is None

@@ -136,19 +136,12 @@ def test_the_sampler_asks_the_rung_when_it_is_wired_and_never_proposes_what_sure
 
 @pytest.mark.parametrize("scheduler", ["mo_asha", "none"])
 def test_the_sweep_wires_mo_ashas_rungs_into_the_cost_aware_sampler(tmp_path, monkeypatch, scheduler):
-    import search.schedulers as schedulers
-    from search.spec import load_spec
-    from search.sweep import build_tuner, prepare_sweep
-    from tests.conftest import ROOT
+    from tests.unit.test_mo_asha import built_quickstart
 
-    built = []
-    real = schedulers.make_scheduler
-    monkeypatch.setattr(schedulers, "make_scheduler", lambda spec: built.append(real(spec)) or built[-1])
-    spec = load_spec(ROOT / "spaces" / "quickstart.yaml", [f"scheduler.name={scheduler}"])  # as --set types it
-    tuner = build_tuner(prepare_sweep(spec, storage=str(tmp_path), name="qs"), progress=False, max_concurrent=2)  # no Ray needed
+    tuner, made = built_quickstart(tmp_path, monkeypatch, [f"scheduler.name={scheduler}"])  # as --set types it
     sampler = tuner.searcher.study.sampler
     assert isinstance(sampler, CostAwareSampler)
     if scheduler == "mo_asha":
-        assert sampler.rungs == built[0].rung_tests and [m for m, _ in sampler.rungs()] == [4, 8]
+        assert sampler.rungs == made.rung_tests and [m for m, _ in sampler.rungs()] == [4, 8]
     else:
         assert sampler.rungs is None
