@@ -217,8 +217,11 @@ def _ok(t: dict, objectives: list[str]) -> bool:
     )
 
 
-def curves(run: dict, objectives: list[str], directions: list[str], reference: np.ndarray, box: float) -> dict:
-    """HV (fraction of the ideal box) after each trained trial, against trials, epochs and seconds."""
+def curves(run: dict, objectives: list[str], directions: list[str], reference: np.ndarray, box: float, known: list[list[float]] = ()) -> dict:
+    """HV (fraction of the ideal box) after each trained trial, against trials, epochs and seconds.
+
+    ``known``: points counted from the start (in ``hv_epochs`` only, which then begins at epoch 0).
+    """
     from analysis.pareto import hypervolume
 
     by_id = {t["trial_id"]: t for t in run["trials"]}
@@ -229,7 +232,9 @@ def curves(run: dict, objectives: list[str], directions: list[str], reference: n
         if _ok(t, objectives):
             points.append([t[m] for m in objectives])
         hv_trials.append(hypervolume(points, directions, reference) / box if points else 0.0)
-    epochs_x, hv_epochs, seconds, points = [], [], [], []
+    epochs_x, hv_epochs, seconds, points = [], [], [], [list(p) for p in known]
+    if points:
+        epochs_x, hv_epochs, seconds = [0], [hypervolume(points, directions, reference) / box], [0.0]
     for i, row in enumerate(run["epoch_rows"], start=1):
         t = by_id.get(row["trial_id"])
         if t is not None and row["epoch"] == last_epoch[row["trial_id"]] and _ok(t, objectives):

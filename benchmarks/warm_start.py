@@ -12,7 +12,9 @@ against the epochs they trained, with one fixed reference point per space (from 
 Reported per space: final hypervolumes (mean ± std over seeds), the epochs the warm sweep needs to
 reach the cold sweep's final hypervolume as a fraction of the cold sweep's epochs (per seed and
 the median; goal ≤ 1/3), and how many configs the warm sweep trained that the earlier one had
-(goal 0). ``--out DIR`` gets ``warm_start.json`` (every run; a re-run with the same ``--out``
+(goal 0). Beside the goal: the earlier sweep's epochs over the cold sweep's (what the warm sweep
+was told cost), and the warm sweep's epochs to the cold final when the told trials' points count
+too. ``--out DIR`` gets ``warm_start.json`` (every run; a re-run with the same ``--out``
 continues where it stopped). The last line printed is the summary.
 
     python benchmarks/warm_start.py --out benchmarks/results     # ~10 min on 2 cores
@@ -33,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model, quiet_local_tune  # noqa: E402  (puts the project on sys.path)
-from search_efficiency import MNIST1D, SPACES, _median, _record, _spec, curves, first_reaching, make_mnist1d, scoring_box  # noqa: E402
+from search_efficiency import MNIST1D, SPACES, _median, _ok, _record, _spec, curves, first_reaching, make_mnist1d, scoring_box  # noqa: E402
 
 quiet_local_tune()
 
@@ -72,7 +74,7 @@ def summarise(space: str, runs: dict, seeds: list[int]) -> dict:
         return {}
     reference, box = scoring
     finals: dict[str, list[float]] = {"cold": [], "warm": [], "earlier": []}
-    to_cold, overlap, seeds_done = [], [], []
+    to_cold, overlap, seeds_done, head_start, with_told = [], [], [], [], []
     for seed in seeds:
         if any(f"{arm}/{seed}" not in mine for arm in ("earlier", "cold", "warm")):
             continue
@@ -84,6 +86,11 @@ def summarise(space: str, runs: dict, seeds: list[int]) -> dict:
         n = first_reaching(scored["warm"]["hv_epochs"], scored["warm"]["epochs"], target)
         to_cold.append(None if n is None else round(n / scored["cold"]["total_epochs"], 3))
         overlap.append(mine[f"warm/{seed}"]["trained_before"])
+        head_start.append(round(scored["earlier"]["total_epochs"] / scored["cold"]["total_epochs"], 3))
+        told = [[t[m] for m in objectives] for t in mine[f"earlier/{seed}"]["trials"] if _ok(t, objectives)]
+        union = curves(mine[f"warm/{seed}"], objectives, directions, reference, box, known=told)
+        n = first_reaching(union["hv_epochs"], union["epochs"], target)
+        with_told.append(None if n is None else round(n / scored["cold"]["total_epochs"], 3))
     return {
         "objectives": objectives,
         "reference": reference.tolist(),
@@ -93,6 +100,11 @@ def summarise(space: str, runs: dict, seeds: list[int]) -> dict:
         "warm_epochs_to_cold_final_median": _median(to_cold),
         "goal": round(GOAL, 3),
         "configs_trained_again": overlap,
+        # Beside the goal: the earlier sweep's epochs (what the warm sweep was told) over the cold
+        # sweep's, and the epochs the warm sweep needs when the told trials' points count too.
+        "earlier_epochs_over_cold": head_start,
+        "warm_with_told_epochs_to_cold_final": with_told,
+        "warm_with_told_epochs_to_cold_final_median": _median(with_told),
     }
 
 
