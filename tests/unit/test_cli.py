@@ -19,6 +19,7 @@ def _spec(tmp_path, **sections):
     return path
 
 
+@pytest.mark.e2e  # the whole command in a fresh process, as a user runs it
 def test_missing_cifar100_exits_2_with_one_line_and_no_traceback(tmp_path):
     env = {**os.environ, "BRAINSWEEP_DATA": str(tmp_path / "data")}
     proc = subprocess.run(

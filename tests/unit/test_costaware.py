@@ -291,11 +291,11 @@ def test_in_a_constrained_sweep_it_proposes_nothing_the_searcher_must_refuse():
     from search.searcher import SweepSearcher
     from trainables.data import check_available
 
-    spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 6000"]', **{"run.num_samples": 24})
+    spec = _spec("spaces/quickstart.yaml", constraints='["macs <= 6000"]', **{"run.num_samples": 14})
     info = check_available(spec.data.model_dump())
     refused: list[dict] = []
-    searcher = SweepSearcher(spec, study_name="ca", num_samples=24, data_info=info, on_refused=refused.append)
-    for k in range(24):
+    searcher = SweepSearcher(spec, study_name="ca", num_samples=14, data_info=info, on_refused=refused.append)
+    for k in range(14):
         searcher.suggest(f"t{k}")
         if k == spec.sampler.options["n_startup_trials"] - 1:
             after_start_up = len(refused)
@@ -308,11 +308,11 @@ def test_two_workers_never_get_the_same_candidate():
     from search.searcher import SweepSearcher
     from trainables.data import check_available
 
-    spec = _spec("spaces/quickstart.yaml", **{"run.num_samples": 24})
+    spec = _spec("spaces/quickstart.yaml", **{"run.num_samples": 14})
     info = check_available(spec.data.model_dump())
-    searcher = SweepSearcher(spec, study_name="ca2", num_samples=24, data_info=info)
+    searcher = SweepSearcher(spec, study_name="ca2", num_samples=14, data_info=info)
     seen, running = [], []
-    for k in range(24):
+    for k in range(14):
         searcher.suggest(f"t{k}")
         params = dict(searcher.params_of(f"t{k}"))
         seen.append(tuple(sorted(params.items())))

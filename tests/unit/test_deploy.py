@@ -208,6 +208,7 @@ def test_load_bundle_needs_neither_the_sweep_nor_its_data(trained, tmp_path, mon
     assert model.class_names == tuple("0123456789") and model.input_shape == (1, 8, 8)
 
 
+@pytest.mark.e2e  # the select command and each snippet in a fresh Python process, as a user pastes them
 def test_card_snippets_run_as_pasted(trained, tmp_path):
     front = analyze_run(trained)
     selection = select_trials(front, knee=True)

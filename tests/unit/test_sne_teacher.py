@@ -134,6 +134,7 @@ def _obtain_in_process(cache_dir: str, splits, barrier, results) -> None:
     results.put(_digest(record.model))
 
 
+@pytest.mark.e2e  # four spawned processes, each importing torch
 def test_teacher_is_trained_exactly_once_by_four_concurrent_processes(tmp_path, splits):
     # Separate processes, each opening the lock file itself, as Ray's trial workers do. Spawned,
     # as Ray starts its workers: a child forked from this test process (which by now may run
