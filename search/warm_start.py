@@ -97,6 +97,8 @@ class WarmSource:
     study_name: str | None
     taken: int = 0
     stopped_early: int = 0
+    shorter: int = 0  # ran their own sweep's full budget, shorter than the new one's: counted at their fraction
+    shorter_of: tuple[int, int] = (0, 0)  # (that budget, the new one)
     failed: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason -> trials
     example: dict[str, str] = field(default_factory=dict)  # reason -> a trial id
@@ -105,8 +107,9 @@ class WarmSource:
     def lines(self) -> list[str]:
         """What was taken from this run dir and what not: one line each."""
         parts = [f"{self.taken} trials"]
-        if self.stopped_early or self.failed:
-            parts.append(", ".join(f"{n} {what}" for n, what in ((self.stopped_early, "stopped early"), (self.failed, "failed")) if n))
+        kinds = ((self.stopped_early, "stopped early"), (self.shorter, "ran their sweep's full {0} epochs (counted at {0}/{1} of this one's)".format(*self.shorter_of)), (self.failed, "failed"))
+        if any(n for n, _ in kinds):
+            parts.append(", ".join(f"{n} {what}" for n, what in kinds if n))
         out = [f"warm start from {self.run_dir}: " + "; ".join(parts) + (f" (taken although {', '.join(self.differs)})" if self.differs else "")]
         for reason, n in self.skipped.most_common():
             out.append(f"  not taken: {n} trial{'s' if n != 1 else ''}: {reason} (e.g. {self.example[reason]})")
@@ -118,6 +121,7 @@ class WarmSource:
             "study_name": self.study_name,
             "taken": self.taken,
             "stopped_early": self.stopped_early,
+            "shorter_budget": self.shorter,
             "failed": self.failed,
             "not_taken": dict(self.skipped),
         }
@@ -298,7 +302,10 @@ def read_warm_start(spec: Any, run_dirs: Sequence[str], any_source: bool = False
                 continue
             warm.trials.append(trial)
             entry.taken += 1
-            entry.stopped_early += trial.state == PRUNED
+            if trial.state == PRUNED and trial.epoch >= old_epochs:
+                entry.shorter, entry.shorter_of = entry.shorter + 1, (old_epochs, int(spec.budget.epochs))
+            else:
+                entry.stopped_early += trial.state == PRUNED
             entry.failed += trial.state == FAIL
     return warm
 

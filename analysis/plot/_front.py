@@ -58,8 +58,8 @@ class FrontSeries:
         constraints: The run's constraints (what makes a trial infeasible).
         refused: Objectives of the candidates refused before training (known costs; NaN for
             what was never learnt).
-        warm: Objectives of the full-budget trials an earlier sweep trained, told to this one by
-            a warm start (context: never on this run's front).
+        warm: Objectives of the trials an earlier sweep trained to its full budget, told to this
+            one by a warm start (context: never on this run's front).
         warm_sources: The earlier run dirs they came from.
     """
 
@@ -194,11 +194,19 @@ def _refused_points(front: RunFront) -> np.ndarray:
 
 
 def _warm_points(front: RunFront) -> tuple[np.ndarray | None, tuple[str, ...]]:
-    """The objectives of the warm start's full-budget trials, and where they came from."""
+    """The objectives of the warm start's trials that ran their own sweep's full budget, and where they came from.
+
+    Those told as finished, and, from an earlier sweep with a shorter budget, those that reached
+    its last epoch (told as stopped early, at that fraction of this sweep's budget).
+    """
     table, sources = front.run.warm_start()
     if table is None or not all(name in table.column_names for name in front.names):
         return None, ()
-    told = np.asarray([s == "COMPLETE" for s in table.column("told_as").to_pylist()], dtype=bool)
+    told_as, source, epoch = (table.column(c).to_pylist() for c in ("told_as", "source", "epoch"))
+    last: dict[str, int] = {}
+    for s, e in zip(source, epoch):
+        last[s] = max(last.get(s, 0), int(e or 0))
+    told = np.asarray([t == "COMPLETE" or (t == "PRUNED" and int(e or 0) == last[s]) for t, s, e in zip(told_as, source, epoch)], dtype=bool)
     points = np.column_stack([numeric_column(table, name)[told] for name in front.names])
     return points[np.isfinite(points).all(axis=1)], tuple(str(s.get("run_dir")) for s in sources)
 

@@ -101,7 +101,7 @@ class SweepMeta:
             SQLite studies.
         num_cpus: ``--num-cpus`` of a local sweep (a resume uses it again), or None.
         warm_start: With ``--warm-start``: per earlier run dir, what was taken from it
-            (``run_dir``, ``study_name``, ``taken``, ``stopped_early``, ``failed``, ``not_taken``).
+            (``run_dir``, ``study_name``, ``taken``, ``stopped_early``, ``shorter_budget``, ``failed``, ``not_taken``).
         other: Keys this release does not know, kept as they are when the file is rewritten.
     """
 

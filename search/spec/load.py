@@ -93,7 +93,13 @@ def _override_behind(path: str, overrides: Sequence[str]) -> str | None:
         key = item.partition("=")[0].strip()
         if path in (key, f"fixed.{key}", f"space.{key}") or path.startswith((f"{key}.", f"fixed.{key}.", f"space.{key}.")):
             return key
+        if key.startswith("space.") and key.startswith(f"{path}."):  # one field of a range: space.<parameter>.choice
+            return key
     return None
+
+
+#: The fields of a searched parameter's range (``space.<parameter>.<field>=...``).
+_RANGE_FIELDS = ("choice", "int", "float", "log", "step", "when")
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: str = "--set") -> dict[str, Any]:
@@ -101,9 +107,11 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
 
     A key naming a searched parameter pins it: it leaves ``space`` and joins ``fixed``. A key
     ``space.<parameter>`` searches that parameter over the range given (narrowing a searched
-    range, or searching a fixed one: it leaves ``fixed``). A key whose first part is another spec
-    section (``run.num_samples``) sets that field. Any other key (``model.width``) is a fixed
-    parameter.
+    range, or searching a fixed one: it leaves ``fixed``); ``space.<parameter>.<field>``
+    (``space.model.groups.choice=[2, 4]``) sets one field of its range, keeping its ``step`` and
+    ``when`` where they still apply. ``fixed.<parameter>`` is the parameter itself. A key whose
+    first part is another spec section (``run.num_samples``) sets that field. Any other key
+    (``model.width``) is a fixed parameter.
     """
     spec = copy.deepcopy(dict(raw))
     sections = set(Spec.model_fields)
@@ -117,8 +125,16 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
         except yaml.YAMLError:
             value = text
         space = spec.get("space") or {}
+        if key.startswith("fixed.") and len(key) > len("fixed."):
+            key = key.removeprefix("fixed.")  # a fixed parameter's name is dotted itself
         if key.startswith("space.") and len(key) > len("space."):
             name = key.removeprefix("space.")
+            head, _, field = name.rpartition(".")
+            if head and field in _RANGE_FIELDS and not isinstance(value, dict):  # a range is a mapping: this is one of its fields
+                old = space.get(head) if isinstance(space, dict) and isinstance(space.get(head), dict) else {}
+                kinds = {"choice", "int", "float", "log"}
+                kept = {k: v for k, v in old.items() if not (field in kinds and k in kinds) and not (field in ("choice", "log") and k == "step")}
+                name, value = head, {**kept, field: value}
             spec["space"] = {**(space if isinstance(space, dict) else {}), name: value}
             spec["fixed"] = {k: v for k, v in (spec.get("fixed") or {}).items() if k != name}
         elif isinstance(space, dict) and key in space:
@@ -134,7 +150,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
                 if child is None or isinstance(child, str):  # e.g. sampler: tpe shorthand
                     child = {} if child is None else {"name": child}
                 elif not isinstance(child, dict):
-                    raise SpecError(source, key, f"--set cannot descend into {part!r}: it is not a section")
+                    hint = f": it is a list, set it whole (--set '{'.'.join(parts[: parts.index(part) + 1])}=[...]')" if isinstance(child, list) else ": it is not a section"
+                    raise SpecError("--set", key, f"cannot descend into {part!r}{hint}")
                 node[part] = dict(child)
                 node = node[part]
             node[parts[-1]] = value

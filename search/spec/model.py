@@ -141,6 +141,14 @@ class Param(_Model):
                 raise ValueError(f"a log-scale range needs low > 0, got {low}")
             if self.kind == "int" and (low != int(low) or high != int(high)):
                 raise ValueError(f"int bounds must be whole numbers, got [{low}, {high}]")
+            if self.step is not None and high > low:
+                n = (high - low) / self.step
+                if abs(n - round(n)) > 1e-9 * max(1.0, n):
+                    top = low + math.floor(n + 1e-9) * self.step
+                    raise ValueError(
+                        f"step {self.step:g} does not divide [{low:g}, {high:g}]: the highest value it reaches is {top:g}; "
+                        "make high - low a multiple of step"
+                    )
         return self
 
     @property

@@ -130,6 +130,31 @@ def test_set_with_bad_value_is_a_spec_error(tmp_path):
         load_spec(_write(tmp_path, tiny_spec()), ["run.num_samples"])
 
 
+def test_set_reaches_a_fixed_parameter_and_one_field_of_a_range_as_typed(repo_root):
+    quickstart = repo_root / "spaces" / "quickstart.yaml"
+    spec = load_spec(quickstart, ["fixed.optim.batch_size=32", "space.model.grouping.choice=[index, random]", "space.model.width.int=[64,128]"])
+    assert spec.fixed["optim.batch_size"] == 32
+    assert spec.space["model.grouping"].choice == ["index", "random"]
+    width = spec.space["model.width"]
+    assert width.bounds == (64, 128) and width.step == 64  # the range's step is kept
+    # A mistake in one of them is the --set's, named as typed.
+    for override, words in (
+        ("fixed.model.kind=g2gg", "--set: fixed.model.kind: expected one of 'g2g'"),
+        ("space.model.grouping.choice=[index, randon]", "--set: space.model.grouping.choice: expected one of 'index', 'random', 'mixer', got 'randon' (did you mean 'random'?)"),
+        ("objectives.0.mode=maximize", "--set: objectives.0.mode: cannot descend into 'objectives': it is a list, set it whole (--set 'objectives=[...]')"),
+    ):
+        with pytest.raises(SpecError) as err:
+            load_spec(quickstart, [override])
+        assert str(err.value).startswith(words), str(err.value)
+
+
+def test_a_step_that_does_not_divide_its_range_is_refused_with_the_value_it_would_reach(repo_root):
+    with pytest.raises(SpecError, match=r"--set: space.model.width.step: step 50 does not divide \[64, 256\]: the highest value it reaches is 214"):
+        load_spec(repo_root / "spaces" / "quickstart.yaml", ["space.model.width.step=50"])
+    spec = parse_spec(tiny_spec(space={"model.p_inter": {"float": [0.0, 0.3], "step": 0.1}}))  # 0.3 / 0.1 in floating point
+    assert spec.space["model.p_inter"].step == 0.1
+
+
 def test_grid_sampler_counts_every_combination(tmp_path):
     raw = tiny_spec(sampler="grid", space={"model.groups": {"choice": [2, 4]}, "seed": {"int": [0, 2]}, "model.p_inter": {"float": [0.0, 0.2], "step": 0.1}})
     raw["run"] = {"seed": 0}

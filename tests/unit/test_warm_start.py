@@ -126,6 +126,24 @@ def test_another_budget_is_allowed_trials_count_at_their_fraction(tmp_path):
     assert by_id["two"].state == "PRUNED" and by_id["two"].budget_fraction == pytest.approx(2 / 3)
     shorter = read_warm_start(parse_spec(tiny_spec(budget={"epochs": 12})), [longer.uri])
     assert {t.trial_id: (t.state, round(t.budget_fraction, 3)) for t in shorter.trials} == {"six": ("PRUNED", 0.5), "two": ("PRUNED", 0.167)}
+    # Said apart: one stopped early in its own sweep, one ran that sweep's whole (shorter) budget.
+    assert shorter.lines() == [f"warm start from {longer.uri}: 2 trials; 1 stopped early, 1 ran their sweep's full 6 epochs (counted at 6/12 of this one's)"]
+    assert shorter.sources[0].to_json()["shorter_budget"] == 1 and shorter.sources[0].to_json()["stopped_early"] == 1
+
+
+def test_the_front_plot_shows_told_trials_of_a_shorter_budget_at_it(tmp_path):
+    """A longer sweep warm-started from a shorter one: the told trials that ran their own full budget are drawn."""
+    from analysis.plot import front_plot
+    from analysis.results import load_run, run_front
+
+    early = earlier_sweep(tmp_path, "short", budget=3)
+    spec = parse_spec(tiny_spec(budget={"epochs": 6}))
+    warm = read_warm_start(spec, [early.uri])
+    assert {t.state for t in warm.trials} == {"PRUNED", "FAIL"}  # nothing reached this sweep's 6 epochs
+    new = earlier_sweep(tmp_path, "new", budget=6, rows=[_trial("mine", "TERMINATED", 4, 0.2, 0.004, 6, 0.95, macs=120.0, budget=6)])
+    new.write_warm_start(*warm_tables(warm, spec), [s.to_json() for s in warm.sources])
+    series = front_plot([run_front(load_run(new.uri))]).series[0]
+    assert series.warm.tolist() == [[0.9, 100.0]]  # "full" ran its sweep's 3 epochs; "early" stopped at 1 is left out
 
 
 def test_another_experiment_is_refused_unless_any(tmp_path):
