@@ -208,7 +208,7 @@ def _portable_lines(bundle: Bundle) -> list[str]:
         sparse = portable["sparse_initializers"]
         lines += [
             f"Opset {portable['opset']}, input `input` (dynamic batch), output `logits`; operators: {ops}.",
-            "Block layers are gathers and batched MatMuls of their blocks (never densified)."
+            ("Block layers are gathers and batched MatMuls of their blocks (never densified)." if any(op in portable["ops"] for op in ("Gather", "MatMul")) else "")
             + (f" Weights stored sparse (non-zeros only): {', '.join(f'`{n}`' for n in sparse)}." if sparse else ""),
             "",
         ]
@@ -224,7 +224,7 @@ def _portable_lines(bundle: Bundle) -> list[str]:
         lines += [portable.get("summary", "")]
     if portable.get("neurobench"):
         source = "the snntorch import of this graph" if portable["format"] == "nir" else "the model as nn.Linear + nn.ReLU layers"
-        lines += ["", f"NeuroBench's figures (per sample, validation split, {source}; see the README for how they differ from ours):", ""]
+        lines += ["", f"NeuroBench's figures (per sample, validation split, {source}; docs/explanation/energy-model.md says how they differ from ours):", ""]
         lines += _table(["NeuroBench metric", "value"], [[k, format_number(v, **CARD_STYLE)] for k, v in portable["neurobench"].items()])
     elif portable.get("neurobench_error"):
         lines += ["", f"NeuroBench's figures were not computed: {portable['neurobench_error']}."]

@@ -50,7 +50,7 @@ def _probe_address(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise ConnectionError(f"{exc.strerror or exc} (is the head node running? see 'Running on a cluster' in README.md)") from None
+        raise ConnectionError(f"{exc.strerror or exc} (is the head node running? see docs/howto/cluster.md)") from None
 
 
 def start_ray(address: str | None, num_cpus: int | None) -> None:

@@ -486,7 +486,7 @@ def describe_validation_error(err: Mapping[str, Any]) -> str:
     """One pydantic error as a lower-case phrase with the offending input."""
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see the spec reference in README.md)"
+        return "unknown key (check the spelling; see the spec reference, docs/reference/spec.md)"
     if kind == "missing":
         return "required key is missing"
     msg = msg.removeprefix("Value error, ")

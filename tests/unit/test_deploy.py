@@ -175,6 +175,9 @@ def test_bundle_onnx_classifies_digits_in_natural_units_as_recorded(trained, tmp
     assert json.loads(meta["preprocessing"])["class_names"] == list("0123456789")
     card = (bundle.path / "card.md").read_text()
     assert f"| counted from the ONNX graph, non-zero weights | {int(row['macs'])} |" in card
+    # The card describes block layers only where the graph has them.
+    blocks = any(op in bundle.portable["ops"] for op in ("Gather", "MatMul"))
+    assert ("Block layers are gathers and batched MatMuls" in card) == blocks
     if bundle.portable.get("neurobench"):
         figures = bundle.portable["neurobench"]
         assert figures["accuracy"] == pytest.approx(accuracy) and figures["effective_macs"] <= row["macs"]
