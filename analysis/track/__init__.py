@@ -16,7 +16,7 @@ what ``python -m analysis pareto`` prints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from analysis.results import ResultsError, load_run
@@ -34,6 +34,7 @@ class Tracked:
         trials: Trained trials handed over (finished or not).
         finished: Those in a final state.
         epochs: Epoch rows handed over.
+        logged: Per tracker, the epoch rows it wrote (what it held already is not written again).
         refused: Candidates refused before training.
         complete: Whether the sweep had ended (every trial finished).
     """
@@ -44,6 +45,7 @@ class Tracked:
     epochs: int
     refused: int
     complete: bool
+    logged: Mapping[str, int] = field(default_factory=dict)
 
 
 def _checkpoint_epoch(records: Any) -> Any:
@@ -112,4 +114,5 @@ def track_run_dir(
         epochs=sum(len(part.epochs) for part in handed.trials),
         refused=len(handed.refused),
         complete=complete,
+        logged={t.where: t.logged_epochs for t in trackers.trackers},
     )

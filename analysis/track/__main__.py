@@ -44,9 +44,10 @@ def _main(args: argparse.Namespace) -> int:
     done = track_run_dir(args.run_dir, mlflow=args.mlflow, experiment=args.experiment, tensorboard=args.tensorboard)
     state = "ended" if done.complete else f"has not ended (unfinished trials, logged up to their latest checkpoint: {done.trials - done.finished})"
     for where in done.trackers:
+        new = done.logged.get(where, 0)
         print(
             f"{where}: {done.trials} trials ({done.finished} finished), {done.refused} refused candidates, "
-            f"{done.epochs} epoch rows handed over, only what it lacked was logged; the sweep {state}"
+            f"{done.epochs} epoch rows, {'none' if new == 0 else new} of them new to it; the sweep {state}"
         )
     return 0 if len(done.trackers) == asked else EXIT_FAILED
 

@@ -283,6 +283,7 @@ class MlflowTracker(Tracker):
                 run.held, batch = last, []
             batch += points
             last = epoch
+            self.logged_epochs += 1
         if batch:
             self.client.log_batch(run.run_id, metrics=batch, synchronous=True)
         run.held = last

@@ -125,6 +125,7 @@ class TensorboardTracker(Tracker):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
                     continue
                 writer.add_scalar(key, float(value), global_step=epoch, walltime=stamp)
+            self.logged_epochs += 1
         writer.flush()
 
     def end_trial(self, trial: Mapping[str, Any]) -> None:

@@ -55,6 +55,8 @@ class Tracker:
 
     #: The tool's name and where it writes, for the warning line (``MLflow at sqlite:///x.db``).
     where: str = "tracker"
+    #: Epoch rows this tracker wrote (those it held already are not counted).
+    logged_epochs: int = 0
 
     def log_epochs(self, trial: Row, epochs: Sequence[Row]) -> None:
         """Log a trial's sealed epoch rows (``trial`` is its ``trials.parquet`` row)."""

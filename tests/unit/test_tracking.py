@@ -401,8 +401,14 @@ def test_analysis_track_logs_a_legacy_run_dir_once(tmp_path, capsys, store):
     shutil.copytree(FIXTURE, run_dir)
     uri = store
     assert main(["track", str(run_dir), "--mlflow", uri, "--tensorboard"]) == 0
+    first = capsys.readouterr().out
     assert main(["track", str(run_dir), "--mlflow", uri]) == 0
-    assert "warning" not in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "warning" not in out.err
+    rows = len(pq.read_table(run_dir / "epochs.parquet"))
+    said = [line for line in first.splitlines() if "epoch rows" in line]
+    assert said[0].startswith("MLflow") and f"{rows} epoch rows, {rows} of them new to it" in said[0], first  # the first time
+    assert out.out.count("epoch rows, none of them new to it") == 1, out.out  # the second time: nothing again
     client, parents, nested, histories = _mlflow(uri, "legacy")
     assert len(parents) == 1 and parents[0].info.status == "KILLED"  # stopped by SIGTERM, never resumed
     assert set(nested) == {"4595547e", "a4157003", "d939b120", "f3eb9838"}
