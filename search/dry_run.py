@@ -33,27 +33,50 @@ def print_dry_run(spec: Any, warm: Any = None) -> None:
         for key, value in spec.fixed.items():
             print(f"  {key:<22} {value}")
     n = min(5, spec.num_samples)
+    info, problem = _data_info(spec)
     print(f"first {n} sampled configs:")
     for i, params in enumerate(sample_configs(spec, n)):
-        print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip())
-    _print_cost_preview(spec)
+        print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip() + _refused_note(spec, params, info))
+    _print_cost_preview(spec, info, problem)
     if warm is not None:
         print("\n".join(line.replace("warm start from", "would be told from", 1) for line in warm.lines()))
 
 
-def _print_cost_preview(spec: Any) -> None:
+def _data_info(spec: Any) -> tuple[Any, str | None]:
+    """The data's shape for static costs (None, and why, where it is not available or not needed)."""
+    from trainables.data import DataError, check_available
+
+    if spec.entry.static_costs is None:
+        return None, None
+    try:
+        return check_available(spec.data.model_dump()), None
+    except (DataError, ValueError) as exc:
+        return None, " ".join(str(exc).split())
+
+
+def _refused_note(spec: Any, params: Any, info: Any) -> str:
+    """``  (refused before training: …)`` for a sampled config whose static costs break a constraint."""
+    from search.space import trial_config
+
+    if info is None or not spec.constraints:
+        return ""
+    try:
+        broken = spec.broken_before_training(spec.entry.static_costs_of(trial_config(spec, params), info))
+    except ValueError:
+        return "  (not a valid config: the sweep draws another)"
+    return f"  (refused before training: {', '.join(c.text for c in broken)}; the sweep draws another)" if broken else ""
+
+
+def _print_cost_preview(spec: Any, info: Any, problem: str | None) -> None:
     """The dry run's costs before training: each static metric's range, the constraints' feasible share."""
     from search.preview import cost_preview
-    from trainables.data import DataError, check_available
     from trainables.report import format_number
 
     if spec.entry.static_costs is None:
         print(f"costs before training: {spec.trainable} declares none (they are known only from trained trials)")
         return
-    try:
-        info = check_available(spec.data.model_dump())
-    except (DataError, ValueError) as exc:
-        print(f"costs before training: not previewed, the data's shape is needed (data: {' '.join(str(exc).split())})")
+    if info is None:
+        print(f"costs before training: not previewed, the data's shape is needed (data: {problem})")
         return
     preview = cost_preview(spec, info, n=PREVIEW_CONFIGS)
     assert preview is not None

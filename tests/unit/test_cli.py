@@ -113,6 +113,14 @@ def test_dry_run_previews_static_costs_and_the_constraints_feasible_share(monkey
     assert "costs before training, over 30 of 30 configs" in out
     assert f"constraint macs <= 10000: met by {100 * preview.feasible['macs <= 10000']:.1f} %" in out
     assert "constraint val_accuracy >= 0.5: known only after training" in out
+    # Each of the first sampled configs says whether the sweep would refuse it, by its own MACs.
+    shown = [line for line in out.splitlines() if line.startswith("  ") and line.strip()[:2] in {f"{i}:" for i in range(5)}]
+    first = list(sample_configs(spec, 5))
+    assert len(shown) == 5
+    for line, params in zip(shown, first):
+        mine = model_costs(spec.entry.build_model(trial_config(spec, params), info), info.input_shape).macs
+        assert line.endswith("(refused before training: macs <= 10000; the sweep draws another)") == (mine > 10000), line
+    assert any(line.endswith("draws another)") for line in shown)
 
 
 QUICKSTART = str(ROOT / "spaces" / "quickstart.yaml")
