@@ -132,7 +132,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str], source: st
             head, _, field = name.rpartition(".")
             if head and field in _RANGE_FIELDS and not isinstance(value, dict):  # a range is a mapping: this is one of its fields
                 old = space.get(head) if isinstance(space, dict) and isinstance(space.get(head), dict) else {}
-                kinds = {"choice", "int", "float", "log"}
+                kinds = {"choice", "int", "float", "log"} if not (field == "log" and value is True) else set()  # log: true scales an int range
                 kept = {k: v for k, v in old.items() if not (field in kinds and k in kinds) and not (field in ("choice", "log") and k == "step")}
                 name, value = head, {**kept, field: value}
             spec["space"] = {**(space if isinstance(space, dict) else {}), name: value}

@@ -137,6 +137,8 @@ def test_set_reaches_a_fixed_parameter_and_one_field_of_a_range_as_typed(repo_ro
     assert spec.space["model.grouping"].choice == ["index", "random"]
     width = spec.space["model.width"]
     assert width.bounds == (64, 128) and width.step == 64  # the range's step is kept
+    logged = load_spec(quickstart, ["space.model.width={int: [64, 256]}", "space.model.width.log=true"]).space["model.width"]
+    assert logged.kind == "int" and logged.is_log and logged.bounds == (64, 256)  # log: true scales the int range it joins
     # A mistake in one of them is the --set's, named as typed.
     for override, words in (
         ("fixed.model.kind=g2gg", "--set: fixed.model.kind: expected one of 'g2g'"),
