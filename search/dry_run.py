@@ -20,6 +20,7 @@ def print_dry_run(spec: Any, warm: Any = None) -> None:
 
     from search.preview import describe_space
     from search.space import sample_configs
+    from search.static_costs import static_cost_model
 
     print(f"spec {spec.name}: trainable {spec.trainable}, data {spec.data.name}, {spec.budget.epochs} epochs, {spec.num_samples} trials")
     print("objectives: " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
@@ -34,9 +35,10 @@ def print_dry_run(spec: Any, warm: Any = None) -> None:
             print(f"  {key:<22} {value}")
     n = min(5, spec.num_samples)
     info, problem = _data_info(spec)
+    costs = static_cost_model(spec, info) if spec.constraints else None
     print(f"first {n} sampled configs:")
     for i, params in enumerate(sample_configs(spec, n)):
-        print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip() + _refused_note(spec, params, info))
+        print(f"  {i}: " + yaml.safe_dump(params, default_flow_style=True, sort_keys=False, width=10_000).strip() + _refused_note(costs, params))
     _print_cost_preview(spec, info, problem)
     if warm is not None:
         print("\n".join(line.replace("warm start from", "would be told from", 1) for line in warm.lines()))
@@ -54,15 +56,13 @@ def _data_info(spec: Any) -> tuple[Any, str | None]:
         return None, " ".join(str(exc).split())
 
 
-def _refused_note(spec: Any, params: Any, info: Any) -> str:
-    """``  (refused before training: …)`` for a sampled config whose static costs break a constraint."""
-    from search.space import trial_config
-
-    if info is None or not spec.constraints:
+def _refused_note(costs: Any, params: Any) -> str:
+    """``  (refused before training: …)`` for a sampled config whose static costs break a constraint
+    (``costs``: the spec's :class:`~search.static_costs.StaticCostModel`, None without one)."""
+    if costs is None:
         return ""
-    try:
-        broken = spec.broken_before_training(spec.entry.static_costs_of(trial_config(spec, params), info))
-    except ValueError:
+    broken = costs.broken(params)
+    if broken is None:
         return "  (not a valid config: the sweep draws another)"
     return f"  (refused before training: {', '.join(c.text for c in broken)}; the sweep draws another)" if broken else ""
 

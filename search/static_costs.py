@@ -123,13 +123,17 @@ class StaticCostModel:
                 out.append(None)
         return out
 
-    def feasible(self, params: Mapping[str, Any]) -> bool:
-        """False when the candidate's static costs prove a constraint broken (or it cannot be built)."""
+    def broken(self, params: Mapping[str, Any]) -> list[Any] | None:
+        """The constraints the candidate's static costs prove broken; ``None`` when it cannot be built."""
         try:
             costs = self._costs(params)
         except ValueError:
-            return False
-        return not self._spec.broken_before_training(costs)
+            return None
+        return self._spec.broken_before_training(costs)
+
+    def feasible(self, params: Mapping[str, Any]) -> bool:
+        """False when the candidate's static costs prove a constraint broken (or it cannot be built)."""
+        return self.broken(params) == []
 
 
 def static_cost_model(spec: Spec, info: Any) -> StaticCostModel | None:
